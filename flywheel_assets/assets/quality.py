@@ -1,0 +1,111 @@
+"""Quality: relational rules into `events` + quarantine, and the blocking checks of the cycle.
+
+Great Expectations 1.x suites (flywheel_assets/gx_suites) run inside our own asset checks:
+dagster-ge only supports GX < 1.0. ERROR-level checks are blocking, so a failing day stops
+before anything downstream of it materialises.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ..quality import validate_dataframe
+from ..resources import WarehouseResource
+from ..warehouse import load_sql
+from .common import WAREHOUSE_POOL, daily, md_table, partition_day, utcnow
+from .ingestion import catalog_items, raw_events
+
+
+@dg.asset(
+    partitions_def=daily,
+    group_name="quality",
+    kinds={"sql", "duckdb"},
+    pool=WAREHOUSE_POOL,
+    deps=[raw_events, catalog_items],
+    description=(
+        "Events that pass the relational rules (not a redelivery of another day's event, item "
+        "known to the catalog); the rest go to quarantine with the reason."
+    ),
+)
+def accepted_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    day = partition_day(context)
+    wh = warehouse.get()
+    with wh.begin() as conn:
+        wh.delete_partition(conn, "events", day)
+        wh.run(conn, "ingestion/delete_quarantine", dt=day, source="events", stage="quality")
+        wh.run(conn, "ingestion/accept_events", dt=day)
+        wh.run(conn, "ingestion/quarantine_events", dt=day, now=utcnow())
+        counts = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
+        by_type = wh.query_df(conn, load_sql("quality/events_by_type"), dt=day)
+    accepted = int(counts["accepted"])
+    raw = int(counts["raw"])
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(accepted),
+            "rows_quarantined": dg.MetadataValue.int(int(counts["quarantined_quality"])),
+            "quarantine_share": dg.MetadataValue.float(1 - accepted / raw if raw else 0.0),
+            "events_by_type": dg.MetadataValue.md(md_table(by_type)),
+        }
+    )
+
+
+def _accounting(warehouse: WarehouseResource, day) -> dict[str, int]:
+    wh = warehouse.get()
+    with wh.begin() as conn:
+        row = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
+    return {k: int(v) for k, v in row.items()}
+
+
+@dg.asset_check(asset=raw_events, blocking=True, description="Every landed row is in raw_events or quarantine.")
+def raw_events_accounted(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    c = _accounting(warehouse, partition_day(context))
+    ok = c["landed"] == c["raw"] + c["quarantined_ingestion"]
+    return dg.AssetCheckResult(
+        passed=ok,
+        metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
+        description=None if ok else "landed rows != raw + quarantined: rows were lost; re-materialise the day",
+    )
+
+
+@dg.asset_check(asset=accepted_events, blocking=True, description="Every raw row is accepted or quarantined.")
+def accepted_events_accounted(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    c = _accounting(warehouse, partition_day(context))
+    ok = c["raw"] == c["accepted"] + c["quarantined_quality"]
+    return dg.AssetCheckResult(
+        passed=ok,
+        metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
+        description=None if ok else "raw rows != accepted + quarantined: re-materialise the day",
+    )
+
+
+def _suite_check(warehouse: WarehouseResource, day, sql_name: str, suite: str) -> dg.AssetCheckResult:
+    wh = warehouse.get()
+    with wh.begin() as conn:
+        df = wh.query_df(conn, load_sql(sql_name), dt=day)
+    outcome = validate_dataframe(df, suite)
+    return dg.AssetCheckResult(
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "rows": dg.MetadataValue.int(outcome.rows),
+            "failed_errors": dg.MetadataValue.int(len(outcome.failed_errors)),
+            "failed_warnings": dg.MetadataValue.int(len(outcome.failed_warnings)),
+            "expectations": dg.MetadataValue.md(outcome.to_markdown()),
+        },
+        description=outcome.summary(),
+    )
+
+
+@dg.asset_check(asset=accepted_events, blocking=True, description="Great Expectations suite accepted_events.")
+def accepted_events_suite(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    return _suite_check(warehouse, partition_day(context), "quality/events_partition", "accepted_events")
+
+
+@dg.asset_check(asset=catalog_items, blocking=True, description="Great Expectations suite catalog_items.")
+def catalog_items_suite(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    return _suite_check(warehouse, partition_day(context), "quality/items_partition", "catalog_items")
+
+
+QUALITY_CHECKS = [raw_events_accounted, accepted_events_accounted, accepted_events_suite, catalog_items_suite]

@@ -1,0 +1,154 @@
+"""The demo loop: the simulator plays the shop, the flywheel turns once per simulated day.
+
+Day D: the champion (cold start before any model) serves the simulator's requests; the
+simulated users' events land as files in FLYWHEEL_LANDING_DIR/events/dt=D/; the whole cycle is
+materialised for partition D through Dagster (recorded in the instance at DAGSTER_HOME, so the
+UI shows every run); its promotion decision picks who serves D + 1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from .config import FlywheelPaths
+from .simulator import ShopSimulator, SimulatorConfig
+from .warehouse import Warehouse, load_sql
+
+COLUMNS = [
+    "day",
+    "events",
+    "quarantined",
+    "champion",
+    "challenger",
+    "decision",
+    "ctr",
+    "purchase_rate",
+    "oracle_share",
+    "baseline_share",
+]
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def prepare_home(home: Path) -> FlywheelPaths:
+    """Create a fresh embedded home and point the environment at it."""
+    if home.exists() and any(home.iterdir()):
+        raise SystemExit(f"{home} is not empty: the demo needs a fresh home (pass another --home)")
+    home.mkdir(parents=True, exist_ok=True)
+    key_file = home / "pseudonym.key"
+    key_file.write_text(secrets.token_hex(32))
+    key_file.chmod(0o600)
+    dagster_home = home / "dagster"
+    dagster_home.mkdir()
+    if (REPO_ROOT / "dagster.yaml").exists():
+        shutil.copy(REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    os.environ["FLYWHEEL_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    os.environ["FLYWHEEL_PSEUDONYM_KEY"] = key_file.read_text().strip()
+    for var in ("FLYWHEEL_WAREHOUSE_URL", "FLYWHEEL_LANDING_DIR", "FLYWHEEL_MODELS_DIR"):
+        os.environ.pop(var, None)
+    return FlywheelPaths.from_env(home)
+
+
+def write_landing(df: pd.DataFrame, landing_dir: Path, source: str, day: dt.date, fmt: str) -> Path:
+    folder = landing_dir / source / f"dt={day:%Y-%m-%d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = df.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    path = folder / f"{source}-{day:%Y%m%d}.{fmt}"
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    if fmt == "jsonl":
+        out.to_json(tmp, orient="records", lines=True)
+    elif fmt == "csv":
+        out.to_csv(tmp, index=False)
+    elif fmt == "parquet":
+        out.to_parquet(tmp, index=False)
+    else:
+        raise ValueError(f"unknown landing format {fmt!r}: use jsonl, csv or parquet")
+    tmp.replace(path)  # writers publish whole files: readers ignore *.tmp
+    return path
+
+
+def materialize_day(day: dt.date) -> None:
+    import dagster as dg
+
+    from .definitions import ALL_ASSETS, ALL_CHECKS, resources
+
+    result = dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        partition_key=day.isoformat(),
+        resources=resources(),
+        instance=dg.DagsterInstance.get(),
+        tags={"flywheel/source": "demo"},
+        raise_on_error=False,
+    )
+    if not result.success:
+        failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        raise SystemExit(f"the cycle for {day} failed at {failed}; see the run in the Dagster UI (dagster dev)")
+
+
+def day_summary(wh: Warehouse, day: dt.date) -> dict[str, object]:
+    with wh.begin() as conn:
+        row = wh.query_df(conn, load_sql("reporting/day_summary"), dt=day).iloc[0]
+    return {k: (None if pd.isna(v) else v) for k, v in row.items()}
+
+
+def run_demo(
+    *,
+    days: int,
+    seed: int,
+    start: dt.date,
+    home: Path,
+    fmt: str = "jsonl",
+    epsilon: float = 0.1,
+    on_day: Callable[[dict[str, object]], None] | None = None,
+    config: SimulatorConfig | None = None,
+) -> list[dict[str, object]]:
+    from .pseudonym import Pseudonymiser
+    from .serving import ChampionPolicy
+
+    paths = prepare_home(home)
+    print(f"flywheel demo home: {paths.home}", file=sys.stderr)
+    sim = ShopSimulator(config or SimulatorConfig(seed=seed), start=start)
+    pseudonymiser = Pseudonymiser(os.environ["FLYWHEEL_PSEUDONYM_KEY"])
+    wh = Warehouse(paths.warehouse_url)
+    wh.migrate()
+    rows = []
+    for i in range(days):
+        t0 = time.perf_counter()
+        day = start + dt.timedelta(days=i)
+        write_landing(sim.catalog_records(day), paths.landing_dir, "catalog", day, fmt)
+        write_landing(sim.user_records(day), paths.landing_dir, "users", day, fmt)
+        policy = ChampionPolicy(wh, pseudonymiser, day, k=sim.config.slate_size, epsilon=epsilon, seed=seed)
+        result = sim.serve_day(day, policy)
+        write_landing(result.events, paths.landing_dir, "events", day, fmt)
+        print(f"[{i + 1}/{days}] {day}: served {result.n_requests} requests, {len(result.events)} events; running the cycle...", file=sys.stderr)
+        materialize_day(day)
+        s = day_summary(wh, day)
+        row = {
+            "day": day.isoformat(),
+            "events": int(s["events"] or 0),
+            "quarantined": int(s["quarantined"] or 0),
+            "champion": policy.model_version,
+            "challenger": s["challenger"],
+            "decision": s["decision"],
+            "ctr": round(float(s["clicks"] or 0) / max(int(s["impressions"] or 0), 1), 6),
+            "purchase_rate": round(float(s["purchases"] or 0) / max(int(s["requests"] or 0), 1), 6),
+            "oracle_share": round(result.oracle_share, 6),
+            "baseline_share": round(result.baseline_share, 6),
+        }
+        rows.append(row)
+        print(f"[{i + 1}/{days}] {day}: done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        if on_day:
+            on_day(row)
+    return rows

@@ -1,0 +1,130 @@
+"""The model registry on warehouse tables: versions with lineage, aliases with full history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import xgboost as xgb
+from sqlalchemy.engine import Connection
+
+from .training import FeatureSchema, load_artefact
+from .warehouse import Warehouse, load_sql
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    model_version: str
+    dt: dt.date
+    artefact_uri: str
+    sha256: str
+    objective: str
+    label: str
+    params: dict
+    metrics: dict
+    schema: FeatureSchema
+    training_partitions: list[str]
+    n_train_rows: int
+    n_valid_rows: int
+    code_version: str | None
+    champion_at_training: str | None
+
+    def load(self) -> xgb.Booster:
+        return load_artefact(self.artefact_uri, self.sha256)
+
+
+def register_model(conn: Connection, record: ModelRecord, *, created_by: str, now: dt.datetime) -> bool:
+    """Insert a version; registering the same version again (a rerun) changes nothing.
+
+    Versions are content-addressed, so an existing version with the same SHA-256 is the same
+    model; with another SHA-256 it is a conflict and fails loudly."""
+    existing = get_model(conn, record.model_version)
+    if existing is not None:
+        if existing.sha256 != record.sha256:
+            raise RuntimeError(f"model version {record.model_version} already registered with other content")
+        return False
+    Warehouse.run(
+        conn,
+        "registry/insert_model",
+        model_version=record.model_version,
+        dt=record.dt,
+        artefact_uri=record.artefact_uri,
+        sha256=record.sha256,
+        objective=record.objective,
+        label=record.label,
+        params_json=json.dumps(record.params, sort_keys=True, default=str),
+        metrics_json=json.dumps(record.metrics, sort_keys=True, default=float),
+        features_json=record.schema.to_json(),
+        training_partitions_json=json.dumps(record.training_partitions),
+        n_train_rows=record.n_train_rows,
+        n_valid_rows=record.n_valid_rows,
+        code_version=record.code_version,
+        champion_at_training=record.champion_at_training,
+        created_at=now,
+        created_by=created_by,
+    )
+    return True
+
+
+def get_model(conn: Connection, model_version: str) -> ModelRecord | None:
+    df = Warehouse.query_df(conn, load_sql("registry/get_model"), model_version=model_version)
+    if df.empty:
+        return None
+    r = df.iloc[0]
+    return ModelRecord(
+        model_version=r["model_version"],
+        dt=r["dt"],
+        artefact_uri=r["artefact_uri"],
+        sha256=r["sha256"],
+        objective=r["objective"],
+        label=r["label"],
+        params=json.loads(r["params_json"]),
+        metrics=json.loads(r["metrics_json"]),
+        schema=FeatureSchema.from_json(r["features_json"]),
+        training_partitions=json.loads(r["training_partitions_json"]),
+        n_train_rows=int(r["n_train_rows"]),
+        n_valid_rows=int(r["n_valid_rows"]),
+        code_version=r["code_version"],
+        champion_at_training=r["champion_at_training"],
+    )
+
+
+def get_alias(conn: Connection, alias: str) -> str | None:
+    value = Warehouse.scalar(conn, load_sql("registry/get_alias"), alias=alias)
+    return None if value is None else str(value)
+
+
+def move_alias(
+    conn: Connection,
+    alias: str,
+    to_version: str | None,
+    *,
+    actor: str,
+    reason: str,
+    now: dt.datetime,
+    day: dt.date | None = None,
+) -> bool:
+    """Point ``alias`` at ``to_version`` (None removes it), recording the move in
+    alias_history. Moving to where it already points records nothing and returns False."""
+    current = get_alias(conn, alias)
+    if current == to_version:
+        return False
+    Warehouse.run(conn, "registry/delete_alias", alias=alias)
+    if to_version is not None:
+        Warehouse.run(conn, "registry/insert_alias", alias=alias, model_version=to_version, at=now)
+    Warehouse.run(
+        conn,
+        "registry/insert_alias_history",
+        alias=alias,
+        from_version=current,
+        to_version=to_version,
+        at=now,
+        actor=actor,
+        reason=reason,
+        dt=day,
+    )
+    return True

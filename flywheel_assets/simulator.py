@@ -1,0 +1,378 @@
+"""A seeded shop simulator that plays the live shop for the flywheel.
+
+It knows the truth (every user's hidden taste), so it can say for each day what the serving
+policy was worth against a popularity ranker and an oracle on the very same requests.
+
+The truth model:
+- items have a category, brand and price; their hidden vector mixes a category and a brand
+  embedding, plus a per-item quality;
+- users belong to hidden segments, each with a preference vector and a price sensitivity; the
+  only observable hint of a user's segment is a noisy ``region`` attribute;
+- a shown item is examined with a position-dependent probability (position bias); an examined
+  item is viewed, then clicked, added to cart and purchased with probabilities that all rise
+  with the user's affinity for the item.
+
+No Dagster in here: the simulator is plain Python so it can be unit-tested and reused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+EVENT_STAGES = ("view", "click", "add_to_cart", "purchase")
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    seed: int = 1
+    n_items: int = 1_000
+    n_users: int = 10_000
+    new_users_per_day: int = 150
+    new_items_per_day: int = 5
+    price_changes_per_day: int = 20
+    n_categories: int = 20
+    n_brands: int = 60
+    n_segments: int = 8
+    dim: int = 8
+    sessions_per_day: int = 1_300
+    max_requests_per_session: int = 3
+    candidates_per_request: int = 60
+    slate_size: int = 10
+    position_bias_power: float = 0.9
+    region_noise: float = 0.25  # share of users whose observable region is not their segment's
+    taste_strength: float = 2.4
+    price_sensitivity: float = 0.6
+
+
+@dataclass
+class DayResult:
+    """What one simulated day produced."""
+
+    day: dt.date
+    events: pd.DataFrame  # raw event records in the event contract, raw user ids
+    served: pd.DataFrame  # the slates as served: request_id, item_id, position, propensity, ...
+    expected_purchase_rate: float  # per request, of the policy that served
+    popularity_purchase_rate: float
+    oracle_purchase_rate: float
+    n_requests: int
+
+    @property
+    def oracle_share(self) -> float:
+        return self.expected_purchase_rate / self.oracle_purchase_rate
+
+    @property
+    def baseline_share(self) -> float:
+        return self.popularity_purchase_rate / self.oracle_purchase_rate
+
+
+Ranker = Callable[[pd.DataFrame], pd.DataFrame]
+"""A serving policy: takes candidates (request_id, session_id, user_id, item_id, request_time)
+and returns the shown slates: request_id, item_id, position (0-based), propensity,
+model_version, variant."""
+
+
+@dataclass
+class ShopSimulator:
+    config: SimulatorConfig = field(default_factory=SimulatorConfig)
+    start: dt.date = dt.date(2026, 1, 1)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        rng = np.random.default_rng(c.seed)
+        self._cat_emb = rng.normal(size=(c.n_categories, c.dim))
+        self._brand_emb = rng.normal(size=(c.n_brands, c.dim))
+        self._seg_pref = rng.normal(size=(c.n_segments, c.dim))
+        self._seg_price = rng.uniform(0.2, 1.0, size=c.n_segments) * c.price_sensitivity
+        self._item_cat = np.empty(0, dtype=int)
+        self._item_brand = np.empty(0, dtype=int)
+        self._item_vec = np.empty((0, c.dim))
+        self._item_quality = np.empty(0)
+        self._item_price = np.empty(0)
+        self._item_added = np.empty(0, dtype="datetime64[D]")
+        self._add_items(c.n_items, self.start, rng)
+        self._user_seg = np.empty(0, dtype=int)
+        self._user_vec = np.empty((0, c.dim))
+        self._user_region = np.empty(0, dtype=int)
+        self._user_device = np.empty(0, dtype=int)
+        self._user_activity = np.empty(0)
+        self._user_signup = np.empty(0, dtype="datetime64[D]")
+        self._add_users(c.n_users, self.start, rng)
+        self._catalog_changes: dict[dt.date, np.ndarray] = {self.start: np.arange(c.n_items)}
+        self._user_changes: dict[dt.date, np.ndarray] = {self.start: np.arange(c.n_users)}
+        self._last_day = self.start
+
+    # ----- world state ---------------------------------------------------------------------
+
+    def _add_items(self, n: int, day: dt.date, rng: np.random.Generator) -> None:
+        c = self.config
+        cats = rng.integers(0, c.n_categories, n)
+        brands = rng.integers(0, c.n_brands, n)
+        vec = self._cat_emb[cats] + 0.5 * self._brand_emb[brands] + 0.3 * rng.normal(size=(n, c.dim))
+        price = np.round(np.exp(rng.normal(3.2, 0.8, n)), 2)
+        self._item_cat = np.concatenate([self._item_cat, cats])
+        self._item_brand = np.concatenate([self._item_brand, brands])
+        self._item_vec = np.vstack([self._item_vec, vec])
+        self._item_quality = np.concatenate([self._item_quality, rng.normal(0, 0.4, n)])
+        self._item_price = np.concatenate([self._item_price, price])
+        self._item_added = np.concatenate(
+            [self._item_added, np.full(n, np.datetime64(day, "D"))]
+        )
+
+    def _add_users(self, n: int, day: dt.date, rng: np.random.Generator) -> None:
+        c = self.config
+        seg = rng.integers(0, c.n_segments, n)
+        vec = self._seg_pref[seg] + 0.35 * rng.normal(size=(n, c.dim))
+        noisy = rng.random(n) < c.region_noise
+        region = np.where(noisy, rng.integers(0, c.n_segments, n), seg)
+        self._user_seg = np.concatenate([self._user_seg, seg])
+        self._user_vec = np.vstack([self._user_vec, vec])
+        self._user_region = np.concatenate([self._user_region, region])
+        self._user_device = np.concatenate([self._user_device, rng.integers(0, 3, n)])
+        self._user_activity = np.concatenate([self._user_activity, rng.lognormal(0, 1.0, n)])
+        self._user_signup = np.concatenate(
+            [self._user_signup, np.full(n, np.datetime64(day, "D"))]
+        )
+
+    def _day_rng(self, day: dt.date, stream: int) -> np.random.Generator:
+        # One independent stream per (seed, day, purpose): a day's draws do not depend on how
+        # many draws earlier days made, so reruns and partial runs agree.
+        return np.random.default_rng([self.config.seed, day.toordinal(), stream])
+
+    def advance_to(self, day: dt.date) -> None:
+        """Evolve the world (new users, new items, price changes) up to ``day``."""
+        c = self.config
+        while self._last_day < day:
+            nxt = self._last_day + dt.timedelta(days=1)
+            rng = self._day_rng(nxt, 0)
+            n_items_before, n_users_before = len(self._item_cat), len(self._user_seg)
+            self._add_items(c.new_items_per_day, nxt, rng)
+            changed = rng.choice(n_items_before, c.price_changes_per_day, replace=False)
+            self._item_price[changed] = np.round(
+                self._item_price[changed] * rng.uniform(0.8, 1.2, len(changed)), 2
+            )
+            self._add_users(c.new_users_per_day, nxt, rng)
+            self._catalog_changes[nxt] = np.concatenate(
+                [changed, np.arange(n_items_before, len(self._item_cat))]
+            )
+            self._user_changes[nxt] = np.arange(n_users_before, len(self._user_seg))
+            self._last_day = nxt
+
+    # ----- landing records for catalog and users -------------------------------------------
+
+    def catalog_records(self, day: dt.date) -> pd.DataFrame:
+        """Items new or changed on ``day`` (the whole catalog on the first day)."""
+        self.advance_to(day)
+        idx = self._catalog_changes.get(day, np.empty(0, dtype=int))
+        return pd.DataFrame(
+            {
+                "item_id": [item_id(i) for i in idx],
+                "title": [f"Item {i}" for i in idx],
+                "category": [f"cat_{self._item_cat[i]:02d}" for i in idx],
+                "brand": [f"brand_{self._item_brand[i]:02d}" for i in idx],
+                "price": self._item_price[idx],
+            }
+        )
+
+    def user_records(self, day: dt.date) -> pd.DataFrame:
+        """Users who signed up on ``day`` (everyone on the first day), with personal fields."""
+        self.advance_to(day)
+        idx = self._user_changes.get(day, np.empty(0, dtype=int))
+        return pd.DataFrame(
+            {
+                "user_id": [raw_user_id(u) for u in idx],
+                "email": [f"{raw_user_id(u)}@example.com" for u in idx],
+                "region": [f"region_{self._user_region[u]}" for u in idx],
+                "device": [("mobile", "desktop", "tablet")[self._user_device[u]] for u in idx],
+                "signup_date": [str(self._user_signup[u]) for u in idx],
+            }
+        )
+
+    # ----- truth -----------------------------------------------------------------------------
+
+    def _affinity(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        c = self.config
+        taste = np.einsum("ij,ij->i", self._user_vec[users], self._item_vec[items]) / np.sqrt(c.dim)
+        log_price = np.log(self._item_price[items]) - 3.2
+        return (
+            c.taste_strength * taste / 2.0
+            + self._item_quality[items]
+            - self._seg_price[self._user_seg[users]] * log_price
+        )
+
+    def funnel_probabilities(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
+        """Ground-truth probabilities of each funnel step given the item was examined."""
+        a = self._affinity(users, items)
+        p_view = 0.35 + 0.3 * _sigmoid(a)
+        p_click = _sigmoid(a - 1.5)
+        p_cart = _sigmoid(a - 0.5)
+        p_buy = 0.3 + 0.4 * _sigmoid(a)
+        return {"view": p_view, "click": p_click, "add_to_cart": p_cart, "purchase": p_buy}
+
+    def purchase_probability(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        p = self.funnel_probabilities(users, items)
+        return p["view"] * p["click"] * p["add_to_cart"] * p["purchase"]
+
+    def examination(self, positions: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + positions) ** self.config.position_bias_power
+
+    # ----- a day of traffic ------------------------------------------------------------------
+
+    def requests(self, day: dt.date) -> pd.DataFrame:
+        """The day's ranking requests with their candidate items (the shop's retrieval)."""
+        self.advance_to(day)
+        c = self.config
+        rng = self._day_rng(day, 1)
+        eligible = np.flatnonzero(self._user_signup <= np.datetime64(day, "D"))
+        weights = self._user_activity[eligible] / self._user_activity[eligible].sum()
+        session_users = rng.choice(eligible, c.sessions_per_day, p=weights)
+        n_req = rng.integers(1, c.max_requests_per_session + 1, c.sessions_per_day)
+        req_session = np.repeat(np.arange(c.sessions_per_day), n_req)
+        req_user = session_users[req_session]
+        # Sessions start over the day; requests in a session follow a few minutes apart, and
+        # the whole funnel stays inside the day.
+        session_start = rng.uniform(0, 22 * 3600, c.sessions_per_day)
+        order_in_session = np.concatenate([np.arange(k) for k in n_req])
+        req_seconds = session_start[req_session] + order_in_session * rng.uniform(30, 300, len(req_session))
+        n_requests = len(req_session)
+        live_items = np.flatnonzero(self._item_added <= np.datetime64(day, "D"))
+        cand = np.stack(
+            [rng.choice(live_items, c.candidates_per_request, replace=False) for _ in range(n_requests)]
+        )
+        day_ts = pd.Timestamp(day)
+        request_ids = np.array([f"r{day:%Y%m%d}-{i:06d}" for i in range(n_requests)])
+        session_ids = np.array([f"s{day:%Y%m%d}-{s:06d}" for s in req_session])
+        k = c.candidates_per_request
+        return pd.DataFrame(
+            {
+                "request_id": np.repeat(request_ids, k),
+                "session_id": np.repeat(session_ids, k),
+                "user_id": np.repeat([raw_user_id(u) for u in req_user], k),
+                "item_id": [item_id(i) for i in cand.ravel()],
+                "request_time": np.repeat(day_ts + pd.to_timedelta(np.round(req_seconds), unit="s"), k),
+                "_user_idx": np.repeat(req_user, k),
+                "_item_idx": cand.ravel(),
+            }
+        )
+
+    def _expected_best(self, cands: pd.DataFrame, score: np.ndarray) -> float:
+        """Expected purchases per request when each request shows its top-k by ``score``."""
+        k = self.config.slate_size
+        frame = pd.DataFrame(
+            {"request_id": cands["request_id"].to_numpy(), "score": score, "p": cands["_p"].to_numpy()}
+        )
+        frame = frame.sort_values(["request_id", "score"], ascending=[True, False], kind="stable")
+        frame["pos"] = frame.groupby("request_id", sort=False).cumcount()
+        top = frame[frame["pos"] < k]
+        return float((self.examination(top["pos"].to_numpy()) * top["p"]).sum() / frame["request_id"].nunique())
+
+    def popularity_scores(self, items: np.ndarray) -> np.ndarray:
+        """True mean purchase probability of each item over the whole user population: the best
+        ranker that does not know who is asking."""
+        users = np.arange(len(self._user_seg))
+        sample = users[:: max(1, len(users) // 2000)]
+        uniq = np.unique(items)
+        pop = np.array(
+            [self.purchase_probability(sample, np.full(len(sample), i)).mean() for i in uniq]
+        )
+        lookup = dict(zip(uniq, pop, strict=True))
+        return np.array([lookup[i] for i in items])
+
+    def serve_day(self, day: dt.date, ranker: Ranker) -> DayResult:
+        """Serve one day's requests with ``ranker``, simulate the users, return the events."""
+        c = self.config
+        cands = self.requests(day)
+        cands["_p"] = self.purchase_probability(cands["_user_idx"].to_numpy(), cands["_item_idx"].to_numpy())
+        public = cands[["request_id", "session_id", "user_id", "item_id", "request_time"]]
+        served = ranker(public.copy())
+        _check_slates(served, public, c.slate_size)
+        served = served.merge(
+            cands[["request_id", "item_id", "session_id", "user_id", "request_time", "_user_idx", "_item_idx", "_p"]],
+            on=["request_id", "item_id"],
+            how="left",
+        )
+        served["price"] = self._item_price[served["_item_idx"].to_numpy()]
+        n_requests = cands["request_id"].nunique()
+        exam = self.examination(served["position"].to_numpy())
+        expected = float((exam * served["_p"]).sum() / n_requests)
+        oracle = self._expected_best(cands, cands["_p"].to_numpy())
+        popularity = self._expected_best(cands, self.popularity_scores(cands["_item_idx"].to_numpy()))
+        events = self._simulate_feedback(day, served, exam)
+        return DayResult(
+            day=day,
+            events=events,
+            served=served.drop(columns=["_user_idx", "_item_idx", "_p"]),
+            expected_purchase_rate=expected,
+            popularity_purchase_rate=popularity,
+            oracle_purchase_rate=oracle,
+            n_requests=int(n_requests),
+        )
+
+    def _simulate_feedback(self, day: dt.date, served: pd.DataFrame, exam: np.ndarray) -> pd.DataFrame:
+        rng = self._day_rng(day, 2)
+        probs = self.funnel_probabilities(served["_user_idx"].to_numpy(), served["_item_idx"].to_numpy())
+        # Each stage happens only if the previous one did; examination gates the view.
+        alive = rng.random(len(served)) < exam
+        frames = [_event_frame(served, "impression", served["request_time"], np.ones(len(served), bool))]
+        t = served["request_time"]
+        for stage in EVENT_STAGES:
+            alive = alive & (rng.random(len(served)) < probs[stage])
+            t = t + pd.to_timedelta(rng.integers(2, 120, len(served)), unit="s")
+            frames.append(_event_frame(served, stage, t, alive))
+        events = pd.concat(frames, ignore_index=True)
+        events = events.sort_values(["event_time", "request_id", "position"], kind="stable").reset_index(drop=True)
+        events.insert(0, "event_id", [f"e{day:%Y%m%d}-{i:08d}" for i in range(len(events))])
+        return events
+
+
+def _event_frame(served: pd.DataFrame, event_type: str, times: pd.Series, mask: np.ndarray) -> pd.DataFrame:
+    sub = served[mask]
+    return pd.DataFrame(
+        {
+            "event_type": event_type,
+            "event_time": times[mask].to_numpy(),
+            "user_id": sub["user_id"].to_numpy(),
+            "item_id": sub["item_id"].to_numpy(),
+            "session_id": sub["session_id"].to_numpy(),
+            "request_id": sub["request_id"].to_numpy(),
+            "position": sub["position"].to_numpy(),
+            "propensity": sub["propensity"].to_numpy(),
+            "model_version": sub["model_version"].to_numpy(),
+            "variant": sub["variant"].to_numpy(),
+            "price": sub["price"].to_numpy(),
+        }
+    )
+
+
+def _check_slates(served: pd.DataFrame, candidates: pd.DataFrame, k: int) -> None:
+    """A policy that shows items it was not offered, or a broken slate, is a bug: fail loudly."""
+    need = {"request_id", "item_id", "position", "propensity", "model_version", "variant"}
+    missing = need - set(served.columns)
+    if missing:
+        raise ValueError(f"ranker output lacks columns {sorted(missing)}")
+    known = served.merge(candidates[["request_id", "item_id"]], on=["request_id", "item_id"], how="left", indicator=True)
+    if (known["_merge"] != "both").any():
+        raise ValueError("ranker showed items that were not among the request's candidates")
+    if served.duplicated(["request_id", "position"]).any() or served.duplicated(["request_id", "item_id"]).any():
+        raise ValueError("ranker output repeats a position or an item within a request")
+    if (served.groupby("request_id").size() > k).any():
+        raise ValueError(f"ranker showed more than {k} items in a request")
+    p = served["propensity"].to_numpy(dtype=float)
+    if not np.all((p > 0) & (p <= 1)):
+        raise ValueError("ranker logged propensities outside (0, 1]")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def raw_user_id(index: int) -> str:
+    return f"cust-{index:07d}"
+
+
+def item_id(index: int) -> str:
+    return f"sku-{index:05d}"

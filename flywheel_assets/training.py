@@ -1,0 +1,207 @@
+"""Training and scoring the XGBoost ranker: plain functions on DataFrames, no Dagster.
+
+Position bias: the logged position is a training feature, so the trees attribute the effect of
+being shown high to the position, not to the item; at serving time every candidate is scored
+as if shown at the top (position 0), which ranks by the debiased relevance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+CATEGORICAL_FEATURES = ["region", "device", "category", "brand"]
+NUMERIC_FEATURES = [
+    "position",
+    "ctx_hour",
+    "ctx_dow",
+    "u_days_since_signup",
+    "u_impressions_28d",
+    "u_clicks_28d",
+    "u_carts_28d",
+    "u_purchases_28d",
+    "u_clicks_7d",
+    "u_purchases_7d",
+    "u_ctr_28d",
+    "u_conversion_28d",
+    "u_avg_click_price_28d",
+    "u_days_since_last_event",
+    "i_price",
+    "i_price_change_7d",
+    "i_days_in_catalog",
+    "i_impressions_28d",
+    "i_clicks_28d",
+    "i_purchases_28d",
+    "i_ctr_28d",
+    "i_conversion_28d",
+    "ui_price_ratio",
+    "uc_impressions_28d",
+    "uc_clicks_28d",
+    "uc_carts_28d",
+    "uc_purchases_28d",
+    "uc_ctr_28d",
+    "uc_click_share_28d",
+    "ui_impressions_28d",
+    "ui_clicks_28d",
+    "ui_purchases_28d",
+    "ui_days_since_last_click",
+]
+FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+LABELS = {"purchase": "label_purchase", "click": "label_click"}
+
+DEFAULT_PARAMS: dict[str, object] = {
+    "objective": "binary:logistic",
+    "eval_metric": "logloss",
+    "tree_method": "hist",
+    "max_depth": 6,
+    "eta": 0.1,
+    "min_child_weight": 2.0,
+    "subsample": 0.9,
+    "colsample_bytree": 0.9,
+    "max_cat_to_onehot": 1,
+    "seed": 0,
+    "nthread": 2,
+}
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """What a model needs at scoring time: feature order and the categories it was trained on."""
+
+    numeric: list[str] = field(default_factory=lambda: list(NUMERIC_FEATURES))
+    categorical: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"numeric": self.numeric, "categorical": self.categorical}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureSchema:
+        d = json.loads(text)
+        return cls(numeric=list(d["numeric"]), categorical={k: list(v) for k, v in d["categorical"].items()})
+
+    @classmethod
+    def fit(cls, df: pd.DataFrame) -> FeatureSchema:
+        cats = {
+            c: sorted(str(v) for v in df[c].dropna().unique()) if c in df else []
+            for c in CATEGORICAL_FEATURES
+        }
+        return cls(numeric=list(NUMERIC_FEATURES), categorical=cats)
+
+    def matrix(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The model input in a fixed column order; unseen categories become missing."""
+        out = pd.DataFrame(index=df.index)
+        for c in self.numeric:
+            out[c] = pd.to_numeric(df[c], errors="coerce").astype("float32") if c in df else np.float32("nan")
+        for c, values in self.categorical.items():
+            col = df[c].astype(object).where(df[c].notna(), None) if c in df else None
+            out[c] = pd.Categorical(col, categories=values)
+        return out
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    booster: xgb.Booster
+    schema: FeatureSchema
+    params: dict[str, object]
+    best_iteration: int
+    n_train_rows: int
+    n_valid_rows: int
+
+
+def time_split(df: pd.DataFrame, holdout_fraction: float, time_col: str = "event_time") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split by time so validation is strictly later than training (no look-ahead)."""
+    if df.empty:
+        return df, df
+    cutoff = df[time_col].quantile(1.0 - holdout_fraction)
+    later = df[time_col] > cutoff
+    return df[~later], df[later]
+
+
+def train_model(
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    *,
+    label: str = "purchase",
+    params: dict[str, object] | None = None,
+    num_boost_round: int = 300,
+    early_stopping_rounds: int = 20,
+) -> TrainedModel:
+    """Fit a binary XGBoost model with early stopping on the (later) validation frame."""
+    if label not in LABELS:
+        raise ValueError(f"label must be one of {sorted(LABELS)}, got {label!r}")
+    label_col = LABELS[label]
+    if train.empty or train[label_col].sum() == 0:
+        raise ValueError(
+            f"no positive {label} labels in the training window ({len(train)} rows): "
+            "widen the training window or wait for more feedback"
+        )
+    merged = {**DEFAULT_PARAMS, **(params or {})}
+    schema = FeatureSchema.fit(train)
+    dtrain = xgb.DMatrix(schema.matrix(train), label=train[label_col].to_numpy(), enable_categorical=True)
+    evals = [(dtrain, "train")]
+    if not valid.empty:
+        dvalid = xgb.DMatrix(schema.matrix(valid), label=valid[label_col].to_numpy(), enable_categorical=True)
+        evals.append((dvalid, "valid"))
+    booster = xgb.train(
+        merged,
+        dtrain,
+        num_boost_round=num_boost_round,
+        evals=evals,
+        early_stopping_rounds=early_stopping_rounds if len(evals) > 1 else None,
+        verbose_eval=False,
+    )
+    best = int(getattr(booster, "best_iteration", num_boost_round - 1))
+    if len(evals) > 1:
+        # Keep only the trees up to the best round, so the saved model is what was validated.
+        booster = booster[: best + 1]
+    return TrainedModel(booster, schema, merged, best, len(train), len(valid))
+
+
+def predict(booster: xgb.Booster, schema: FeatureSchema, df: pd.DataFrame, *, at_top: bool = False) -> np.ndarray:
+    """Scores for ``df``; with ``at_top`` every row is scored as if shown at position 0."""
+    frame = df if not at_top else df.assign(position=0)
+    return booster.predict(xgb.DMatrix(schema.matrix(frame), enable_categorical=True))
+
+
+def model_bytes(booster: xgb.Booster) -> bytes:
+    return bytes(booster.save_raw(raw_format="ubj"))
+
+
+def save_artefact(data: bytes, models_dir: Path, name: str) -> tuple[str, str]:
+    """Write an immutable, content-addressed artefact; returns (uri, sha256).
+
+    Written to a temporary file and renamed, so a crash never leaves a half-written model; an
+    existing artefact with the same content is reused, and one with other content is an error.
+    """
+    sha = hashlib.sha256(data).hexdigest()
+    models_dir.mkdir(parents=True, exist_ok=True)
+    path = models_dir / f"{name}-{sha[:12]}.ubj"
+    if path.exists():
+        if hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+            raise RuntimeError(f"artefact {path} exists with other content; artefacts are immutable")
+        return path.as_uri(), sha
+    fd, tmp = tempfile.mkstemp(dir=models_dir, suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+    return path.as_uri(), sha
+
+
+def load_artefact(uri: str, sha256: str) -> xgb.Booster:
+    """Load a model, refusing one whose bytes do not match the registered SHA-256."""
+    path = Path(uri.removeprefix("file://"))
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise RuntimeError(f"model artefact {path} has SHA-256 {actual}, registry says {sha256}: it was altered")
+    booster = xgb.Booster()
+    booster.load_model(bytearray(data))
+    return booster

@@ -1,0 +1,172 @@
+"""The warehouse: one small facade over DuckDB (embedded) and PostgreSQL (production).
+
+Everything goes through SQLAlchemy with bound parameters and the reviewed SQL files in `sql/`;
+only bulk loads of DataFrames take a driver-specific fast path (DuckDB's Arrow scan, PostgreSQL
+COPY), because row-by-row INSERTs are orders of magnitude slower for a day of events.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse problem with a message that says what to do."""
+
+
+@functools.cache
+def load_sql(name: str) -> str:
+    """The text of ``sql/<name>.sql``."""
+    path = SQL_DIR / f"{name}.sql"
+    if not path.exists():
+        raise WarehouseError(f"SQL file {path} is missing; is the repository checked out whole?")
+    return path.read_text()
+
+
+def split_statements(text: str) -> list[str]:
+    """Split a reviewed schema file on statement-ending semicolons (no semicolons in literals)."""
+    lines = [ln for ln in text.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _ident(name: str) -> str:
+    # Table and column names come from this package's own schema, never from data; still,
+    # refuse anything that is not a plain identifier so no data can ever become SQL.
+    if not _IDENTIFIER.match(name):
+        raise WarehouseError(f"not a plain SQL identifier: {name!r}")
+    return name
+
+
+class Warehouse:
+    """Connections, migrations, SQL files and bulk loads for one warehouse URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = sa.engine.make_url(url).get_backend_name()
+        if self.dialect not in ("duckdb", "postgresql"):
+            raise WarehouseError(
+                f"unsupported warehouse URL {sa.engine.make_url(url).render_as_string()!r}: "
+                "use duckdb:///path/file.duckdb or postgresql+psycopg://user@host/db"
+            )
+        # DuckDB allows one writing process per file: hold the file only while working.
+        kwargs = {"poolclass": NullPool} if self.dialect == "duckdb" else {"pool_pre_ping": True}
+        self.engine = sa.create_engine(url, **kwargs)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection inside one transaction: committed on success, rolled back on error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def migrate(self) -> None:
+        """Create missing tables (idempotent): every `sql/schema/*.sql` in order."""
+        with self.begin() as conn:
+            for path in sorted((SQL_DIR / "schema").glob("*.sql")):
+                for statement in split_statements(path.read_text()):
+                    conn.execute(sa.text(statement))
+
+    # ----- running SQL ------------------------------------------------------------------------
+
+    @staticmethod
+    def run(conn: Connection, name: str, **params: object) -> int:
+        """Run the SQL file ``sql/<name>.sql`` with bound parameters; returns affected rows."""
+        result = conn.execute(sa.text(load_sql(name)), params)
+        return int(result.rowcount or 0)
+
+    @staticmethod
+    def query_df(conn: Connection, sql: str, **params: object) -> pd.DataFrame:
+        result = conn.execute(sa.text(sql), params)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    @staticmethod
+    def scalar(conn: Connection, sql: str, **params: object) -> object:
+        return conn.execute(sa.text(sql), params).scalar()
+
+    def delete_partition(self, conn: Connection, table: str, dt: object) -> int:
+        result = conn.execute(sa.text(f"DELETE FROM {_ident(table)} WHERE dt = :dt"), {"dt": dt})  # noqa: S608
+        return int(result.rowcount or 0)
+
+    def count_partition(self, conn: Connection, table: str, dt: object) -> int:
+        sql = f"SELECT COUNT(*) FROM {_ident(table)} WHERE dt = :dt"  # noqa: S608
+        return int(conn.execute(sa.text(sql), {"dt": dt}).scalar() or 0)
+
+    # ----- bulk loads -------------------------------------------------------------------------
+
+    def insert_df(self, conn: Connection, table: str, df: pd.DataFrame) -> int:
+        """Append ``df`` (columns named as the table's) inside the caller's transaction."""
+        if df.empty:
+            return 0
+        cols = ", ".join(_ident(c) for c in df.columns)
+        raw = conn.connection.driver_connection
+        if self.dialect == "duckdb":
+            view = f"_load_{uuid.uuid4().hex}"
+            raw.register(view, df)
+            try:
+                raw.execute(f"INSERT INTO {_ident(table)} ({cols}) SELECT {cols} FROM {view}")  # noqa: S608
+            finally:
+                raw.unregister(view)
+        else:
+            with raw.cursor() as cur, cur.copy(f"COPY {_ident(table)} ({cols}) FROM STDIN") as copy:
+                for row in _python_rows(df):
+                    copy.write_row(row)
+        return len(df)
+
+    def register_temp(self, conn: Connection, name: str, df: pd.DataFrame) -> None:
+        """Make ``df`` queryable as relation ``name`` for this connection's transaction."""
+        raw = conn.connection.driver_connection
+        if self.dialect == "duckdb":
+            raw.register(_ident(name), df)
+            return
+        types = {c: _pg_type(df[c]) for c in df.columns}
+        ddl = ", ".join(f"{_ident(c)} {t}" for c, t in types.items())
+        conn.execute(sa.text(f"CREATE TEMP TABLE {_ident(name)} ({ddl}) ON COMMIT DROP"))
+        self.insert_df(conn, name, df)
+
+    def unregister_temp(self, conn: Connection, name: str) -> None:
+        if self.dialect == "duckdb":
+            conn.connection.driver_connection.unregister(_ident(name))
+
+
+def _pg_type(s: pd.Series) -> str:
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "TIMESTAMP"
+    if pd.api.types.is_bool_dtype(s):
+        return "BOOLEAN"
+    if pd.api.types.is_integer_dtype(s):
+        return "BIGINT"
+    if pd.api.types.is_float_dtype(s):
+        return "DOUBLE PRECISION"
+    return "TEXT"
+
+
+def _python_rows(df: pd.DataFrame) -> Iterator[tuple]:
+    """Rows as Python values with None for missing ones (COPY does not understand NaN/NaT)."""
+    cols = []
+    for c in df.columns:
+        s = df[c]
+        values = s.astype(object).to_numpy()
+        mask = s.isna().to_numpy()
+        if mask.any():
+            values = values.copy()
+            values[mask] = None
+        if pd.api.types.is_datetime64_any_dtype(s):
+            values = np.array([None if v is None else pd.Timestamp(v).to_pydatetime() for v in values], dtype=object)
+        cols.append(values)
+    yield from zip(*cols, strict=True)

@@ -1,0 +1,27 @@
+-- The model's feature vector for (user, item) pairs in a relation named `candidates`
+-- (request_id, user_id, item_id, position, event_time, feature_dt). Each row joins the feature
+-- snapshot of its own feature_dt. Training (candidates = logged impressions of day D with
+-- feature_dt = D - 1) and serving (candidates = the request's items with the latest snapshot)
+-- both use this one query, so the two cannot drift apart.
+SELECT c.*,
+       uf.region, uf.device, i.category, i.brand,
+       EXTRACT(HOUR FROM c.event_time) AS ctx_hour,
+       EXTRACT(DOW FROM c.event_time) AS ctx_dow,
+       uf.u_days_since_signup,
+       uf.u_impressions_28d, uf.u_clicks_28d, uf.u_carts_28d, uf.u_purchases_28d,
+       uf.u_clicks_7d, uf.u_purchases_7d, uf.u_ctr_28d, uf.u_conversion_28d,
+       uf.u_avg_click_price_28d, uf.u_days_since_last_event,
+       i.i_price, i.i_price_change_7d, i.i_days_in_catalog, i.i_impressions_28d,
+       i.i_clicks_28d, i.i_purchases_28d, i.i_ctr_28d, i.i_conversion_28d,
+       CASE WHEN uf.u_avg_click_price_28d > 0 THEN i.i_price / uf.u_avg_click_price_28d END
+           AS ui_price_ratio,
+       uc.uc_impressions_28d, uc.uc_clicks_28d, uc.uc_carts_28d, uc.uc_purchases_28d,
+       uc.uc_ctr_28d, uc.uc_click_share_28d,
+       ui.ui_impressions_28d, ui.ui_clicks_28d, ui.ui_purchases_28d, ui.ui_days_since_last_click
+FROM candidates c
+LEFT JOIN item_features i ON i.item_id = c.item_id AND i.dt = c.feature_dt
+LEFT JOIN user_features uf ON uf.user_id = c.user_id AND uf.dt = c.feature_dt
+LEFT JOIN user_category_features uc
+       ON uc.user_id = c.user_id AND uc.category = i.category AND uc.dt = c.feature_dt
+LEFT JOIN user_item_features ui
+       ON ui.user_id = c.user_id AND ui.item_id = c.item_id AND ui.dt = c.feature_dt

@@ -1,0 +1,1 @@
+DELETE FROM ingested_files WHERE dt = :dt AND source = :source

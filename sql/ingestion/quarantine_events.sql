@@ -1,0 +1,15 @@
+-- The complement of accept_events.sql: every raw row of the day lands in exactly one of
+-- `events` or `quarantine`, with the first failing rule as the reason.
+INSERT INTO quarantine (dt, source, stage, source_file, line_no, reason, payload, quarantined_at)
+SELECT r.dt, 'events', 'quality', r.source_file, r.line_no,
+       CASE
+           WHEN EXISTS (SELECT 1 FROM events e WHERE e.event_id = r.event_id AND e.dt <> :dt)
+               THEN 'duplicate_event_id_other_day'
+           ELSE 'unknown_item'
+       END,
+       r.event_id,
+       :now
+FROM raw_events r
+WHERE r.dt = :dt
+  AND (EXISTS (SELECT 1 FROM events e WHERE e.event_id = r.event_id AND e.dt <> :dt)
+       OR NOT EXISTS (SELECT 1 FROM items i WHERE i.item_id = r.item_id AND i.dt <= :dt))

@@ -1,0 +1,1 @@
+DELETE FROM promotion_decisions WHERE dt = :dt

@@ -1,0 +1,1 @@
+DELETE FROM offline_evaluations WHERE dt = :dt

@@ -1,0 +1,1 @@
+SELECT model_version, role, n_rows, auc, log_loss, ndcg_at_10 FROM offline_evaluations WHERE dt = :dt

@@ -1,0 +1,1 @@
+SELECT model_version FROM model_aliases WHERE alias = :alias

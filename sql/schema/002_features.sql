@@ -1,0 +1,73 @@
+-- Feature snapshots. A row with dt = D describes the state at the end of day D: it uses only
+-- events with event_time before D + 1 day that had arrived by then (partition dt <= D).
+
+CREATE TABLE IF NOT EXISTS user_features (
+    dt DATE NOT NULL,
+    user_id VARCHAR NOT NULL,
+    region VARCHAR,
+    device VARCHAR,
+    u_days_since_signup DOUBLE PRECISION,
+    u_impressions_28d BIGINT,
+    u_views_28d BIGINT,
+    u_clicks_28d BIGINT,
+    u_carts_28d BIGINT,
+    u_purchases_28d BIGINT,
+    u_clicks_7d BIGINT,
+    u_purchases_7d BIGINT,
+    u_ctr_28d DOUBLE PRECISION,
+    u_conversion_28d DOUBLE PRECISION,
+    u_avg_click_price_28d DOUBLE PRECISION,
+    u_days_since_last_event DOUBLE PRECISION
+);
+
+CREATE TABLE IF NOT EXISTS item_features (
+    dt DATE NOT NULL,
+    item_id VARCHAR NOT NULL,
+    category VARCHAR,
+    brand VARCHAR,
+    i_price DOUBLE PRECISION,
+    i_price_change_7d DOUBLE PRECISION,
+    i_days_in_catalog DOUBLE PRECISION,
+    i_impressions_28d BIGINT,
+    i_clicks_28d BIGINT,
+    i_purchases_28d BIGINT,
+    i_ctr_28d DOUBLE PRECISION,
+    i_conversion_28d DOUBLE PRECISION
+);
+
+CREATE TABLE IF NOT EXISTS user_category_features (
+    dt DATE NOT NULL,
+    user_id VARCHAR NOT NULL,
+    category VARCHAR NOT NULL,
+    uc_impressions_28d BIGINT,
+    uc_clicks_28d BIGINT,
+    uc_carts_28d BIGINT,
+    uc_purchases_28d BIGINT,
+    uc_ctr_28d DOUBLE PRECISION,
+    uc_click_share_28d DOUBLE PRECISION
+);
+
+CREATE TABLE IF NOT EXISTS user_item_features (
+    dt DATE NOT NULL,
+    user_id VARCHAR NOT NULL,
+    item_id VARCHAR NOT NULL,
+    ui_impressions_28d BIGINT,
+    ui_clicks_28d BIGINT,
+    ui_purchases_28d BIGINT,
+    ui_days_since_last_click DOUBLE PRECISION
+);
+
+CREATE TABLE IF NOT EXISTS training_examples (
+    dt DATE NOT NULL,
+    feature_dt DATE NOT NULL,
+    request_id VARCHAR NOT NULL,
+    user_id VARCHAR NOT NULL,
+    item_id VARCHAR NOT NULL,
+    event_time TIMESTAMP NOT NULL,
+    position INTEGER,
+    propensity DOUBLE PRECISION,
+    model_version VARCHAR,
+    variant VARCHAR,
+    label_click INTEGER NOT NULL,
+    label_purchase INTEGER NOT NULL
+);
