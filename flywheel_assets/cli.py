@@ -12,8 +12,19 @@ from .demo import COLUMNS, run_demo
 
 
 def _demo(args: argparse.Namespace) -> int:
-    home = Path(args.home) if args.home else Path(".flywheel") / f"demo-seed{args.seed}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    widths = {"day": 10, "events": 7, "quarantined": 11, "champion": 18, "challenger": 18, "decision": 13}
+    home = (
+        Path(args.home)
+        if args.home
+        else Path(".flywheel") / f"demo-seed{args.seed}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    )
+    widths = {
+        "day": 10,
+        "events": 7,
+        "quarantined": 11,
+        "champion": 18,
+        "challenger": 18,
+        "decision": 13,
+    }
 
     def fmt(v: object, col: str) -> str:
         w = widths.get(col, 14)
@@ -37,20 +48,35 @@ def _demo(args: argparse.Namespace) -> int:
         home=home.resolve(),
         fmt=args.format,
         on_day=on_day,
+        warehouse_url=args.warehouse_url,
     )
     print(f"done; home: {home.resolve()} (open the UI: see README, 'Open the UI')", file=sys.stderr)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flywheel", description="A data flywheel for e-commerce on Dagster.")
+    parser = argparse.ArgumentParser(
+        prog="flywheel", description="A data flywheel for e-commerce on Dagster."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the flywheel on the shop simulator, day after day, on a fresh embedded home")
+    demo = sub.add_parser(
+        "demo",
+        help="run the flywheel on the shop simulator, day after day, on a fresh embedded home",
+    )
     demo.add_argument("--days", type=int, default=10)
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--start", default="2026-01-01", help="first simulated day (YYYY-MM-DD)")
-    demo.add_argument("--home", default=None, help="a fresh folder for the demo (default: ./.flywheel/demo-...)")
-    demo.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl", help="landing file format")
+    demo.add_argument(
+        "--home", default=None, help="a fresh folder for the demo (default: ./.flywheel/demo-...)"
+    )
+    demo.add_argument(
+        "--format", choices=["jsonl", "csv", "parquet"], default="jsonl", help="landing file format"
+    )
+    demo.add_argument(
+        "--warehouse-url",
+        default=None,
+        help="an empty warehouse to use instead of DuckDB in the home (e.g. PostgreSQL)",
+    )
     demo.add_argument("--json", action="store_true", help="one JSON object per day on stdout")
     demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)

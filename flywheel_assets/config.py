@@ -28,7 +28,9 @@ class FlywheelPaths:
         landing = os.environ.get("FLYWHEEL_LANDING_DIR") or str(root / "landing")
         models = os.environ.get("FLYWHEEL_MODELS_DIR") or str(root / "models")
         url = os.environ.get("FLYWHEEL_WAREHOUSE_URL") or f"duckdb:///{root / 'warehouse.duckdb'}"
-        return cls(root, Path(landing).expanduser().resolve(), Path(models).expanduser().resolve(), url)
+        return cls(
+            root, Path(landing).expanduser().resolve(), Path(models).expanduser().resolve(), url
+        )
 
 
 def partition_start() -> str:

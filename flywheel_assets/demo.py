@@ -38,8 +38,9 @@ COLUMNS = [
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def prepare_home(home: Path) -> FlywheelPaths:
-    """Create a fresh embedded home and point the environment at it."""
+def prepare_home(home: Path, warehouse_url: str | None = None) -> FlywheelPaths:
+    """Create a fresh home and point the environment at it (warehouse: DuckDB inside it,
+    unless ``warehouse_url`` names another, e.g. an empty PostgreSQL database)."""
     if home.exists() and any(home.iterdir()):
         raise SystemExit(f"{home} is not empty: the demo needs a fresh home (pass another --home)")
     home.mkdir(parents=True, exist_ok=True)
@@ -55,6 +56,8 @@ def prepare_home(home: Path) -> FlywheelPaths:
     os.environ["FLYWHEEL_PSEUDONYM_KEY"] = key_file.read_text().strip()
     for var in ("FLYWHEEL_WAREHOUSE_URL", "FLYWHEEL_LANDING_DIR", "FLYWHEEL_MODELS_DIR"):
         os.environ.pop(var, None)
+    if warehouse_url:
+        os.environ["FLYWHEEL_WAREHOUSE_URL"] = warehouse_url
     return FlywheelPaths.from_env(home)
 
 
@@ -90,11 +93,16 @@ def materialize_day(day: dt.date) -> None:
         resources=resources(),
         instance=dg.DagsterInstance.get(),
         tags={"flywheel/source": "demo"},
+        # The per-day progress line is the demo's output; Dagster's step log stays in the
+        # instance (and the UI) instead of flooding the terminal.
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-        raise SystemExit(f"the cycle for {day} failed at {failed}; see the run in the Dagster UI (dagster dev)")
+        raise SystemExit(
+            f"the cycle for {day} failed at {failed}; see the run in the Dagster UI (dagster dev)"
+        )
 
 
 def day_summary(wh: Warehouse, day: dt.date) -> dict[str, object]:
@@ -110,14 +118,15 @@ def run_demo(
     start: dt.date,
     home: Path,
     fmt: str = "jsonl",
-    epsilon: float = 0.1,
+    epsilon: float = 0.05,
     on_day: Callable[[dict[str, object]], None] | None = None,
     config: SimulatorConfig | None = None,
+    warehouse_url: str | None = None,
 ) -> list[dict[str, object]]:
     from .pseudonym import Pseudonymiser
     from .serving import ChampionPolicy
 
-    paths = prepare_home(home)
+    paths = prepare_home(home, warehouse_url)
     print(f"flywheel demo home: {paths.home}", file=sys.stderr)
     sim = ShopSimulator(config or SimulatorConfig(seed=seed), start=start)
     pseudonymiser = Pseudonymiser(os.environ["FLYWHEEL_PSEUDONYM_KEY"])
@@ -129,10 +138,15 @@ def run_demo(
         day = start + dt.timedelta(days=i)
         write_landing(sim.catalog_records(day), paths.landing_dir, "catalog", day, fmt)
         write_landing(sim.user_records(day), paths.landing_dir, "users", day, fmt)
-        policy = ChampionPolicy(wh, pseudonymiser, day, k=sim.config.slate_size, epsilon=epsilon, seed=seed)
+        policy = ChampionPolicy(
+            wh, pseudonymiser, day, k=sim.config.slate_size, epsilon=epsilon, seed=seed
+        )
         result = sim.serve_day(day, policy)
         write_landing(result.events, paths.landing_dir, "events", day, fmt)
-        print(f"[{i + 1}/{days}] {day}: served {result.n_requests} requests, {len(result.events)} events; running the cycle...", file=sys.stderr)
+        print(
+            f"[{i + 1}/{days}] {day}: served {result.n_requests} requests, {len(result.events)} events; running the cycle...",
+            file=sys.stderr,
+        )
         materialize_day(day)
         s = day_summary(wh, day)
         row = {

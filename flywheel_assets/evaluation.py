@@ -29,11 +29,13 @@ def log_loss(y: np.ndarray, p: np.ndarray, eps: float = 1e-7) -> float:
 
 def ndcg_at_k(groups: np.ndarray, relevance: np.ndarray, score: np.ndarray, k: int = 10) -> float:
     """Mean NDCG@k over groups (requests) that have at least one relevant item."""
-    df = pd.DataFrame({"g": groups, "rel": np.asarray(relevance, float), "s": np.asarray(score, float)})
+    df = pd.DataFrame(
+        {"g": groups, "rel": np.asarray(relevance, float), "s": np.asarray(score, float)}
+    )
     df = df[df.groupby("g")["rel"].transform("max") > 0]
     if df.empty:
         return float("nan")
-    gains = 2.0**df["rel"] - 1.0
+    gains = 2.0 ** df["rel"] - 1.0
     df = df.assign(gain=gains)
     by_score = df.sort_values(["g", "s"], ascending=[True, False], kind="stable")
     by_score["rank"] = by_score.groupby("g").cumcount()
@@ -55,12 +57,21 @@ class OfflineMetrics:
     ndcg_at_10: float
 
     def as_dict(self) -> dict[str, float]:
-        return {"n_rows": self.n_rows, "auc": self.auc, "log_loss": self.log_loss, "ndcg_at_10": self.ndcg_at_10}
+        return {
+            "n_rows": self.n_rows,
+            "auc": self.auc,
+            "log_loss": self.log_loss,
+            "ndcg_at_10": self.ndcg_at_10,
+        }
 
 
-def offline_metrics(holdout: pd.DataFrame, scores: np.ndarray, label_col: str = "label_purchase") -> OfflineMetrics:
+def offline_metrics(
+    holdout: pd.DataFrame, scores: np.ndarray, label_col: str = "label_purchase"
+) -> OfflineMetrics:
     """AUC and log loss on the label; NDCG@10 per request with purchase=2, click=1 gains."""
-    relevance = np.maximum(holdout["label_purchase"].to_numpy() * 2, holdout["label_click"].to_numpy())
+    relevance = np.maximum(
+        holdout["label_purchase"].to_numpy() * 2, holdout["label_click"].to_numpy()
+    )
     return OfflineMetrics(
         n_rows=len(holdout),
         auc=auc(holdout[label_col].to_numpy(), scores),
@@ -87,9 +98,13 @@ def promotion_rule(
     if challenger is None:
         return Decision("no_challenger", "no challenger was trained for this day")
     if not np.isfinite(challenger.ndcg_at_10):
-        return Decision("reject", "challenger has no finite NDCG@10 on the holdout (no feedback in it)")
+        return Decision(
+            "reject", "challenger has no finite NDCG@10 on the holdout (no feedback in it)"
+        )
     if champion is None:
-        return Decision("promote", "no champion yet: the first trained model replaces the cold-start policy")
+        return Decision(
+            "promote", "no champion yet: the first trained model replaces the cold-start policy"
+        )
     lift = challenger.ndcg_at_10 - champion.ndcg_at_10
     auc_drop = champion.auc - challenger.auc
     summary = (

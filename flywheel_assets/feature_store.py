@@ -19,8 +19,12 @@ def _vector_sql(candidates_sql: str | None) -> str:
 def training_frame(wh: Warehouse, start: dt.date, end: dt.date) -> pd.DataFrame:
     """Labelled examples of days [start, end], each joined to its own feature snapshot."""
     with wh.begin() as conn:
-        df = wh.query_df(conn, _vector_sql(load_sql("training/training_candidates")), start_dt=start, end_dt=end)
-    return df.sort_values(["event_time", "request_id", "position"], kind="stable").reset_index(drop=True)
+        df = wh.query_df(
+            conn, _vector_sql(load_sql("training/training_candidates")), start_dt=start, end_dt=end
+        )
+    return df.sort_values(["event_time", "request_id", "position"], kind="stable").reset_index(
+        drop=True
+    )
 
 
 def latest_snapshot(wh: Warehouse, day: dt.date) -> dt.date | None:
@@ -31,7 +35,9 @@ def latest_snapshot(wh: Warehouse, day: dt.date) -> dt.date | None:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
-def serving_frame(wh: Warehouse, candidates: pd.DataFrame, feature_dt: dt.date | None) -> pd.DataFrame:
+def serving_frame(
+    wh: Warehouse, candidates: pd.DataFrame, feature_dt: dt.date | None
+) -> pd.DataFrame:
     """Feature vectors for candidate rows (request_id, user_id, item_id, position, event_time),
     in the candidates' row order."""
     cands = candidates[["request_id", "user_id", "item_id", "position", "event_time"]].copy()

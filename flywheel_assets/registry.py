@@ -37,7 +37,9 @@ class ModelRecord:
         return load_artefact(self.artefact_uri, self.sha256)
 
 
-def register_model(conn: Connection, record: ModelRecord, *, created_by: str, now: dt.datetime) -> bool:
+def register_model(
+    conn: Connection, record: ModelRecord, *, created_by: str, now: dt.datetime
+) -> bool:
     """Insert a version; registering the same version again (a rerun) changes nothing.
 
     Versions are content-addressed, so an existing version with the same SHA-256 is the same
@@ -45,7 +47,9 @@ def register_model(conn: Connection, record: ModelRecord, *, created_by: str, no
     existing = get_model(conn, record.model_version)
     if existing is not None:
         if existing.sha256 != record.sha256:
-            raise RuntimeError(f"model version {record.model_version} already registered with other content")
+            raise RuntimeError(
+                f"model version {record.model_version} already registered with other content"
+            )
         return False
     Warehouse.run(
         conn,

@@ -49,7 +49,9 @@ class FlywheelConfig(dg.ConfigurableResource):
         base = FlywheelPaths.from_env(self.home)
         return FlywheelPaths(
             home=base.home,
-            landing_dir=base.landing_dir if self.landing_dir is None else _resolve(self.landing_dir),
+            landing_dir=base.landing_dir
+            if self.landing_dir is None
+            else _resolve(self.landing_dir),
             models_dir=base.models_dir if self.models_dir is None else _resolve(self.models_dir),
             warehouse_url=base.warehouse_url,
         )

@@ -45,7 +45,9 @@ class ChampionPolicy:
     def __call__(self, candidates: pd.DataFrame) -> pd.DataFrame:
         seed = [self.seed, self.day.toordinal()]
         if self.booster is None or self.record is None:
-            slates = uniform_random_slates(candidates, k=self.k, seed=np.random.SeedSequence(seed).generate_state(1)[0])
+            slates = uniform_random_slates(
+                candidates, k=self.k, seed=np.random.SeedSequence(seed).generate_state(1)[0]
+            )
             variant = "cold_start"
         else:
             rows = candidates.assign(
@@ -56,7 +58,11 @@ class ChampionPolicy:
             features = serving_frame(self.warehouse, rows, self.feature_dt)
             scores = predict(self.booster, self.record.schema, features, at_top=True)
             slates = epsilon_greedy_slates(
-                candidates, scores, k=self.k, epsilon=self.epsilon, seed=np.random.SeedSequence(seed).generate_state(1)[0]
+                candidates,
+                scores,
+                k=self.k,
+                epsilon=self.epsilon,
+                seed=np.random.SeedSequence(seed).generate_state(1)[0],
             )
             variant = "champion"
         return slates.assign(model_version=self.model_version, variant=variant)

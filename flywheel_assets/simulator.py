@@ -44,7 +44,7 @@ class SimulatorConfig:
     candidates_per_request: int = 60
     slate_size: int = 10
     position_bias_power: float = 0.9
-    region_noise: float = 0.25  # share of users whose observable region is not their segment's
+    region_noise: float = 0.1  # share of users whose observable region is not their segment's
     taste_strength: float = 2.4
     price_sensitivity: float = 0.6
 
@@ -112,16 +112,16 @@ class ShopSimulator:
         c = self.config
         cats = rng.integers(0, c.n_categories, n)
         brands = rng.integers(0, c.n_brands, n)
-        vec = self._cat_emb[cats] + 0.5 * self._brand_emb[brands] + 0.3 * rng.normal(size=(n, c.dim))
+        vec = (
+            self._cat_emb[cats] + 0.5 * self._brand_emb[brands] + 0.3 * rng.normal(size=(n, c.dim))
+        )
         price = np.round(np.exp(rng.normal(3.2, 0.8, n)), 2)
         self._item_cat = np.concatenate([self._item_cat, cats])
         self._item_brand = np.concatenate([self._item_brand, brands])
         self._item_vec = np.vstack([self._item_vec, vec])
         self._item_quality = np.concatenate([self._item_quality, rng.normal(0, 0.4, n)])
         self._item_price = np.concatenate([self._item_price, price])
-        self._item_added = np.concatenate(
-            [self._item_added, np.full(n, np.datetime64(day, "D"))]
-        )
+        self._item_added = np.concatenate([self._item_added, np.full(n, np.datetime64(day, "D"))])
 
     def _add_users(self, n: int, day: dt.date, rng: np.random.Generator) -> None:
         c = self.config
@@ -134,9 +134,7 @@ class ShopSimulator:
         self._user_region = np.concatenate([self._user_region, region])
         self._user_device = np.concatenate([self._user_device, rng.integers(0, 3, n)])
         self._user_activity = np.concatenate([self._user_activity, rng.lognormal(0, 1.0, n)])
-        self._user_signup = np.concatenate(
-            [self._user_signup, np.full(n, np.datetime64(day, "D"))]
-        )
+        self._user_signup = np.concatenate([self._user_signup, np.full(n, np.datetime64(day, "D"))])
 
     def _day_rng(self, day: dt.date, stream: int) -> np.random.Generator:
         # One independent stream per (seed, day, purpose): a day's draws do not depend on how
@@ -237,11 +235,16 @@ class ShopSimulator:
         # the whole funnel stays inside the day.
         session_start = rng.uniform(0, 22 * 3600, c.sessions_per_day)
         order_in_session = np.concatenate([np.arange(k) for k in n_req])
-        req_seconds = session_start[req_session] + order_in_session * rng.uniform(30, 300, len(req_session))
+        req_seconds = session_start[req_session] + order_in_session * rng.uniform(
+            30, 300, len(req_session)
+        )
         n_requests = len(req_session)
         live_items = np.flatnonzero(self._item_added <= np.datetime64(day, "D"))
         cand = np.stack(
-            [rng.choice(live_items, c.candidates_per_request, replace=False) for _ in range(n_requests)]
+            [
+                rng.choice(live_items, c.candidates_per_request, replace=False)
+                for _ in range(n_requests)
+            ]
         )
         day_ts = pd.Timestamp(day)
         request_ids = np.array([f"r{day:%Y%m%d}-{i:06d}" for i in range(n_requests)])
@@ -253,7 +256,9 @@ class ShopSimulator:
                 "session_id": np.repeat(session_ids, k),
                 "user_id": np.repeat([raw_user_id(u) for u in req_user], k),
                 "item_id": [item_id(i) for i in cand.ravel()],
-                "request_time": np.repeat(day_ts + pd.to_timedelta(np.round(req_seconds), unit="s"), k),
+                "request_time": np.repeat(
+                    day_ts + pd.to_timedelta(np.round(req_seconds), unit="s"), k
+                ),
                 "_user_idx": np.repeat(req_user, k),
                 "_item_idx": cand.ravel(),
             }
@@ -263,12 +268,19 @@ class ShopSimulator:
         """Expected purchases per request when each request shows its top-k by ``score``."""
         k = self.config.slate_size
         frame = pd.DataFrame(
-            {"request_id": cands["request_id"].to_numpy(), "score": score, "p": cands["_p"].to_numpy()}
+            {
+                "request_id": cands["request_id"].to_numpy(),
+                "score": score,
+                "p": cands["_p"].to_numpy(),
+            }
         )
         frame = frame.sort_values(["request_id", "score"], ascending=[True, False], kind="stable")
         frame["pos"] = frame.groupby("request_id", sort=False).cumcount()
         top = frame[frame["pos"] < k]
-        return float((self.examination(top["pos"].to_numpy()) * top["p"]).sum() / frame["request_id"].nunique())
+        return float(
+            (self.examination(top["pos"].to_numpy()) * top["p"]).sum()
+            / frame["request_id"].nunique()
+        )
 
     def popularity_scores(self, items: np.ndarray) -> np.ndarray:
         """True mean purchase probability of each item over the whole user population: the best
@@ -286,12 +298,25 @@ class ShopSimulator:
         """Serve one day's requests with ``ranker``, simulate the users, return the events."""
         c = self.config
         cands = self.requests(day)
-        cands["_p"] = self.purchase_probability(cands["_user_idx"].to_numpy(), cands["_item_idx"].to_numpy())
+        cands["_p"] = self.purchase_probability(
+            cands["_user_idx"].to_numpy(), cands["_item_idx"].to_numpy()
+        )
         public = cands[["request_id", "session_id", "user_id", "item_id", "request_time"]]
         served = ranker(public.copy())
         _check_slates(served, public, c.slate_size)
         served = served.merge(
-            cands[["request_id", "item_id", "session_id", "user_id", "request_time", "_user_idx", "_item_idx", "_p"]],
+            cands[
+                [
+                    "request_id",
+                    "item_id",
+                    "session_id",
+                    "user_id",
+                    "request_time",
+                    "_user_idx",
+                    "_item_idx",
+                    "_p",
+                ]
+            ],
             on=["request_id", "item_id"],
             how="left",
         )
@@ -300,7 +325,9 @@ class ShopSimulator:
         exam = self.examination(served["position"].to_numpy())
         expected = float((exam * served["_p"]).sum() / n_requests)
         oracle = self._expected_best(cands, cands["_p"].to_numpy())
-        popularity = self._expected_best(cands, self.popularity_scores(cands["_item_idx"].to_numpy()))
+        popularity = self._expected_best(
+            cands, self.popularity_scores(cands["_item_idx"].to_numpy())
+        )
         events = self._simulate_feedback(day, served, exam)
         return DayResult(
             day=day,
@@ -312,24 +339,34 @@ class ShopSimulator:
             n_requests=int(n_requests),
         )
 
-    def _simulate_feedback(self, day: dt.date, served: pd.DataFrame, exam: np.ndarray) -> pd.DataFrame:
+    def _simulate_feedback(
+        self, day: dt.date, served: pd.DataFrame, exam: np.ndarray
+    ) -> pd.DataFrame:
         rng = self._day_rng(day, 2)
-        probs = self.funnel_probabilities(served["_user_idx"].to_numpy(), served["_item_idx"].to_numpy())
+        probs = self.funnel_probabilities(
+            served["_user_idx"].to_numpy(), served["_item_idx"].to_numpy()
+        )
         # Each stage happens only if the previous one did; examination gates the view.
         alive = rng.random(len(served)) < exam
-        frames = [_event_frame(served, "impression", served["request_time"], np.ones(len(served), bool))]
+        frames = [
+            _event_frame(served, "impression", served["request_time"], np.ones(len(served), bool))
+        ]
         t = served["request_time"]
         for stage in EVENT_STAGES:
             alive = alive & (rng.random(len(served)) < probs[stage])
             t = t + pd.to_timedelta(rng.integers(2, 120, len(served)), unit="s")
             frames.append(_event_frame(served, stage, t, alive))
         events = pd.concat(frames, ignore_index=True)
-        events = events.sort_values(["event_time", "request_id", "position"], kind="stable").reset_index(drop=True)
+        events = events.sort_values(
+            ["event_time", "request_id", "position"], kind="stable"
+        ).reset_index(drop=True)
         events.insert(0, "event_id", [f"e{day:%Y%m%d}-{i:08d}" for i in range(len(events))])
         return events
 
 
-def _event_frame(served: pd.DataFrame, event_type: str, times: pd.Series, mask: np.ndarray) -> pd.DataFrame:
+def _event_frame(
+    served: pd.DataFrame, event_type: str, times: pd.Series, mask: np.ndarray
+) -> pd.DataFrame:
     sub = served[mask]
     return pd.DataFrame(
         {
@@ -354,10 +391,18 @@ def _check_slates(served: pd.DataFrame, candidates: pd.DataFrame, k: int) -> Non
     missing = need - set(served.columns)
     if missing:
         raise ValueError(f"ranker output lacks columns {sorted(missing)}")
-    known = served.merge(candidates[["request_id", "item_id"]], on=["request_id", "item_id"], how="left", indicator=True)
+    known = served.merge(
+        candidates[["request_id", "item_id"]],
+        on=["request_id", "item_id"],
+        how="left",
+        indicator=True,
+    )
     if (known["_merge"] != "both").any():
         raise ValueError("ranker showed items that were not among the request's candidates")
-    if served.duplicated(["request_id", "position"]).any() or served.duplicated(["request_id", "item_id"]).any():
+    if (
+        served.duplicated(["request_id", "position"]).any()
+        or served.duplicated(["request_id", "item_id"]).any()
+    ):
         raise ValueError("ranker output repeats a position or an item within a request")
     if (served.groupby("request_id").size() > k).any():
         raise ValueError(f"ranker showed more than {k} items in a request")

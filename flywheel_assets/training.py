@@ -53,6 +53,12 @@ NUMERIC_FEATURES = [
     "ui_clicks_28d",
     "ui_purchases_28d",
     "ui_days_since_last_click",
+    "rc_impressions_28d",
+    "rc_ctr_28d",
+    "rc_purchase_rate_28d",
+    "rb_impressions_28d",
+    "rb_ctr_28d",
+    "rb_purchase_rate_28d",
 ]
 FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 LABELS = {"purchase": "label_purchase", "click": "label_click"}
@@ -80,12 +86,15 @@ class FeatureSchema:
     categorical: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"numeric": self.numeric, "categorical": self.categorical}, sort_keys=True)
+        return json.dumps({"numeric": self.numeric, "categorical": self.categorical})
 
     @classmethod
     def from_json(cls, text: str) -> FeatureSchema:
         d = json.loads(text)
-        return cls(numeric=list(d["numeric"]), categorical={k: list(v) for k, v in d["categorical"].items()})
+        return cls(
+            numeric=list(d["numeric"]),
+            categorical={k: list(v) for k, v in d["categorical"].items()},
+        )
 
     @classmethod
     def fit(cls, df: pd.DataFrame) -> FeatureSchema:
@@ -99,8 +108,17 @@ class FeatureSchema:
         """The model input in a fixed column order; unseen categories become missing."""
         out = pd.DataFrame(index=df.index)
         for c in self.numeric:
-            out[c] = pd.to_numeric(df[c], errors="coerce").astype("float32") if c in df else np.float32("nan")
+            out[c] = (
+                pd.to_numeric(df[c], errors="coerce").astype("float32")
+                if c in df
+                else np.float32("nan")
+            )
         for c, values in self.categorical.items():
+            if not values:
+                # Never seen in training (e.g. no snapshot yet): an all-missing column, since
+                # XGBoost cannot take a categorical with no categories.
+                out[c] = np.float32("nan")
+                continue
             col = df[c].astype(object).where(df[c].notna(), None) if c in df else None
             out[c] = pd.Categorical(col, categories=values)
         return out
@@ -116,7 +134,9 @@ class TrainedModel:
     n_valid_rows: int
 
 
-def time_split(df: pd.DataFrame, holdout_fraction: float, time_col: str = "event_time") -> tuple[pd.DataFrame, pd.DataFrame]:
+def time_split(
+    df: pd.DataFrame, holdout_fraction: float, time_col: str = "event_time"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split by time so validation is strictly later than training (no look-ahead)."""
     if df.empty:
         return df, df
@@ -145,10 +165,14 @@ def train_model(
         )
     merged = {**DEFAULT_PARAMS, **(params or {})}
     schema = FeatureSchema.fit(train)
-    dtrain = xgb.DMatrix(schema.matrix(train), label=train[label_col].to_numpy(), enable_categorical=True)
+    dtrain = xgb.DMatrix(
+        schema.matrix(train), label=train[label_col].to_numpy(), enable_categorical=True
+    )
     evals = [(dtrain, "train")]
     if not valid.empty:
-        dvalid = xgb.DMatrix(schema.matrix(valid), label=valid[label_col].to_numpy(), enable_categorical=True)
+        dvalid = xgb.DMatrix(
+            schema.matrix(valid), label=valid[label_col].to_numpy(), enable_categorical=True
+        )
         evals.append((dvalid, "valid"))
     booster = xgb.train(
         merged,
@@ -165,7 +189,9 @@ def train_model(
     return TrainedModel(booster, schema, merged, best, len(train), len(valid))
 
 
-def predict(booster: xgb.Booster, schema: FeatureSchema, df: pd.DataFrame, *, at_top: bool = False) -> np.ndarray:
+def predict(
+    booster: xgb.Booster, schema: FeatureSchema, df: pd.DataFrame, *, at_top: bool = False
+) -> np.ndarray:
     """Scores for ``df``; with ``at_top`` every row is scored as if shown at position 0."""
     frame = df if not at_top else df.assign(position=0)
     return booster.predict(xgb.DMatrix(schema.matrix(frame), enable_categorical=True))
@@ -186,7 +212,9 @@ def save_artefact(data: bytes, models_dir: Path, name: str) -> tuple[str, str]:
     path = models_dir / f"{name}-{sha[:12]}.ubj"
     if path.exists():
         if hashlib.sha256(path.read_bytes()).hexdigest() != sha:
-            raise RuntimeError(f"artefact {path} exists with other content; artefacts are immutable")
+            raise RuntimeError(
+                f"artefact {path} exists with other content; artefacts are immutable"
+            )
         return path.as_uri(), sha
     fd, tmp = tempfile.mkstemp(dir=models_dir, suffix=".tmp")
     with os.fdopen(fd, "wb") as fh:
@@ -201,7 +229,9 @@ def load_artefact(uri: str, sha256: str) -> xgb.Booster:
     data = path.read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
-        raise RuntimeError(f"model artefact {path} has SHA-256 {actual}, registry says {sha256}: it was altered")
+        raise RuntimeError(
+            f"model artefact {path} has SHA-256 {actual}, registry says {sha256}: it was altered"
+        )
     booster = xgb.Booster()
     booster.load_model(bytearray(data))
     return booster

@@ -167,6 +167,9 @@ def _python_rows(df: pd.DataFrame) -> Iterator[tuple]:
             values = values.copy()
             values[mask] = None
         if pd.api.types.is_datetime64_any_dtype(s):
-            values = np.array([None if v is None else pd.Timestamp(v).to_pydatetime() for v in values], dtype=object)
+            values = np.array(
+                [None if v is None else pd.Timestamp(v).to_pydatetime() for v in values],
+                dtype=object,
+            )
         cols.append(values)
     yield from zip(*cols, strict=True)

@@ -9,7 +9,9 @@ def test_auc_matches_pairwise_definition():
     y = rng.random(300) < 0.3
     p = rng.random(300) + y * 0.3
     pos, neg = p[y], p[~y]
-    pairwise = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
+    pairwise = (
+        (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    ) / (len(pos) * len(neg))
     assert auc(y, p) == pytest.approx(pairwise)
     assert auc(y, y.astype(float)) == 1.0
     assert np.isnan(auc(np.zeros(5), np.arange(5)))

@@ -40,9 +40,13 @@ def test_logged_propensity_is_the_true_probability():
 
 def test_slates_have_no_repeats_and_valid_propensities():
     c = candidates(200, 12)
-    out = epsilon_greedy_slates(c, np.random.default_rng(0).random(len(c)), k=10, epsilon=0.2, seed=3)
+    out = epsilon_greedy_slates(
+        c, np.random.default_rng(0).random(len(c)), k=10, epsilon=0.2, seed=3
+    )
     assert not out.duplicated(["request_id", "item_id"]).any()
-    assert out.groupby("request_id")["position"].apply(list).map(lambda p: p == list(range(10))).all()
+    assert (
+        out.groupby("request_id")["position"].apply(list).map(lambda p: p == list(range(10))).all()
+    )
     assert ((out["propensity"] > 0) & (out["propensity"] <= 1)).all()
 
 

@@ -11,7 +11,9 @@ SMALL = SimulatorConfig(seed=3, n_users=2_000, n_items=300, sessions_per_day=300
 
 
 def random_ranker(c: pd.DataFrame) -> pd.DataFrame:
-    return uniform_random_slates(c, k=10, seed=7).assign(model_version="cold-start", variant="cold_start")
+    return uniform_random_slates(c, k=10, seed=7).assign(
+        model_version="cold-start", variant="cold_start"
+    )
 
 
 def test_same_seed_same_day_same_events():
@@ -23,7 +25,9 @@ def test_same_seed_same_day_same_events():
 
 def test_other_seed_other_events():
     a = ShopSimulator(SMALL).serve_day(DAY, random_ranker)
-    b = ShopSimulator(SimulatorConfig(**{**SMALL.__dict__, "seed": 4})).serve_day(DAY, random_ranker)
+    b = ShopSimulator(SimulatorConfig(**{**SMALL.__dict__, "seed": 4})).serve_day(
+        DAY, random_ranker
+    )
     assert not a.events["user_id"].equals(b.events["user_id"])
 
 
@@ -34,7 +38,11 @@ def test_default_world_size_and_personalisation_matters():
     result = sim.serve_day(DAY, random_ranker)
     # Random < popularity < oracle, and popularity clearly below the oracle.
     assert result.oracle_share < result.baseline_share < 0.8
-    assert result.oracle_purchase_rate > result.popularity_purchase_rate > result.expected_purchase_rate
+    assert (
+        result.oracle_purchase_rate
+        > result.popularity_purchase_rate
+        > result.expected_purchase_rate
+    )
     assert len(result.events) >= 20_000
 
 
@@ -42,7 +50,14 @@ def test_funnel_is_ordered_within_each_impression():
     result = ShopSimulator(SMALL).serve_day(DAY, random_ranker)
     ev = result.events
     counts = ev["event_type"].value_counts()
-    assert counts["impression"] > counts["view"] > counts["click"] > counts["add_to_cart"] >= counts["purchase"] > 0
+    assert (
+        counts["impression"]
+        > counts["view"]
+        > counts["click"]
+        > counts["add_to_cart"]
+        >= counts["purchase"]
+        > 0
+    )
     # Every purchase has an earlier add_to_cart and click of the same item in the same request.
     key = ["request_id", "item_id"]
     first = ev.pivot_table(index=key, columns="event_type", values="event_time", aggfunc="min")
@@ -53,7 +68,9 @@ def test_funnel_is_ordered_within_each_impression():
 
 
 def test_position_bias_lowers_engagement_down_the_slate():
-    result = ShopSimulator(SimulatorConfig(seed=5, sessions_per_day=800)).serve_day(DAY, random_ranker)
+    result = ShopSimulator(SimulatorConfig(seed=5, sessions_per_day=800)).serve_day(
+        DAY, random_ranker
+    )
     ev = result.events
     views = ev[ev["event_type"] == "view"].groupby("position").size()
     imps = ev[ev["event_type"] == "impression"].groupby("position").size()
@@ -80,7 +97,9 @@ def test_oracle_ranking_reaches_oracle_share_one():
         p = sim.purchase_probability(users, items)
         from flywheel_assets.policy import epsilon_greedy_slates
 
-        return epsilon_greedy_slates(c, p, k=10, epsilon=0.0, seed=0).assign(model_version="o", variant="oracle")
+        return epsilon_greedy_slates(c, p, k=10, epsilon=0.0, seed=0).assign(
+            model_version="o", variant="oracle"
+        )
 
     result = sim.serve_day(DAY, oracle)
     assert abs(result.oracle_share - 1.0) < 1e-9

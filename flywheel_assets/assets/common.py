@@ -1,7 +1,5 @@
 """Shared pieces of the asset layer: partitions, the warehouse pool, partition bounds."""
 
-from __future__ import annotations
-
 import datetime as dt
 
 import dagster as dg

@@ -4,8 +4,6 @@ Snapshot D uses only events with event_time before D + 1 day that arrived in par
 D, so serving on day D + 1 and training on day D + 1's impressions see exactly the same values.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 
 import dagster as dg
@@ -29,7 +27,12 @@ def _window_params(day: dt.date, prior_strength: float) -> dict[str, object]:
     }
 
 
-def _build(context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig, table: str) -> dg.MaterializeResult:
+def _build(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    flywheel: FlywheelConfig,
+    table: str,
+) -> dg.MaterializeResult:
     day = partition_day(context)
     wh = warehouse.get()
     params = _window_params(day, flywheel.prior_strength)
@@ -44,27 +47,83 @@ def _build(context: dg.AssetExecutionContext, warehouse: WarehouseResource, flyw
     return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(n)})
 
 
-_COMMON = {"partitions_def": daily, "group_name": "features", "kinds": {"sql", "duckdb"}, "pool": WAREHOUSE_POOL}
+_COMMON = {
+    "partitions_def": daily,
+    "group_name": "features",
+    "kinds": {"sql", "duckdb"},
+    "pool": WAREHOUSE_POOL,
+}
 
 
-@dg.asset(**_COMMON, deps=[accepted_events, users], description="Per-user activity, smoothed CTR/conversion, recency, region and device.")
-def user_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig) -> dg.MaterializeResult:
+@dg.asset(
+    **_COMMON,
+    deps=[accepted_events, users],
+    description="Per-user activity, smoothed CTR/conversion, recency, region and device.",
+)
+def user_features(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+) -> dg.MaterializeResult:
     return _build(context, warehouse, flywheel, "user_features")
 
 
-@dg.asset(**_COMMON, deps=[accepted_events, catalog_items], description="Per-item catalog attributes, price change, popularity, smoothed CTR/conversion.")
-def item_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig) -> dg.MaterializeResult:
+@dg.asset(
+    **_COMMON,
+    deps=[accepted_events, catalog_items],
+    description="Per-item catalog attributes, price change, popularity, smoothed CTR/conversion.",
+)
+def item_features(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+) -> dg.MaterializeResult:
     return _build(context, warehouse, flywheel, "item_features")
 
 
-@dg.asset(**_COMMON, deps=[accepted_events, catalog_items], description="User x category affinity over 28 days.")
-def user_category_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig) -> dg.MaterializeResult:
+@dg.asset(
+    **_COMMON,
+    deps=[accepted_events, catalog_items],
+    description="User x category affinity over 28 days.",
+)
+def user_category_features(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+) -> dg.MaterializeResult:
     return _build(context, warehouse, flywheel, "user_category_features")
 
 
-@dg.asset(**_COMMON, deps=[accepted_events], description="User x item past interactions over 28 days.")
-def user_item_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig) -> dg.MaterializeResult:
+@dg.asset(
+    **_COMMON, deps=[accepted_events], description="User x item past interactions over 28 days."
+)
+def user_item_features(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+) -> dg.MaterializeResult:
     return _build(context, warehouse, flywheel, "user_item_features")
 
 
-FEATURE_ASSETS = [user_features, item_features, user_category_features, user_item_features]
+@dg.asset(
+    **_COMMON,
+    deps=[accepted_events, users, catalog_items],
+    description="Region x category response over 28 days (segment-level taste).",
+)
+def region_category_features(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+) -> dg.MaterializeResult:
+    return _build(context, warehouse, flywheel, "region_category_features")
+
+
+@dg.asset(
+    **_COMMON,
+    deps=[accepted_events, users, catalog_items],
+    description="Region x brand response over 28 days (segment-level taste).",
+)
+def region_brand_features(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+) -> dg.MaterializeResult:
+    return _build(context, warehouse, flywheel, "region_brand_features")
+
+
+FEATURE_ASSETS = [
+    user_features,
+    item_features,
+    user_category_features,
+    user_item_features,
+    region_category_features,
+    region_brand_features,
+]

@@ -4,8 +4,6 @@ Each asset replaces its partition in one transaction (DELETE + INSERT), so re-ma
 day gives the same tables, and a run that dies half-way leaves the previous state.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,8 +11,15 @@ from dataclasses import dataclass
 import dagster as dg
 import pandas as pd
 
-from ..event_contract import NormalisedBatch, normalise_events, normalise_items, normalise_users
+from ..event_contract import (
+    NormalisedBatch,
+    normalise_events,
+    normalise_items,
+    normalise_users,
+    scrub_bad_lines,
+)
 from ..landing import list_landing_files, read_landing_file
+from ..pseudonym import Pseudonymiser
 from ..resources import FlywheelConfig, PseudonymResource, WarehouseResource
 from .common import WAREHOUSE_POOL, daily, day_start, md_table, partition_day, utcnow
 
@@ -39,6 +44,7 @@ def _ingest_source(
     config: FlywheelConfig,
     normalise: Callable[[pd.DataFrame], NormalisedBatch],
     extra_columns: Callable[[pd.DataFrame, FileOutcome], pd.DataFrame],
+    pseudonymiser: Pseudonymiser | None = None,
 ) -> dg.MaterializeResult:
     day = partition_day(context)
     paths = config.paths()
@@ -48,9 +54,15 @@ def _ingest_source(
     for path in files:
         parsed = read_landing_file(path)
         batch = normalise(parsed.records)
+        # An unparseable line is stored as text: scrub personal values out of it first.
+        bad = (
+            parsed.bad_lines
+            if pseudonymiser is None
+            else scrub_bad_lines(parsed.bad_lines, pseudonymiser=pseudonymiser)
+        )
         rejected = pd.concat(
             [
-                parsed.bad_lines[["line_no", "payload", "reason"]],
+                bad[["line_no", "payload", "reason"]],
                 batch.rejected[["line_no", "payload", "reason"]],
             ],
             ignore_index=True,
@@ -58,10 +70,22 @@ def _ingest_source(
         # normalise_* keep the records' index on accepted rows, which maps them to their lines.
         line_nos = parsed.records["_line_no"].reindex(batch.accepted.index)
         outcomes.append(
-            FileOutcome(str(path), parsed.sha256, parsed.fmt, parsed.rows_read, batch.accepted, line_nos, rejected)
+            FileOutcome(
+                str(path),
+                parsed.sha256,
+                parsed.fmt,
+                parsed.rows_read,
+                batch.accepted,
+                line_nos,
+                rejected,
+            )
         )
 
-    accepted = pd.concat([extra_columns(o.accepted, o) for o in outcomes], ignore_index=True) if outcomes else None
+    accepted = (
+        pd.concat([extra_columns(o.accepted, o) for o in outcomes], ignore_index=True)
+        if outcomes
+        else None
+    )
     wh = warehouse.get()
     with wh.begin() as conn:
         wh.delete_partition(conn, table, day)
@@ -109,7 +133,9 @@ def _ingest_source(
         else pd.Series(dtype=int)
     )
     if not files:
-        context.log.warning(f"no landing files for {source} on {day} under {paths.landing_dir / source}")
+        context.log.warning(
+            f"no landing files for {source} on {day} under {paths.landing_dir / source}"
+        )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(n_ok),
@@ -118,7 +144,9 @@ def _ingest_source(
             "rows_quarantined": dg.MetadataValue.int(n_bad),
             "quarantine_share": dg.MetadataValue.float(n_bad / n_read if n_read else 0.0),
             "quarantine_reasons": dg.MetadataValue.md(
-                md_table(reasons.rename_axis("reason").reset_index(name="rows")) if n_bad else "_(none)_"
+                md_table(reasons.rename_axis("reason").reset_index(name="rows"))
+                if n_bad
+                else "_(none)_"
             ),
             "files_detail": dg.MetadataValue.md(
                 md_table(
@@ -185,6 +213,7 @@ def users(
         config=flywheel,
         normalise=lambda records: normalise_users(records, pseudonymiser=pseudonymiser),
         extra_columns=lambda df, o: df,
+        pseudonymiser=pseudonymiser,
     )
 
 
@@ -231,4 +260,5 @@ def raw_events(
         config=flywheel,
         normalise=normalise,
         extra_columns=extra,
+        pseudonymiser=pseudonymiser,
     )

@@ -1,7 +1,5 @@
 """Evaluation and promotion: champion vs challenger on the same holdout, then the decision."""
 
-from __future__ import annotations
-
 import datetime as dt
 import json
 import os
@@ -41,7 +39,9 @@ def offline_evaluation(
     with wh.begin() as conn:
         challenger_version = wh.scalar(conn, load_sql("registry/model_for_day"), dt=day)
         champion_version = _champion_before(wh, conn, day)
-        challenger = registry.get_model(conn, str(challenger_version)) if challenger_version else None
+        challenger = (
+            registry.get_model(conn, str(challenger_version)) if challenger_version else None
+        )
         champion = registry.get_model(conn, champion_version) if champion_version else None
     rows = []
     if challenger is not None and challenger.metrics.get("holdout_cutoff"):
@@ -129,12 +129,20 @@ def promotion_decision(
         moved = False
         if later.empty:
             moved = registry.move_alias(
-                conn, registry.CHAMPION, after, actor="promotion_decision", reason=f"{day}: {decision.reason}", now=now, day=day
+                conn,
+                registry.CHAMPION,
+                after,
+                actor="promotion_decision",
+                reason=f"{day}: {decision.reason}",
+                now=now,
+                day=day,
             )
         else:
             # A later day has decided already: re-deciding an old day must not move the
             # champion backwards in time; the record is refreshed, the alias is not.
-            context.log.warning(f"a decision for {later.iloc[0]['dt']} exists: champion alias left as it is")
+            context.log.warning(
+                f"a decision for {later.iloc[0]['dt']} exists: champion alias left as it is"
+            )
         wh.run(conn, "registry/delete_decision", dt=day)
         wh.run(
             conn,

@@ -5,8 +5,6 @@ dagster-ge only supports GX < 1.0. ERROR-level checks are blocking, so a failing
 before anything downstream of it materialises.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 
 from ..quality import validate_dataframe
@@ -27,7 +25,9 @@ from .ingestion import catalog_items, raw_events
         "known to the catalog); the rest go to quarantine with the reason."
     ),
 )
-def accepted_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def accepted_events(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     day = partition_day(context)
     wh = warehouse.get()
     with wh.begin() as conn:
@@ -56,18 +56,26 @@ def _accounting(warehouse: WarehouseResource, day) -> dict[str, int]:
     return {k: int(v) for k, v in row.items()}
 
 
-@dg.asset_check(asset=raw_events, blocking=True, description="Every landed row is in raw_events or quarantine.")
-def raw_events_accounted(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=raw_events, blocking=True, description="Every landed row is in raw_events or quarantine."
+)
+def raw_events_accounted(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
     c = _accounting(warehouse, partition_day(context))
     ok = c["landed"] == c["raw"] + c["quarantined_ingestion"]
     return dg.AssetCheckResult(
         passed=ok,
         metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
-        description=None if ok else "landed rows != raw + quarantined: rows were lost; re-materialise the day",
+        description=None
+        if ok
+        else "landed rows != raw + quarantined: rows were lost; re-materialise the day",
     )
 
 
-@dg.asset_check(asset=accepted_events, blocking=True, description="Every raw row is accepted or quarantined.")
+@dg.asset_check(
+    asset=accepted_events, blocking=True, description="Every raw row is accepted or quarantined."
+)
 def accepted_events_accounted(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
@@ -80,7 +88,9 @@ def accepted_events_accounted(
     )
 
 
-def _suite_check(warehouse: WarehouseResource, day, sql_name: str, suite: str) -> dg.AssetCheckResult:
+def _suite_check(
+    warehouse: WarehouseResource, day, sql_name: str, suite: str
+) -> dg.AssetCheckResult:
     wh = warehouse.get()
     with wh.begin() as conn:
         df = wh.query_df(conn, load_sql(sql_name), dt=day)
@@ -98,14 +108,31 @@ def _suite_check(warehouse: WarehouseResource, day, sql_name: str, suite: str) -
     )
 
 
-@dg.asset_check(asset=accepted_events, blocking=True, description="Great Expectations suite accepted_events.")
-def accepted_events_suite(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _suite_check(warehouse, partition_day(context), "quality/events_partition", "accepted_events")
+@dg.asset_check(
+    asset=accepted_events, blocking=True, description="Great Expectations suite accepted_events."
+)
+def accepted_events_suite(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    return _suite_check(
+        warehouse, partition_day(context), "quality/events_partition", "accepted_events"
+    )
 
 
-@dg.asset_check(asset=catalog_items, blocking=True, description="Great Expectations suite catalog_items.")
-def catalog_items_suite(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _suite_check(warehouse, partition_day(context), "quality/items_partition", "catalog_items")
+@dg.asset_check(
+    asset=catalog_items, blocking=True, description="Great Expectations suite catalog_items."
+)
+def catalog_items_suite(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    return _suite_check(
+        warehouse, partition_day(context), "quality/items_partition", "catalog_items"
+    )
 
 
-QUALITY_CHECKS = [raw_events_accounted, accepted_events_accounted, accepted_events_suite, catalog_items_suite]
+QUALITY_CHECKS = [
+    raw_events_accounted,
+    accepted_events_accounted,
+    accepted_events_suite,
+    catalog_items_suite,
+]

@@ -1,7 +1,5 @@
 """Training: the day's labelled examples and an XGBoost challenger registered with lineage."""
 
-from __future__ import annotations
-
 import datetime as dt
 import getpass
 import subprocess
@@ -20,7 +18,9 @@ from .common import WAREHOUSE_POOL, daily, md_table, partition_day, utcnow
 from .features import FEATURE_ASSETS
 from .quality import accepted_events
 
-previous_day = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True)
+previous_day = dg.TimeWindowPartitionMapping(
+    start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
+)
 
 
 @dg.asset(
@@ -28,14 +28,19 @@ previous_day = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1, all
     group_name="training",
     kinds={"sql", "duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=[accepted_events, *[dg.AssetDep(a, partition_mapping=previous_day) for a in FEATURE_ASSETS]],
+    deps=[
+        accepted_events,
+        *[dg.AssetDep(a, partition_mapping=previous_day) for a in FEATURE_ASSETS],
+    ],
     description=(
         "One row per logged impression of the day, labelled with click and purchase, carrying "
         "the logging policy's propensity, model version and variant, and the feature snapshot "
         "(the day before) it may use."
     ),
 )
-def training_examples(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def training_examples(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     day = partition_day(context)
     wh = warehouse.get()
     with wh.begin() as conn:
@@ -52,11 +57,19 @@ def training_examples(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     )
 
 
-@dg.asset_check(asset=training_examples, blocking=True, description="Great Expectations suite training_examples.")
-def training_examples_suite(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=training_examples,
+    blocking=True,
+    description="Great Expectations suite training_examples.",
+)
+def training_examples_suite(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
     wh = warehouse.get()
     with wh.begin() as conn:
-        df = wh.query_df(conn, load_sql("quality/training_examples_partition"), dt=partition_day(context))
+        df = wh.query_df(
+            conn, load_sql("quality/training_examples_partition"), dt=partition_day(context)
+        )
     outcome = validate_dataframe(df, "training_examples")
     return dg.AssetCheckResult(
         passed=outcome.passed,
@@ -67,7 +80,9 @@ def training_examples_suite(context: dg.AssetCheckExecutionContext, warehouse: W
 
 def _code_version() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -99,13 +114,21 @@ def challenger_model(
     train, valid = time_split(learn, 0.2)
     label_col = LABELS[flywheel.label]
     if train.empty or train[label_col].sum() == 0:
-        context.log.warning(f"no positive {flywheel.label} labels in the window: no challenger for {day}")
-        return dg.MaterializeResult(metadata={"trained": False, "reason": f"no positive {flywheel.label} labels"})
+        context.log.warning(
+            f"no positive {flywheel.label} labels in the window: no challenger for {day}"
+        )
+        return dg.MaterializeResult(
+            metadata={"trained": False, "reason": f"no positive {flywheel.label} labels"}
+        )
     model = train_model(train, valid, label=flywheel.label)
     data = model_bytes(model.booster)
     uri, sha = save_artefact(data, flywheel.paths().models_dir, f"model-{day:%Y%m%d}")
     version = f"m{day:%Y%m%d}-{sha[:8]}"
-    valid_metrics = offline_metrics(valid, predict(model.booster, model.schema, valid), label_col) if len(valid) else None
+    valid_metrics = (
+        offline_metrics(valid, predict(model.booster, model.schema, valid), label_col)
+        if len(valid)
+        else None
+    )
     metrics = {
         "best_iteration": model.best_iteration,
         "holdout_cutoff": None if holdout_cutoff is None else str(holdout_cutoff),
@@ -129,13 +152,23 @@ def challenger_model(
             code_version=_code_version(),
             champion_at_training=registry.get_alias(conn, registry.CHAMPION),
         )
-        created = registry.register_model(conn, record, created_by=f"dagster:{getpass.getuser()}", now=utcnow())
+        created = registry.register_model(
+            conn, record, created_by=f"dagster:{getpass.getuser()}", now=utcnow()
+        )
         registry.move_alias(
-            conn, registry.CHALLENGER, version, actor="challenger_model", reason=f"trained for {day}", now=utcnow(), day=day
+            conn,
+            registry.CHALLENGER,
+            version,
+            actor="challenger_model",
+            reason=f"trained for {day}",
+            now=utcnow(),
+            day=day,
         )
     gain = model.booster.get_score(importance_type="gain")
     importance = (
-        pd.DataFrame({"feature": list(gain), "gain": list(gain.values())}).sort_values("gain", ascending=False).head(12)
+        pd.DataFrame({"feature": list(gain), "gain": list(gain.values())})
+        .sort_values("gain", ascending=False)
+        .head(12)
     )
     meta: dict[str, object] = {
         "trained": True,
@@ -150,7 +183,13 @@ def challenger_model(
         "feature_importance": dg.MetadataValue.md(md_table(importance)),
     }
     if valid_metrics:
-        meta.update({f"valid_{k}": dg.MetadataValue.float(float(v)) for k, v in valid_metrics.as_dict().items() if k != "n_rows"})
+        meta.update(
+            {
+                f"valid_{k}": dg.MetadataValue.float(float(v))
+                for k, v in valid_metrics.as_dict().items()
+                if k != "n_rows"
+            }
+        )
     return dg.MaterializeResult(metadata=meta)
 
 

@@ -17,7 +17,9 @@ SELECT c.*,
            AS ui_price_ratio,
        uc.uc_impressions_28d, uc.uc_clicks_28d, uc.uc_carts_28d, uc.uc_purchases_28d,
        uc.uc_ctr_28d, uc.uc_click_share_28d,
-       ui.ui_impressions_28d, ui.ui_clicks_28d, ui.ui_purchases_28d, ui.ui_days_since_last_click
+       ui.ui_impressions_28d, ui.ui_clicks_28d, ui.ui_purchases_28d, ui.ui_days_since_last_click,
+       rc.rc_impressions_28d, rc.rc_ctr_28d, rc.rc_purchase_rate_28d,
+       rb.rb_impressions_28d, rb.rb_ctr_28d, rb.rb_purchase_rate_28d
 FROM candidates c
 LEFT JOIN item_features i ON i.item_id = c.item_id AND i.dt = c.feature_dt
 LEFT JOIN user_features uf ON uf.user_id = c.user_id AND uf.dt = c.feature_dt
@@ -25,3 +27,7 @@ LEFT JOIN user_category_features uc
        ON uc.user_id = c.user_id AND uc.category = i.category AND uc.dt = c.feature_dt
 LEFT JOIN user_item_features ui
        ON ui.user_id = c.user_id AND ui.item_id = c.item_id AND ui.dt = c.feature_dt
+LEFT JOIN region_category_features rc
+       ON rc.region = uf.region AND rc.category = i.category AND rc.dt = c.feature_dt
+LEFT JOIN region_brand_features rb
+       ON rb.region = uf.region AND rb.brand = i.brand AND rb.dt = c.feature_dt

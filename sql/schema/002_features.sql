@@ -71,3 +71,27 @@ CREATE TABLE IF NOT EXISTS training_examples (
     label_click INTEGER NOT NULL,
     label_purchase INTEGER NOT NULL
 );
+
+-- Segment-level affinity: how users of a region respond to a category / a brand. These carry
+-- what the shop knows about a user's taste before the user has a history of their own.
+CREATE TABLE IF NOT EXISTS region_category_features (
+    dt DATE NOT NULL,
+    region VARCHAR NOT NULL,
+    category VARCHAR NOT NULL,
+    rc_impressions_28d BIGINT,
+    rc_clicks_28d BIGINT,
+    rc_purchases_28d BIGINT,
+    rc_ctr_28d DOUBLE PRECISION,
+    rc_purchase_rate_28d DOUBLE PRECISION
+);
+
+CREATE TABLE IF NOT EXISTS region_brand_features (
+    dt DATE NOT NULL,
+    region VARCHAR NOT NULL,
+    brand VARCHAR NOT NULL,
+    rb_impressions_28d BIGINT,
+    rb_clicks_28d BIGINT,
+    rb_purchases_28d BIGINT,
+    rb_ctr_28d DOUBLE PRECISION,
+    rb_purchase_rate_28d DOUBLE PRECISION
+);

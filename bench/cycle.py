@@ -1,0 +1,148 @@
+"""bench/cycle: one whole flywheel cycle for a simulated day of ~1M events, next to the floor.
+
+The floor is what the bare libraries need for the same data in the same run:
+  1. DuckDB loading the landing file (read_json into a table),
+  2. a DuckDB group-by of the same per-user / per-item / user x category counts,
+  3. xgboost.train on the same training matrix with the same parameters and rounds.
+The cycle is everything flywheel does for the day through Dagster (ingest, contract, quarantine,
+accounting and GX checks, features, training set, training, evaluation, promotion).
+
+Run:  .venv/bin/python bench/cycle.py [--sessions 36000] [--out bench/out/cycle.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sessions", type=int, default=36_000, help="simulated sessions (36k ~ 1M events)"
+    )
+    parser.add_argument("--users", type=int, default=200_000)
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "cycle.json"))
+    args = parser.parse_args()
+
+    import duckdb
+    import xgboost as xgb
+
+    from flywheel_assets.demo import materialize_day, prepare_home, write_landing
+    from flywheel_assets.feature_store import training_frame
+    from flywheel_assets.policy import uniform_random_slates
+    from flywheel_assets.simulator import ShopSimulator, SimulatorConfig
+    from flywheel_assets.training import DEFAULT_PARAMS, FeatureSchema
+    from flywheel_assets.warehouse import Warehouse
+
+    day = dt.date(2026, 1, 1)
+    home = Path(tempfile.mkdtemp(prefix="fw-bench-")) / "home"
+    paths = prepare_home(home)
+    cfg = SimulatorConfig(
+        seed=1, n_users=args.users, n_items=args.items, sessions_per_day=args.sessions
+    )
+    print(
+        f"simulating {args.sessions} sessions ({args.users} users, {args.items} items)...",
+        file=sys.stderr,
+    )
+    t = time.perf_counter()
+    sim = ShopSimulator(cfg, start=day)
+    write_landing(sim.catalog_records(day), paths.landing_dir, "catalog", day, "jsonl")
+    write_landing(sim.user_records(day), paths.landing_dir, "users", day, "jsonl")
+    result = sim.serve_day(
+        day,
+        lambda c: uniform_random_slates(c, k=cfg.slate_size, seed=1).assign(
+            model_version="cold-start", variant="cold_start"
+        ),
+    )
+    events_file = write_landing(result.events, paths.landing_dir, "events", day, "jsonl")
+    n_events = len(result.events)
+    print(
+        f"  {n_events} events written in {time.perf_counter() - t:.1f}s (setup, not measured)",
+        file=sys.stderr,
+    )
+
+    # Warm the imports both sides use (Dagster, GX) so neither pays them inside its timing.
+    import great_expectations  # noqa: F401
+
+    print("cycle: materialising the whole day through Dagster...", file=sys.stderr)
+    t = time.perf_counter()
+    materialize_day(day)
+    cycle_s = time.perf_counter() - t
+
+    wh = Warehouse(paths.warehouse_url)
+    with wh.begin() as conn:
+        model = wh.query_df(
+            conn, "SELECT params_json, metrics_json, n_train_rows FROM model_registry"
+        )
+    best_iteration = json.loads(model.iloc[0]["metrics_json"])["best_iteration"]
+    frame = training_frame(wh, day, day)
+    wh.dispose()
+
+    print("floor: bare DuckDB load + group-by, bare xgboost.train...", file=sys.stderr)
+    floor_db = Path(tempfile.mkdtemp(prefix="fw-floor-")) / "floor.duckdb"
+    con = duckdb.connect(str(floor_db))
+    t = time.perf_counter()
+    con.execute(
+        "CREATE TABLE ev AS SELECT * FROM read_json(?, format='newline_delimited')",
+        [str(events_file)],
+    )
+    load_s = time.perf_counter() - t
+    t = time.perf_counter()
+    con.execute(
+        "CREATE TABLE uf AS SELECT user_id, event_type, COUNT(*) n FROM ev GROUP BY user_id, event_type;"
+        "CREATE TABLE itf AS SELECT item_id, event_type, COUNT(*) n FROM ev GROUP BY item_id, event_type;"
+        "CREATE TABLE uif AS SELECT user_id, item_id, event_type, COUNT(*) n FROM ev GROUP BY user_id, item_id, event_type;"
+    )
+    groupby_s = time.perf_counter() - t
+    con.close()
+    schema = FeatureSchema.fit(frame)
+    dtrain = xgb.DMatrix(
+        schema.matrix(frame), label=frame["label_purchase"].to_numpy(), enable_categorical=True
+    )
+    t = time.perf_counter()
+    xgb.train(
+        DEFAULT_PARAMS, dtrain, num_boost_round=best_iteration + 21
+    )  # same rounds incl. early-stopping patience
+    train_s = time.perf_counter() - t
+    floor_s = load_s + groupby_s + train_s
+
+    figures = {
+        "events": n_events,
+        "cycle_seconds": round(cycle_s, 2),
+        "floor_seconds": round(floor_s, 2),
+        "floor_parts": {
+            "duckdb_load": round(load_s, 2),
+            "duckdb_groupby": round(groupby_s, 2),
+            "xgboost_train": round(train_s, 2),
+        },
+        "ratio_cycle_to_floor": round(cycle_s / floor_s, 2),
+        "training_rows": int(model.iloc[0]["n_train_rows"]),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
+        "command": "python bench/cycle.py " + " ".join(sys.argv[1:]),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+    print(
+        f"\ncycle {cycle_s:.1f}s for {n_events} events; floor {floor_s:.1f}s; ratio {cycle_s / floor_s:.2f}x "
+        f"(goals: <= 60 s and <= 2x). Reproduce: python bench/cycle.py {' '.join(sys.argv[1:])}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,539 @@
+"""The event contract: canonical columns, producer field mapping and row-level validation.
+
+Input is what ``landing.read_landing_file`` yields (every value str or None, plus
+``_line_no``). Each row ends up in exactly one of ``accepted`` (canonical columns, typed,
+personal ids pseudonymised) or ``rejected`` (with the first failing rule as the reason), so
+``len(accepted) + len(rejected) == len(records)`` always holds.
+
+Everything on the accepted path is vectorised (pyarrow compute / numpy); Python loops only
+run over rejected rows, to build their JSON payloads.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flywheel_assets.landing import LINE_NO, scalar_to_str
+from flywheel_assets.pseudonym import Pseudonymiser
+
+EVENT_TYPES = ("impression", "view", "click", "add_to_cart", "purchase")
+EVENT_COLUMNS = [
+    "event_id",
+    "event_type",
+    "event_time",
+    "user_id",
+    "item_id",
+    "session_id",
+    "request_id",
+    "position",
+    "propensity",
+    "model_version",
+    "variant",
+    "price",
+]
+REQUIRED_EVENT_FIELDS = ("event_id", "event_type", "event_time", "user_id", "item_id")
+ITEM_COLUMNS = ["item_id", "title", "category", "brand", "price"]
+REQUIRED_ITEM_FIELDS = ("item_id", "category", "price")
+USER_COLUMNS = ["user_id", "region", "device", "signup_date"]
+REJECTED_COLUMNS = ["line_no", "payload", "reason"]
+
+# Column names holding personal data besides user_id: the whole name or an ``_``-suffix
+# (customer_email, client_ip), case-insensitive.
+PERSONAL_FIELD_PATTERN = re.compile(
+    r"(?:^|_)(?:e_?mail|email_address|ip|ip_address|phone|phone_number)$", re.IGNORECASE
+)
+
+DEFAULT_FIELD_ALIASES: dict[str, str] = {
+    "action": "event_type",
+    "type": "event_type",
+    "event": "event_type",
+    "timestamp": "event_time",
+    "ts": "event_time",
+    "time": "event_time",
+    "event_timestamp": "event_time",
+    "visitorid": "user_id",
+    "visitor_id": "user_id",
+    "customer_id": "user_id",
+    "userid": "user_id",
+    "itemid": "item_id",
+    "product_id": "item_id",
+    "sku": "item_id",
+    "id": "event_id",
+    "eventid": "event_id",
+    "sessionid": "session_id",
+    # transactionid is deliberately unmapped: it stays in the rejected payload only.
+}
+DEFAULT_EVENT_TYPE_ALIASES: dict[str, str] = {
+    "addtocart": "add_to_cart",
+    "add-to-cart": "add_to_cart",
+    "cart": "add_to_cart",
+    "transaction": "purchase",
+    "order": "purchase",
+    "impr": "impression",
+}
+
+_NUMBER_RE = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+_DATE_RE = r"^\d{4}-\d{2}-\d{2}(?:[T ].*)?$"
+_EPOCH_SECONDS_LIMIT = 1e11  # below: epoch seconds; at or above: epoch milliseconds
+_MAX_ABS_MICROS = 2.5e17  # about year 9900; beyond that the value is garbage, not a time
+_MAX_POSITION = 2**31  # positions are stored as INTEGER
+_MAX_REASON_VALUE_CHARS = 100
+_NULL_STR = pa.scalar(None, pa.string())
+_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_JSON_PAIR_RE = re.compile(
+    r'"(?P<key>[^"\\]{1,200})"\s*:\s*(?P<value>"(?:[^"\\]|\\.)*"|[^,}\]\s]+)'
+)
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Producer field name -> canonical name (keys match case-insensitively, trimmed)."""
+
+    aliases: dict[str, str] = field(default_factory=dict)
+    event_type_aliases: dict[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_EVENT_TYPE_ALIASES)
+    )
+
+    @classmethod
+    def default(cls) -> FieldMap:
+        return cls(dict(DEFAULT_FIELD_ALIASES), dict(DEFAULT_EVENT_TYPE_ALIASES))
+
+    @classmethod
+    def from_mapping(
+        cls, mapping: Mapping[str, str], event_types: Mapping[str, str] | None = None
+    ) -> FieldMap:
+        """The default map extended (and overridden) by ``mapping`` / ``event_types``."""
+        return cls(
+            {**DEFAULT_FIELD_ALIASES, **{_key(k): v for k, v in mapping.items()}},
+            {**DEFAULT_EVENT_TYPE_ALIASES, **{_key(k): v for k, v in (event_types or {}).items()}},
+        )
+
+    def canonical(self, name: str, wanted: Sequence[str]) -> str | None:
+        """The canonical column ``name`` feeds, if it is one of ``wanted``."""
+        key = _key(name)
+        if key in wanted:
+            return key
+        target = {_key(k): v for k, v in self.aliases.items()}.get(key)
+        return target if target in wanted else None
+
+    def event_type(self, value: str) -> str | None:
+        """The canonical event type for a raw value, or None if it is not one."""
+        return _event_type(value, self._event_type_lookup())
+
+    def _event_type_lookup(self) -> dict[str, str]:
+        return {_key(k): v for k, v in self.event_type_aliases.items()}
+
+
+@dataclass(frozen=True)
+class NormalisedBatch:
+    """``accepted`` keeps the index labels of ``records`` so callers can look up
+    ``records.loc[accepted.index, "_line_no"]``."""
+
+    accepted: pd.DataFrame
+    rejected: pd.DataFrame  # line_no, payload, reason
+
+
+# ----- public API ---------------------------------------------------------------------------
+
+
+def parse_event_time(values: pd.Series) -> pd.Series:
+    """Timestamps as naive UTC ``datetime64[us]``; NaT where unparseable.
+
+    ISO-8601 with an offset or ``Z`` is converted to UTC, naive ISO is taken as UTC, and a
+    purely numeric value is epoch seconds when abs < 1e11, else epoch milliseconds.
+    """
+    return pd.Series(_parse_time(_clean_arrow(values)), index=values.index, name=values.name)
+
+
+def normalise_events(
+    records: pd.DataFrame,
+    *,
+    pseudonymiser: Pseudonymiser,
+    partition_start: datetime.datetime,
+    partition_end: datetime.datetime,
+    now: datetime.datetime,
+    future_tolerance: datetime.timedelta = datetime.timedelta(hours=1),
+    field_map: FieldMap | None = None,
+) -> NormalisedBatch:
+    """Validate event records against the contract.
+
+    ``partition_start`` is informational: late events (before it) are legal. All datetimes
+    are naive UTC.
+    """
+    del partition_start  # late data is accepted; kept in the signature for callers' clarity
+    fm = field_map or FieldMap.default()
+    cols, sources = _canonical_columns(records, fm, EVENT_COLUMNS)
+    checks = _Checks(len(records))
+
+    text = {c: _to_object(cols[c]) for c in EVENT_COLUMNS if c not in _TYPED_EVENT_COLUMNS}
+    for name in REQUIRED_EVENT_FIELDS:
+        checks.fail(~_present(cols[name]), f"missing_required:{name}")
+
+    event_type = _map_event_types(text["event_type"], fm)
+    bad_type = pd.notna(text["event_type"]) & pd.isna(event_type)
+    checks.fail(
+        bad_type,
+        lambda rows: [
+            f"invalid_event_type:{v[:_MAX_REASON_VALUE_CHARS]}" for v in text["event_type"][rows]
+        ],
+    )
+
+    event_time = _parse_time(cols["event_time"])
+    checks.fail(_present(cols["event_time"]) & np.isnat(event_time), "invalid_timestamp")
+    cutoff = np.datetime64(min(_naive_utc(now), _naive_utc(partition_end)) + future_tolerance, "us")
+    checks.fail(event_time > cutoff, "future_event")
+
+    position = _to_float(cols["position"])
+    checks.fail(
+        _present(cols["position"])
+        & ~(
+            np.isfinite(position)
+            & (position >= 0)
+            & (position < _MAX_POSITION)
+            & (np.floor(position) == position)
+        ),
+        "invalid_position",
+    )
+    propensity = _to_float(cols["propensity"])
+    checks.fail(
+        _present(cols["propensity"]) & ~((propensity > 0) & (propensity <= 1)),
+        "invalid_propensity",
+    )
+    price = _to_float(cols["price"])
+    checks.fail(_present(cols["price"]) & ~(np.isfinite(price) & (price >= 0)), "invalid_price")
+    checks.fail(checks.duplicates(text["event_id"], keep="first"), "duplicate_event_id")
+
+    keep = checks.ok
+    index = records.index[keep]
+    accepted_users = pd.Series(text["user_id"][keep], index=index, dtype=object)
+    data: dict[str, pd.Series] = {}
+    for name in EVENT_COLUMNS:
+        if name == "user_id":
+            data[name] = _object_series(pseudonymiser.series(accepted_users), index)
+        elif name == "event_type":
+            data[name] = pd.Series(event_type[keep], index=index, dtype=object)
+        elif name == "event_time":
+            data[name] = pd.Series(event_time[keep], index=index, dtype="datetime64[us]")
+        elif name == "position":
+            data[name] = pd.Series(position[keep], index=index).astype("Int64")
+        elif name in ("propensity", "price"):
+            values = propensity if name == "propensity" else price
+            data[name] = pd.Series(values[keep], index=index, dtype="float64")
+        else:
+            data[name] = pd.Series(text[name][keep], index=index, dtype=object)
+    personal = _personal_columns(records, sources["user_id"])
+    return NormalisedBatch(
+        accepted=pd.DataFrame(data, columns=EVENT_COLUMNS),
+        rejected=_rejected(records, checks, personal, pseudonymiser),
+    )
+
+
+def normalise_items(records: pd.DataFrame, *, field_map: FieldMap | None = None) -> NormalisedBatch:
+    """Validate catalog records. A repeated item_id keeps the last valid line (a correction).
+
+    There is no pseudonymiser here, so personal-looking columns are dropped from payloads.
+    """
+    fm = field_map or FieldMap.default()
+    cols, _ = _canonical_columns(records, fm, ITEM_COLUMNS)
+    checks = _Checks(len(records))
+    text = {c: _to_object(cols[c]) for c in ITEM_COLUMNS if c != "price"}
+    for name in REQUIRED_ITEM_FIELDS:
+        checks.fail(~_present(cols[name]), f"missing_required:{name}")
+    price = _to_float(cols["price"])
+    checks.fail(~(np.isfinite(price) & (price >= 0)), "invalid_price")
+    checks.fail(checks.duplicates(text["item_id"], keep="last"), "duplicate_item_id")
+
+    keep = checks.ok
+    index = records.index[keep]
+    data = {
+        name: (
+            pd.Series(price[keep], index=index, dtype="float64")
+            if name == "price"
+            else pd.Series(text[name][keep], index=index, dtype=object)
+        )
+        for name in ITEM_COLUMNS
+    }
+    return NormalisedBatch(
+        accepted=pd.DataFrame(data, columns=ITEM_COLUMNS),
+        rejected=_rejected(records, checks, _personal_columns(records, []), None),
+    )
+
+
+def normalise_users(
+    records: pd.DataFrame, *, pseudonymiser: Pseudonymiser, field_map: FieldMap | None = None
+) -> NormalisedBatch:
+    """Validate user records. A repeated user_id keeps the last valid line (a correction).
+
+    ``signup_date`` is ``datetime64[us]`` at midnight; a time part after the date is ignored.
+    """
+    fm = field_map or FieldMap.default()
+    cols, sources = _canonical_columns(records, fm, USER_COLUMNS)
+    checks = _Checks(len(records))
+    text = {c: _to_object(cols[c]) for c in USER_COLUMNS if c != "signup_date"}
+    checks.fail(~_present(cols["user_id"]), "missing_required:user_id")
+    signup = _parse_date(cols["signup_date"])
+    checks.fail(_present(cols["signup_date"]) & np.isnat(signup), "invalid_date")
+    checks.fail(checks.duplicates(text["user_id"], keep="last"), "duplicate_user_id")
+
+    keep = checks.ok
+    index = records.index[keep]
+    users = pd.Series(text["user_id"][keep], index=index, dtype=object)
+    data = {
+        "user_id": _object_series(pseudonymiser.series(users), index),
+        "region": pd.Series(text["region"][keep], index=index, dtype=object),
+        "device": pd.Series(text["device"][keep], index=index, dtype=object),
+        "signup_date": pd.Series(signup[keep], index=index, dtype="datetime64[us]"),
+    }
+    personal = _personal_columns(records, sources["user_id"])
+    return NormalisedBatch(
+        accepted=pd.DataFrame(data, columns=USER_COLUMNS),
+        rejected=_rejected(records, checks, personal, pseudonymiser),
+    )
+
+
+def scrub_bad_lines(
+    bad_lines: pd.DataFrame,
+    *,
+    pseudonymiser: Pseudonymiser,
+    field_map: FieldMap | None = None,
+) -> pd.DataFrame:
+    """Best-effort pseudonymising of raw unparseable lines before they are stored.
+
+    A malformed JSON line still shows ``"key": value`` pairs; values under user-id or
+    personal keys, and any e-mail address anywhere, are replaced by pseudonyms. A CSV row's
+    positional user id cannot be recognised, so store these payloads with care.
+    """
+    fm = field_map or FieldMap.default()
+
+    def scrub(text: str) -> str:
+        def pair(match: re.Match[str]) -> str:
+            key = match.group("key")
+            if fm.canonical(key, ["user_id"]) is None and not PERSONAL_FIELD_PATTERN.search(key):
+                return match.group(0)
+            raw = match.group("value")
+            value = raw[1:-1] if raw.startswith('"') else raw
+            start = match.start("value") - match.start(0)
+            return f'{match.group(0)[:start]}"{pseudonymiser.one(value.strip())}"'
+
+        text = _JSON_PAIR_RE.sub(pair, text)
+        return _EMAIL_RE.sub(lambda m: str(pseudonymiser.one(m.group(0))), text)
+
+    out = bad_lines.copy()
+    out["payload"] = pd.Series(
+        [scrub(p) if isinstance(p, str) else p for p in bad_lines["payload"]],
+        index=bad_lines.index,
+        dtype=object,
+    )
+    return out
+
+
+# ----- helpers ------------------------------------------------------------------------------
+
+_TYPED_EVENT_COLUMNS = ("event_time", "position", "propensity", "price")
+
+
+class _Checks:
+    """First-failing-rule bookkeeping: a row keeps the first reason it was given."""
+
+    def __init__(self, n: int) -> None:
+        self.ok = np.ones(n, dtype=bool)
+        self.reason = np.full(n, None, dtype=object)
+
+    def fail(self, mask: Any, reason: str | Callable[[np.ndarray], list[str]]) -> None:
+        hit = np.asarray(mask, dtype=bool) & self.ok
+        if hit.any():
+            # a callable builds labels for the hit rows only (labels that quote the value)
+            self.reason[hit] = reason if isinstance(reason, str) else reason(hit)
+            self.ok &= ~hit
+
+    def duplicates(self, ids: np.ndarray, *, keep: Literal["first", "last"]) -> np.ndarray:
+        """Repeats among rows still valid, so a bad first copy does not shadow a good one."""
+        dup = np.zeros(len(ids), dtype=bool)
+        dup[self.ok] = pd.Series(ids[self.ok], dtype=object).duplicated(keep=keep).to_numpy()
+        return dup
+
+
+def _naive_utc(value: datetime.datetime) -> datetime.datetime:
+    # The contract is naive UTC; tolerate an aware datetime rather than mis-compare it.
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(datetime.UTC).replace(tzinfo=None)
+
+
+def _key(name: object) -> str:
+    return str(name).strip().lower()
+
+
+def _event_type(value: str, lookup: dict[str, str]) -> str | None:
+    key = _key(value)
+    key = lookup.get(key, key)
+    return key if key in EVENT_TYPES else None
+
+
+def _clean_arrow(values: pd.Series) -> pa.Array:
+    """Trimmed strings with empty -> null, as an arrow array (fast vectorised string ops)."""
+    raw = values.to_numpy(dtype=object)
+    try:
+        arr = pa.array(raw, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Hand-built frames may hold numbers or timestamps; stringify like the landing reader.
+        arr = pa.array([None if _missing(v) else scalar_to_str(v) for v in raw], type=pa.string())
+    trimmed = pc.utf8_trim_whitespace(arr)
+    return pc.if_else(pc.equal(trimmed, ""), _NULL_STR, trimmed)
+
+
+def _to_object(arr: pa.Array) -> np.ndarray:
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def _object_series(values: pd.Series, index: pd.Index) -> pd.Series:
+    return pd.Series(values.to_numpy(dtype=object), index=index, dtype=object)
+
+
+def _present(arr: pa.Array) -> np.ndarray:
+    return pc.is_valid(arr).to_numpy(zero_copy_only=False)
+
+
+def _matches(arr: pa.Array, pattern: str) -> np.ndarray:
+    return pc.fill_null(pc.match_substring_regex(arr, pattern), False).to_numpy(
+        zero_copy_only=False
+    )
+
+
+def _to_float(arr: pa.Array) -> np.ndarray:
+    """Numbers as float64; NaN where absent or not a plain decimal number."""
+    numeric = pa.array(_matches(arr, _NUMBER_RE))
+    return pc.cast(pc.if_else(numeric, arr, _NULL_STR), pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _parse_time(text: pa.Array) -> np.ndarray:
+    """See ``parse_event_time``; ``text`` is already trimmed with empty -> null."""
+    out = np.full(len(text), np.datetime64("NaT", "us"))
+    numeric = _matches(text, _NUMBER_RE)
+    if numeric.any():
+        nums = pc.cast(pc.filter(text, pa.array(numeric)), pa.float64()).to_numpy()
+        micros = np.where(np.abs(nums) < _EPOCH_SECONDS_LIMIT, nums * 1e6, nums * 1e3)
+        finite = np.isfinite(micros) & (np.abs(micros) < _MAX_ABS_MICROS)
+        stamps = np.full(len(nums), np.datetime64("NaT", "us"))
+        stamps[finite] = np.round(micros[finite]).astype(np.int64).view("datetime64[us]")
+        out[numeric] = stamps
+    textual = ~numeric & pc.is_valid(text).to_numpy(zero_copy_only=False)
+    if textual.any():
+        strings = pd.Series(pc.filter(text, pa.array(textual)).to_numpy(zero_copy_only=False))
+        parsed = pd.to_datetime(strings, format="ISO8601", utc=True, errors="coerce")
+        out[textual] = parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+    return out
+
+
+def _parse_date(arr: pa.Array) -> np.ndarray:
+    out = np.full(len(arr), np.datetime64("NaT", "us"))
+    dated = _matches(arr, _DATE_RE)
+    if dated.any():
+        first10 = pc.utf8_slice_codeunits(pc.filter(arr, pa.array(dated)), 0, 10)
+        strings = pd.Series(first10.to_numpy(zero_copy_only=False), dtype=object)
+        parsed = pd.to_datetime(strings, format="%Y-%m-%d", errors="coerce")
+        out[dated] = parsed.to_numpy(dtype="datetime64[us]")
+    return out
+
+
+def _map_event_types(values: np.ndarray, fm: FieldMap) -> np.ndarray:
+    # Few distinct event types: map each distinct value once, then gather by code.
+    codes, uniques = pd.factorize(values)
+    lookup = fm._event_type_lookup()
+    mapped = np.array([_event_type(u, lookup) for u in uniques] + [None], dtype=object)
+    return mapped[codes]  # code -1 (missing) picks the trailing None
+
+
+def _canonical_columns(
+    records: pd.DataFrame, fm: FieldMap, wanted: list[str]
+) -> tuple[dict[str, pa.Array], dict[str, list[str]]]:
+    """Canonical columns (canonical name first, then aliases, coalesced row by row) and,
+    for each, the producer columns that fed it."""
+    sources: dict[str, list[str]] = {name: [] for name in wanted}
+    for col in records.columns:
+        if col == LINE_NO:
+            continue
+        target = fm.canonical(col, wanted)
+        if target is not None:
+            sources[target].append(col)
+    columns: dict[str, pa.Array] = {}
+    for name in wanted:
+        ordered = sorted(sources[name], key=lambda c, n=name: _key(c) != n)
+        merged: pa.Array | None = None
+        for col in ordered:
+            values = _clean_arrow(records[col])
+            merged = values if merged is None else pc.coalesce(merged, values)
+        columns[name] = merged if merged is not None else pa.nulls(len(records), pa.string())
+    return columns, sources
+
+
+def _personal_columns(records: pd.DataFrame, user_id_sources: list[str]) -> set[str]:
+    return set(user_id_sources) | {
+        c for c in records.columns if c != LINE_NO and PERSONAL_FIELD_PATTERN.search(str(c))
+    }
+
+
+def _missing(value: Any) -> bool:
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and value != value)
+    )
+
+
+def _rejected(
+    records: pd.DataFrame,
+    checks: _Checks,
+    personal: set[str],
+    pseudonymiser: Pseudonymiser | None,
+) -> pd.DataFrame:
+    """Rejected rows with their original record as compact JSON, personal fields
+    pseudonymised (or dropped when no pseudonymiser is available)."""
+    rows = np.flatnonzero(~checks.ok)
+    subset = records.iloc[rows]
+    if LINE_NO in records.columns:
+        line_no = subset[LINE_NO].to_numpy(dtype=np.int64)
+    else:
+        line_no = rows.astype(np.int64) + 1
+    names: list[str] = []
+    columns: list[np.ndarray] = []
+    for col in records.columns:
+        if col == LINE_NO or (col in personal and pseudonymiser is None):
+            continue
+        values = subset[col]
+        if col in personal and pseudonymiser is not None:
+            cleaned = pd.Series(_to_object(_clean_arrow(values)), dtype=object)
+            values = pseudonymiser.series(cleaned)
+        names.append(str(col))
+        columns.append(values.to_numpy(dtype=object))
+    # Nulls are left out: JSONL records only get them from other lines' keys.
+    payloads = [
+        json.dumps(
+            {k: v for k, v in zip(names, row, strict=True) if not _missing(v)},
+            separators=(",", ":"),
+            ensure_ascii=False,
+            default=str,
+        )
+        for row in zip(*columns, strict=True)
+    ]
+    if not columns:
+        payloads = ["{}"] * len(rows)
+    return pd.DataFrame(
+        {
+            "line_no": pd.Series(line_no, dtype="int64"),
+            "payload": pd.Series(payloads, dtype=object),
+            "reason": pd.Series(checks.reason[rows], dtype=object),
+        },
+        columns=REJECTED_COLUMNS,
+    )

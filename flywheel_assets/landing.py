@@ -1,0 +1,579 @@
+"""Reading files from the landing folder: ``<landing_dir>/<source>/dt=YYYY-MM-DD/<files>``.
+
+Every value comes back as ``str`` (or ``None``) so that type checks happen in one place, the
+event contract, and a producer's ``"007"`` is never silently turned into ``7``. Each file is
+parsed with pyarrow first (fast) and, only when that fails, line by line so a bad line costs
+one quarantined row instead of the whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import gzip
+import hashlib
+import io
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+
+LINE_NO = "_line_no"
+MAX_PAYLOAD_CHARS = 10_000
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+CSV_SUFFIXES = (".csv",)
+PARQUET_SUFFIXES = (".parquet",)
+IGNORED_PREFIXES = ("_", ".")
+IGNORED_SUFFIXES = (".tmp", ".part")
+# Floats at or beyond 2**53 may be integers pyarrow rounded; the slow path keeps them exact.
+_EXACT_FLOAT_LIMIT = float(2**53)
+_WHITESPACE_BYTES = np.array([9, 10, 11, 12, 13, 32], dtype=np.uint8)
+_FAST_JSON_TYPES = (
+    pa.types.is_null,
+    pa.types.is_boolean,
+    pa.types.is_integer,
+    pa.types.is_floating,
+    pa.types.is_string,
+)
+
+
+class LandingFileError(Exception):
+    """A landing file that cannot be read at all; it is never skipped silently."""
+
+    def __init__(self, path: Path | str, message: str) -> None:
+        self.path = str(path)
+        self.message = message
+        super().__init__(
+            f"{self.path}: {message}. Fix the file or move it out of the landing folder, "
+            "then re-run the partition."
+        )
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    path: str
+    sha256: str
+    fmt: str  # "jsonl" | "csv" | "parquet"
+    records: pd.DataFrame  # str/None values plus LINE_NO (int)
+    bad_lines: pd.DataFrame  # line_no, payload, reason
+
+    @property
+    def rows_read(self) -> int:
+        return len(self.records) + len(self.bad_lines)
+
+
+def partition_dir(landing_dir: Path, source: str, dt: datetime.date) -> Path:
+    return Path(landing_dir) / source / f"dt={dt.isoformat()}"
+
+
+def list_landing_files(landing_dir: Path, source: str, dt: datetime.date) -> list[Path]:
+    """Files of one partition, sorted by name. Unknown extensions are listed on purpose so
+    that reading them fails loudly instead of data being dropped."""
+    folder = partition_dir(landing_dir, source, dt)
+    if not folder.is_dir():
+        return []
+    return sorted(
+        (
+            p
+            for p in folder.iterdir()
+            if p.is_file()
+            and not p.name.startswith(IGNORED_PREFIXES)
+            and not p.name.lower().endswith(IGNORED_SUFFIXES)
+        ),
+        key=lambda p: p.name,
+    )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def detect_format(path: Path) -> tuple[str, bool]:
+    """``(fmt, gzipped)`` from the file name; raises LandingFileError if unsupported."""
+    name = Path(path).name.lower()
+    gzipped = name.endswith(".gz")
+    base = name.removesuffix(".gz")
+    if base.endswith(JSONL_SUFFIXES):
+        return "jsonl", gzipped
+    if base.endswith(CSV_SUFFIXES):
+        return "csv", gzipped
+    if base.endswith(PARQUET_SUFFIXES) and not gzipped:
+        return "parquet", False
+    raise LandingFileError(
+        path,
+        "unsupported file type; expected .jsonl/.ndjson/.json, .csv (optionally .gz) or .parquet",
+    )
+
+
+def read_landing_file(path: Path) -> ParsedFile:
+    path = Path(path)
+    fmt, gzipped = detect_format(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LandingFileError(path, f"cannot read file ({exc})") from exc
+    sha256 = hashlib.sha256(raw).hexdigest()
+    if fmt == "parquet":
+        records, bad = _read_parquet(path, raw), _empty_bad_lines()
+    else:
+        data = _gunzip(path, raw) if gzipped else raw
+        records, bad = (_read_jsonl if fmt == "jsonl" else _read_csv)(path, data)
+    return ParsedFile(path=str(path), sha256=sha256, fmt=fmt, records=records, bad_lines=bad)
+
+
+# ----- shared helpers ----------------------------------------------------------------------
+
+
+def _gunzip(path: Path, raw: bytes) -> bytes:
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise LandingFileError(path, f"gzip data is corrupt or truncated ({exc})") from exc
+
+
+def _empty_bad_lines() -> pd.DataFrame:
+    return _bad_frame([])
+
+
+def _bad_frame(rows: list[tuple[int, str, str]]) -> pd.DataFrame:
+    """Bad lines from (line_no, payload, reason) rows."""
+    return pd.DataFrame(
+        {
+            "line_no": pd.Series([r[0] for r in rows], dtype="int64"),
+            "payload": pd.Series([r[1] for r in rows], dtype=object),
+            "reason": pd.Series([r[2] for r in rows], dtype=object),
+        }
+    )
+
+
+def _records_frame(columns: dict[str, Any], line_nos: Any) -> pd.DataFrame:
+    # dtype=object everywhere: pandas 3 would otherwise infer its "str" dtype (NaN, not None).
+    data = {name: pd.Series(values, dtype=object) for name, values in columns.items()}
+    data[LINE_NO] = pd.Series(np.asarray(line_nos, dtype=np.int64), dtype="int64")
+    return pd.DataFrame(data)
+
+
+def scalar_to_str(value: Any) -> str | None:
+    """The single stringification rule shared by every reader, so paths cannot disagree."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # pyarrow widens 3 to 3.0 when a column mixes ints and floats; print both as "3".
+        if value.is_integer() and abs(value) < _EXACT_FLOAT_LIMIT:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _arrow_to_str(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """An arrow column as an object array of str/None, following ``scalar_to_str``."""
+    typ = column.type
+    if pa.types.is_dictionary(typ):
+        return _arrow_to_str(pc.cast(column, typ.value_type))
+    if pa.types.is_null(typ):
+        return np.full(len(column), None, dtype=object)
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
+        return column.to_numpy(zero_copy_only=False)
+    if pa.types.is_integer(typ):
+        return pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
+    if pa.types.is_boolean(typ):
+        as_text = pc.if_else(column, pa.scalar("true"), pa.scalar("false"))
+        return as_text.to_numpy(zero_copy_only=False)
+    if (
+        pa.types.is_timestamp(typ)
+        or pa.types.is_date(typ)
+        or pa.types.is_time(typ)
+        or pa.types.is_decimal(typ)
+    ):
+        return pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(typ):
+        # Prices and propensities repeat a lot: format each distinct value once.
+        out = np.full(len(column), None, dtype=object)
+        valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
+        values = column.to_numpy(zero_copy_only=False)[valid]
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        out[valid] = np.array([scalar_to_str(float(u)) for u in uniques], dtype=object)[codes]
+        return out
+    return np.array([scalar_to_str(v) for v in column.to_pylist()], dtype=object)
+
+
+def _table_to_records(table: pa.Table, line_nos: Any) -> pd.DataFrame:
+    names = table.column_names
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate column names: {names}")
+    return _records_frame({n: _arrow_to_str(table.column(n)) for n in names}, line_nos)
+
+
+def _truncate(text: str) -> str:
+    return text[:MAX_PAYLOAD_CHARS]
+
+
+# ----- JSONL -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """Byte spans and 1-based numbers of the non-blank lines of a text file."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    numbers: np.ndarray
+
+    def chunk(self, data: bytes, lo: int, hi: int) -> bytes:
+        return data[self.starts[lo] : self.ends[hi - 1]]
+
+
+def _read_jsonl(path: Path, data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    lines = _non_blank_lines(data)
+    if len(lines.numbers) == 0:
+        return _records_frame({}, []), _empty_bad_lines()
+    order, string_keys = _sample_keys(data)
+    try:
+        return _jsonl_fast(data, lines.numbers, order, string_keys), _empty_bad_lines()
+    except _NotExact:
+        return _jsonl_slow(data)
+    except Exception:  # pyarrow refused the file: a bad line, or types it cannot unify
+        pass
+    # Bad lines are usually few: find them with pyarrow on ever smaller chunks, parse only
+    # those with json.loads, and keep the fast path for the rest. Anything surprising falls
+    # back to the exact line-by-line reader.
+    bad_idx = _locate_bad_lines(data, lines, string_keys)
+    if bad_idx is None:
+        return _jsonl_slow(data)
+    parsed = [_parse_line(int(lines.numbers[i]), lines.chunk(data, i, i + 1)) for i in bad_idx]
+    bad_rows = [row for row in parsed if isinstance(row, tuple)]
+    if len(bad_rows) != len(parsed):
+        return _jsonl_slow(data)  # json.loads accepts what pyarrow refused (e.g. duplicate keys)
+    bad = _bad_frame(bad_rows)
+    keep = np.ones(len(lines.numbers), dtype=bool)
+    keep[bad_idx] = False
+    bounds = np.concatenate(([-1], bad_idx, [len(keep)]))
+    good = b"\n".join(
+        lines.chunk(data, lo + 1, hi)
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        if hi > lo + 1
+    )
+    if not keep.any():
+        return _records_frame({}, []), bad
+    try:
+        return _jsonl_fast(good, lines.numbers[keep], order, string_keys), bad
+    except Exception:
+        return _jsonl_slow(data)
+
+
+def _non_blank_lines(data: bytes) -> _Lines:
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [len(buf)]))
+    blank = ends == starts
+    # Only lines starting with whitespace can be blank-but-not-empty; they are rare, so a
+    # Python check of just those stays cheap.
+    first = buf[np.minimum(starts, len(buf) - 1)] if len(buf) else np.zeros(1, np.uint8)
+    for i in np.flatnonzero(~blank & np.isin(first, _WHITESPACE_BYTES)):
+        blank[i] = not data[starts[i] : ends[i]].strip()
+    solid = np.flatnonzero(~blank)
+    return _Lines(starts[solid], ends[solid], solid + 1)
+
+
+def _sample_keys(data: bytes, max_lines: int = 1000) -> tuple[list[str], list[str]]:
+    """Keys of the first lines in first-appearance order, and those holding strings."""
+    keys: dict[str, None] = {}
+    string_keys: dict[str, None] = {}
+    for raw in data[: 1 << 20].split(b"\n")[:max_lines]:
+        try:
+            obj = json.loads(raw)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                keys.setdefault(key)
+                if isinstance(value, str):
+                    string_keys.setdefault(key)
+    return list(keys), list(string_keys)
+
+
+def _read_json_table(data: bytes, as_text: list[str]) -> pa.Table:
+    options = pa_json.ParseOptions(
+        explicit_schema=pa.schema([(name, pa.string()) for name in as_text]),
+        unexpected_field_behavior="infer",
+    )
+    return pa_json.read_json(io.BytesIO(data), parse_options=options)
+
+
+class _NotExact(Exception):
+    """pyarrow parsed the data but its result could differ from json.loads'."""
+
+
+def _jsonl_fast(
+    data: bytes, line_nos: np.ndarray, sample_order: list[str], string_keys: list[str]
+) -> pd.DataFrame:
+    """Records via pyarrow. Raises pyarrow's error, or _NotExact."""
+    # pyarrow turns ISO-looking strings into timestamps; declaring the string fields seen in
+    # a sample as strings avoids that (and a second parse) in the common case.
+    table = _read_json_table(data, string_keys)
+    late = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
+    if late:
+        table = _read_json_table(data, string_keys + late)
+    # Explicit fields come first in pyarrow's result; restore first-appearance order (the
+    # sample is a prefix of the data, so its keys precede every later-seen key).
+    in_sample = set(sample_order)
+    order = [n for n in sample_order if n in table.column_names]
+    order += [n for n in table.column_names if n not in in_sample]
+    if len(order) != table.num_columns:
+        raise _NotExact("duplicate column names")
+    table = table.select(order)
+    if table.num_rows != len(line_nos):
+        raise _NotExact("a multi-line object or several objects on one line")
+    for fld in table.schema:
+        if not any(check(fld.type) for check in _FAST_JSON_TYPES):
+            raise _NotExact("nested values")  # struct null-filling would differ
+        if pa.types.is_floating(fld.type):
+            values = table.column(fld.name).to_numpy(zero_copy_only=False)
+            if np.any(np.isfinite(values) & (np.abs(values) >= _EXACT_FLOAT_LIMIT)):
+                raise _NotExact("integers beyond float precision")
+    return _table_to_records(table, line_nos)
+
+
+def _locate_bad_lines(data: bytes, lines: _Lines, string_keys: list[str]) -> np.ndarray | None:
+    """Indexes of the lines pyarrow refuses, by splitting failing chunks 16 ways; None when
+    the failure is not line-local (a type conflict across lines) or costs too much."""
+    budget = 4 * len(data)
+    spent = 0
+    bad: list[int] = []
+    pending = [(0, len(lines.numbers))]  # known to fail
+    while pending:
+        lo, hi = pending.pop()
+        if hi - lo == 1:
+            bad.append(lo)
+            continue
+        edges = np.unique(np.linspace(lo, hi, 17).astype(int))
+        failed = []
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            chunk = lines.chunk(data, a, b)
+            spent += len(chunk)
+            try:
+                _read_json_table(chunk, string_keys)
+            except Exception:
+                failed.append((int(a), int(b)))
+        if not failed or spent > budget:
+            return None
+        pending.extend(failed)
+    return np.array(sorted(bad), dtype=np.int64)
+
+
+def _parse_line(line_no: int, raw: bytes) -> dict[str, Any] | tuple[int, str, str]:
+    """The JSON object on a line, or a (line_no, payload, reason) bad-line row."""
+    raw = raw.rstrip(b"\r")
+    if line_no == 1:
+        raw = raw.removeprefix(b"\xef\xbb\xbf")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        payload = raw.decode("utf-8", errors="replace")
+        return line_no, _truncate(payload), f"invalid_utf8: {exc}"
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return line_no, _truncate(text), f"malformed_json: {exc}"
+    except RecursionError:
+        return line_no, _truncate(text), "malformed_json: nested too deeply"
+    if not isinstance(obj, dict):
+        return line_no, _truncate(text), "not_an_object"
+    return obj
+
+
+def _jsonl_slow(data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The exact reference reader: json.loads line by line."""
+    objects: list[dict[str, Any]] = []
+    good_nos: list[int] = []
+    bad_rows: list[tuple[int, str, str]] = []
+    for line_no, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        parsed = _parse_line(line_no, raw)
+        if isinstance(parsed, dict):
+            objects.append(parsed)
+            good_nos.append(line_no)
+        else:
+            bad_rows.append(parsed)
+
+    names: dict[str, None] = {}  # ordered set: first appearance, as pyarrow orders columns
+    for obj in objects:
+        for key in obj:
+            names.setdefault(key)
+    columns = {
+        k: [v if type(v) is str else scalar_to_str(v) for v in (o.get(k) for o in objects)]
+        for k in names
+    }
+    return _records_frame(columns, good_nos), _bad_frame(bad_rows)
+
+
+# ----- CSV ---------------------------------------------------------------------------------
+
+
+def _read_csv(path: Path, data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if not data.strip():
+        return _records_frame({}, []), _empty_bad_lines()
+    fast = _csv_fast(data)
+    if fast is not None:
+        return fast
+    try:
+        return _csv_slow(data)
+    except (UnicodeDecodeError, csv.Error, ValueError) as exc:
+        raise LandingFileError(path, f"cannot parse CSV ({exc})") from exc
+
+
+def _csv_header(data: bytes) -> list[str]:
+    first = data.lstrip(b"\r\n").split(b"\n", 1)[0].decode("utf-8-sig")
+    return next(csv.reader([first]), [])
+
+
+def _wrong_field_count(expected: int, got: int) -> str:
+    return f"wrong_field_count: expected {expected}, got {got}"
+
+
+def _csv_fast(data: bytes) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """pyarrow's reader with every column typed string, or None to use the exact reader."""
+    try:
+        header = _csv_header(data)
+        if len(set(header)) != len(header):
+            return None  # let the slow path produce the precise error
+        convert = pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(header, pa.string()),
+            strings_can_be_null=True,
+            null_values=[""],
+        )
+        invalid: list[tuple[int | None, str, int]] = []
+
+        def on_invalid(row: Any) -> str:
+            invalid.append((row.number, row.text, row.actual_columns))
+            return "skip"
+
+        def read(threads: bool) -> pa.Table:
+            invalid.clear()
+            return pa_csv.read_csv(
+                io.BytesIO(data),
+                read_options=pa_csv.ReadOptions(use_threads=threads),
+                parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid),
+                convert_options=convert,
+            )
+
+        table = read(threads=True)
+        if table.column_names != header:
+            return None  # header misread (e.g. a quoted newline): pyarrow would infer types
+        if not invalid:
+            return _table_to_records(table, np.arange(1, table.num_rows + 1)), _empty_bad_lines()
+        # Row numbers of skipped rows are only reported when reading single-threaded.
+        table = read(threads=False)
+        return _csv_fast_with_bad_rows(data, table, invalid, len(header))
+    except Exception:  # any pyarrow complaint just means "use the slow path"
+        return None
+
+
+def _csv_fast_with_bad_rows(
+    data: bytes, table: pa.Table, invalid: list[tuple[int | None, str, int]], n_cols: int
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Place pyarrow's skipped rows; None unless every placement is verified."""
+    n_rows = table.num_rows + len(invalid)
+    lines = _non_blank_lines(data)
+    # Only without multi-line rows is row k exactly non-blank line k (line 0 is the header),
+    # which lets each skipped row's number be checked against the file's own text.
+    if len(lines.numbers) - 1 != n_rows:
+        return None
+    bad_rows: list[tuple[int, str, str]] = []
+    for number, text, got in invalid:
+        # pyarrow numbers rows from the header = 1, skipping blank lines
+        if number is None or not 2 <= number <= n_rows + 1:
+            return None
+        line = lines.chunk(data, number - 1, number).rstrip(b"\r")
+        if line.decode("utf-8", errors="replace") != text.rstrip("\r"):
+            return None
+        bad_rows.append((number - 1, _truncate(text.rstrip("\r")), _wrong_field_count(n_cols, got)))
+    bad_nos = np.array([row[0] for row in bad_rows], dtype=np.int64)
+    good_nos = np.setdiff1d(np.arange(1, n_rows + 1), bad_nos)
+    return _table_to_records(table, good_nos), _bad_frame(bad_rows)
+
+
+class _LineTap:
+    """Feeds csv.reader line by line and remembers the raw text of the current row."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _LineTap:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.taken.append(line)
+        return line
+
+
+def _csv_slow(data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    tap = _LineTap(iter(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    reader = csv.reader(tap)
+    header = next((row for row in reader if row), [])  # blank lines before it are skipped
+    if len(set(header)) != len(header):
+        raise ValueError(f"duplicate column names in header: {header}")
+    tap.taken.clear()
+    rows: list[list[str]] = []
+    good_nos: list[int] = []
+    bad_rows: list[tuple[int, str, str]] = []
+    row_no = 0
+    for row in reader:
+        raw = "".join(tap.taken).rstrip("\r\n")
+        tap.taken.clear()
+        if not row:  # blank line: skipped and not counted, like pyarrow does
+            continue
+        row_no += 1
+        if len(row) != len(header):
+            bad_rows.append((row_no, _truncate(raw), _wrong_field_count(len(header), len(row))))
+            continue
+        rows.append(row)
+        good_nos.append(row_no)
+    columns = {
+        name: [row[i] if row[i] != "" else None for row in rows] for i, name in enumerate(header)
+    }
+    return _records_frame(columns, good_nos), _bad_frame(bad_rows)
+
+
+# ----- Parquet -----------------------------------------------------------------------------
+
+
+def _read_parquet(path: Path, raw: bytes) -> pd.DataFrame:
+    try:
+        table = pq.read_table(pa.BufferReader(raw))
+    except Exception as exc:  # pyarrow raises several exception types for corrupt files
+        raise LandingFileError(path, f"cannot read Parquet ({exc})") from exc
+    try:
+        return _table_to_records(table, np.arange(1, table.num_rows + 1))
+    except ValueError as exc:
+        raise LandingFileError(path, str(exc)) from exc

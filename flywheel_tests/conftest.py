@@ -1,0 +1,65 @@
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+PG_ADMIN_URL = os.environ.get(
+    "FLYWHEEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+ENV_VARS = (
+    "FLYWHEEL_HOME",
+    "DAGSTER_HOME",
+    "FLYWHEEL_PSEUDONYM_KEY",
+    "FLYWHEEL_WAREHOUSE_URL",
+    "FLYWHEEL_LANDING_DIR",
+    "FLYWHEEL_MODELS_DIR",
+)
+
+
+@pytest.fixture
+def clean_env() -> Iterator[None]:
+    """The demo points the process environment at its home: restore it afterwards."""
+    saved = {k: os.environ.get(k) for k in ENV_VARS}
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _pg_available() -> str | None:
+    try:
+        engine = sa.create_engine(PG_ADMIN_URL)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # any failure to connect means "no server"
+        return str(exc).splitlines()[0]
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test; in CI a missing server fails the test."""
+    problem = _pg_available()
+    if problem:
+        message = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {problem}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true: a missing server is a failure)")
+        pytest.skip(message)
+    name = f"flywheel_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,0 +1,253 @@
+"""The whole cycle through Dagster's materialize() on the real assets and a real DuckDB file."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from flywheel_assets.config import FlywheelPaths
+from flywheel_assets.demo import materialize_day, run_demo
+from flywheel_assets.simulator import SimulatorConfig
+from flywheel_assets.warehouse import Warehouse
+
+SMALL = SimulatorConfig(
+    seed=11, n_users=2_000, n_items=300, sessions_per_day=300, new_users_per_day=30
+)
+START = dt.date(2026, 2, 1)
+TABLES = [
+    "ingested_files",
+    "raw_events",
+    "events",
+    "quarantine",
+    "items",
+    "users",
+    "user_features",
+    "item_features",
+    "user_category_features",
+    "user_item_features",
+    "region_category_features",
+    "region_brand_features",
+    "training_examples",
+    "model_registry",
+    "model_aliases",
+    "alias_history",
+    "offline_evaluations",
+    "promotion_decisions",
+]
+
+
+def counts(wh: Warehouse) -> dict[str, int]:
+    with wh.begin() as conn:
+        return {t: int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {t}")).scalar()) for t in TABLES}  # noqa: S608
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory):
+    import os
+
+    saved = {
+        k: os.environ.get(k)
+        for k in (
+            "FLYWHEEL_HOME",
+            "DAGSTER_HOME",
+            "FLYWHEEL_PSEUDONYM_KEY",
+            "FLYWHEEL_WAREHOUSE_URL",
+        )
+    }
+    home = tmp_path_factory.mktemp("fw") / "home"
+    rows = run_demo(days=3, seed=11, start=START, home=home, config=SMALL)
+    yield home, rows
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def test_three_days_turn_the_flywheel(demo_home):
+    home, rows = demo_home
+    assert [r["day"] for r in rows] == ["2026-02-01", "2026-02-02", "2026-02-03"]
+    assert rows[0]["champion"] == "cold-start"
+    assert rows[0]["decision"] == "promote"  # the first model replaces the cold-start policy
+    assert rows[1]["champion"] == rows[0]["challenger"]  # ...and serves the next day
+    wh = Warehouse(FlywheelPaths.from_env(home).warehouse_url)
+    c = counts(wh)
+    assert c["events"] > 0 and c["model_registry"] == 3 and c["promotion_decisions"] == 3
+    with wh.begin() as conn:
+        reg = wh.query_df(conn, "SELECT * FROM model_registry ORDER BY dt")
+        served = wh.query_df(
+            conn,
+            "SELECT DISTINCT model_version, variant FROM events WHERE dt = :d AND event_type = 'impression'",
+            d=START + dt.timedelta(days=1),
+        )
+        hist = wh.query_df(
+            conn, "SELECT * FROM alias_history WHERE alias = 'champion' ORDER BY moved_at"
+        )
+    # Lineage: exact partitions, parameters and a verifiable artefact for every model.
+    assert json.loads(reg.iloc[2]["training_partitions_json"]) == [
+        "2026-02-01",
+        "2026-02-02",
+        "2026-02-03",
+    ]
+    assert json.loads(reg.iloc[0]["params_json"])["objective"] == "binary:logistic"
+    assert served.to_dict("records") == [
+        {"model_version": rows[0]["challenger"], "variant": "champion"}
+    ]
+    assert (
+        hist.iloc[0]["from_version"] is None and hist.iloc[0]["to_version"] == rows[0]["challenger"]
+    )
+    # Serving logged propensities in (0, 1] on every impression.
+    with wh.begin() as conn:
+        bad = conn.execute(
+            sa.text(
+                "SELECT COUNT(*) FROM events WHERE event_type = 'impression' AND NOT (propensity > 0 AND propensity <= 1)"
+            )
+        ).scalar()
+    assert bad == 0
+    assert (home / "serving" / "champion.json").exists()
+
+
+def test_no_raw_personal_ids_reach_the_warehouse(demo_home):
+    home, _ = demo_home
+    wh = Warehouse(FlywheelPaths.from_env(home).warehouse_url)
+    with wh.begin() as conn:
+        leaked = conn.execute(
+            sa.text(
+                "SELECT (SELECT COUNT(*) FROM events WHERE user_id LIKE 'cust-%') + "
+                "(SELECT COUNT(*) FROM users WHERE user_id LIKE 'cust-%') + "
+                "(SELECT COUNT(*) FROM quarantine WHERE payload LIKE '%cust-%' OR payload LIKE '%@example.com%')"
+            )
+        ).scalar()
+        cols = wh.query_df(conn, "SELECT * FROM users LIMIT 1").columns
+    assert leaked == 0
+    assert "email" not in cols
+
+
+def test_rematerialising_a_day_changes_no_row_count(demo_home):
+    home, _ = demo_home
+    wh = Warehouse(FlywheelPaths.from_env(home).warehouse_url)
+    before = counts(wh)
+    with wh.begin() as conn:
+        champion = conn.execute(
+            sa.text("SELECT model_version FROM model_aliases WHERE alias = 'champion'")
+        ).scalar()
+    materialize_day(START + dt.timedelta(days=1))  # an old day: a later decision exists
+    materialize_day(START + dt.timedelta(days=2))  # the latest day
+    assert counts(wh) == before
+    with wh.begin() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT model_version FROM model_aliases WHERE alias = 'champion'")
+            ).scalar()
+            == champion
+        )
+
+
+def test_every_landed_row_is_accounted_for_and_bad_lines_are_quarantined(demo_home):
+    home, _ = demo_home
+    paths = FlywheelPaths.from_env(home)
+    day = START + dt.timedelta(days=2)
+    folder = paths.landing_dir / "events" / f"dt={day}"
+    good = {
+        "event_id": "x-1",
+        "event_type": "click",
+        "event_time": f"{day}T10:00:00Z",
+        "user_id": "cust-0000001",
+        "item_id": "sku-00001",
+    }
+    lines = [
+        json.dumps(good),
+        "{not json",
+        json.dumps({**good, "event_id": "x-2", "event_type": "teleport"}),
+        json.dumps({**good, "event_id": "x-3", "item_id": "sku-99999"}),  # not in the catalog
+        json.dumps(
+            {**good, "event_id": "x-4", "event_time": f"{day + dt.timedelta(days=3)}T10:00:00Z"}
+        ),
+        json.dumps(good),  # duplicate
+    ]
+    (folder / "extra.jsonl").write_text("\n".join(lines) + "\n")
+    wh = Warehouse(paths.warehouse_url)
+    before = counts(wh)
+    try:
+        materialize_day(day)
+        after = counts(wh)
+        with wh.begin() as conn:
+            q = wh.query_df(
+                conn,
+                "SELECT reason, stage FROM quarantine WHERE dt = :d AND source_file LIKE '%extra.jsonl'",
+                d=day,
+            )
+        reasons = sorted(q["reason"].str.split(":").str[0])
+        assert reasons == [
+            "duplicate_event_id",
+            "future_event",
+            "invalid_event_type",
+            "malformed_json",
+            "unknown_item",
+        ]
+        assert after["events"] == before["events"] + 1
+        assert after["quarantine"] == before["quarantine"] + 5
+    finally:
+        (folder / "extra.jsonl").unlink()
+        materialize_day(day)
+    assert counts(wh) == before
+
+
+def test_a_failing_blocking_check_stops_everything_downstream(demo_home):
+    from flywheel_assets.definitions import ALL_ASSETS, ALL_CHECKS, resources
+
+    home, _ = demo_home
+    day = START + dt.timedelta(days=2)
+    wh = Warehouse(FlywheelPaths.from_env(home).warehouse_url)
+    # Bypass ingestion: a raw (not pseudonymised) user id in raw_events.
+    with wh.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO raw_events (dt, event_id, event_type, event_time, user_id, item_id, source_file, line_no) "
+                "VALUES (:d, 'tampered-1', 'click', :t, 'cust-0000001', 'sku-00001', 'manual', 1)"
+            ),
+            {"d": day, "t": dt.datetime.combine(day, dt.time(12))},
+        )
+    try:
+        result = dg.materialize(
+            [*ALL_ASSETS, *ALL_CHECKS],
+            selection=dg.AssetSelection.assets("accepted_events").downstream(),
+            partition_key=day.isoformat(),
+            resources=resources(),
+            instance=dg.DagsterInstance.get(),
+            raise_on_error=False,
+        )
+        evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert evaluations["accepted_events_suite"].passed is False
+        assert "user_id" in evaluations["accepted_events_suite"].description
+        materialized = {
+            e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
+        }
+        assert materialized == {"accepted_events"}
+    finally:
+        with wh.begin() as conn:
+            conn.execute(sa.text("DELETE FROM raw_events WHERE event_id = 'tampered-1'"))
+        materialize_day(day)
+
+
+@pytest.mark.slow
+def test_demo_is_deterministic(tmp_path, clean_env):
+    a = run_demo(days=2, seed=5, start=START, home=tmp_path / "a", config=SMALL)
+    b = run_demo(days=2, seed=5, start=START, home=tmp_path / "b", config=SMALL)
+    assert a == b
+
+
+def test_the_same_cycle_runs_on_postgresql(tmp_path, clean_env, pg_database):
+    rows = run_demo(
+        days=2, seed=11, start=START, home=tmp_path / "pg", config=SMALL, warehouse_url=pg_database
+    )
+    assert rows[0]["decision"] == "promote" and rows[1]["champion"] == rows[0]["challenger"]
+    wh = Warehouse(pg_database)
+    assert wh.dialect == "postgresql"
+    before = counts(wh)
+    assert before["events"] > 0 and before["user_item_features"] > 0
+    materialize_day(START + dt.timedelta(days=1))
+    assert counts(wh) == before
+    wh.dispose()

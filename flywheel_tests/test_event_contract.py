@@ -1,0 +1,533 @@
+"""Unit tests for the event contract (flywheel_assets.event_contract)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flywheel_assets.event_contract import (
+    EVENT_COLUMNS,
+    ITEM_COLUMNS,
+    PERSONAL_FIELD_PATTERN,
+    USER_COLUMNS,
+    FieldMap,
+    normalise_events,
+    normalise_items,
+    normalise_users,
+    parse_event_time,
+    scrub_bad_lines,
+)
+from flywheel_assets.landing import LINE_NO, read_landing_file
+from flywheel_assets.pseudonym import Pseudonymiser
+
+PSEUDO = Pseudonymiser("test-key-0123456789abcdef")
+START = dt.datetime(2024, 3, 5)
+END = dt.datetime(2024, 3, 6)
+NOW = dt.datetime(2024, 3, 6, 0, 30)
+
+
+def _records(rows: list[dict]) -> pd.DataFrame:
+    """Records shaped like the landing reader's: str/None values plus _line_no."""
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    frame = pd.DataFrame({n: pd.Series([r.get(n) for r in rows], dtype=object) for n in names})
+    frame[LINE_NO] = np.arange(1, len(rows) + 1, dtype=np.int64)
+    return frame
+
+
+def _event(**overrides: str | None) -> dict:
+    row = {
+        "event_id": "e1",
+        "event_type": "click",
+        "event_time": "2024-03-05T10:00:00Z",
+        "user_id": "alice",
+        "item_id": "i1",
+        "session_id": "s1",
+        "request_id": "r1",
+        "position": "2",
+        "propensity": "0.25",
+        "model_version": "m1",
+        "variant": "treatment",
+        "price": "9.99",
+    }
+    row.update(overrides)
+    return row
+
+
+def _events(rows: list[dict], **kwargs):
+    kwargs = {"partition_start": START, "partition_end": END, "now": NOW, **kwargs}
+    return normalise_events(_records(rows), pseudonymiser=PSEUDO, **kwargs)
+
+
+def _everything_as_text(*frames: pd.DataFrame) -> str:
+    return "\n".join(f.astype(str).to_csv(index=False) for f in frames)
+
+
+# ----- accepted rows -----------------------------------------------------------------------
+
+
+def test_valid_event_is_typed_trimmed_and_pseudonymised() -> None:
+    batch = _events([_event(item_id="  i1 ", event_type=" Click ", session_id="")])
+    assert batch.rejected.empty
+    assert list(batch.rejected.columns) == ["line_no", "payload", "reason"]
+    acc = batch.accepted
+    assert list(acc.columns) == EVENT_COLUMNS
+    row = acc.iloc[0]
+    assert row["event_type"] == "click"
+    assert row["item_id"] == "i1"
+    assert row["session_id"] is None
+    assert row["event_time"] == pd.Timestamp("2024-03-05 10:00:00")
+    assert row["user_id"] == PSEUDO.one("alice") != "alice"
+    assert row["position"] == 2
+    assert row["propensity"] == 0.25 and row["price"] == 9.99
+    assert acc.dtypes.astype(str).to_dict() == {
+        "event_id": "object",
+        "event_type": "object",
+        "event_time": "datetime64[us]",
+        "user_id": "object",
+        "item_id": "object",
+        "session_id": "object",
+        "request_id": "object",
+        "position": "Int64",
+        "propensity": "float64",
+        "model_version": "object",
+        "variant": "object",
+        "price": "float64",
+    }
+
+
+def test_optional_fields_may_be_absent() -> None:
+    minimal = {
+        k: _event()[k] for k in ("event_id", "event_type", "event_time", "user_id", "item_id")
+    }
+    acc = _events([minimal]).accepted
+    assert len(acc) == 1
+    assert pd.isna(acc["position"].iloc[0]) and np.isnan(acc["price"].iloc[0])
+    assert acc["variant"].iloc[0] is None
+
+
+def test_accepted_keeps_record_index_for_line_numbers() -> None:
+    records = _records(
+        [_event(event_id="a"), _event(event_id="b", event_type="nope"), _event(event_id="c")]
+    )
+    batch = normalise_events(
+        records, pseudonymiser=PSEUDO, partition_start=START, partition_end=END, now=NOW
+    )
+    assert records.loc[batch.accepted.index, LINE_NO].tolist() == [1, 3]
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("impression", "impression"),
+        ("IMPR", "impression"),
+        ("view", "view"),
+        ("addtocart", "add_to_cart"),
+        ("Add-To-Cart", "add_to_cart"),
+        ("cart", "add_to_cart"),
+        (" transaction", "purchase"),
+        ("order", "purchase"),
+        ("purchase", "purchase"),
+    ],
+)
+def test_event_type_aliases(raw: str, canonical: str) -> None:
+    assert _events([_event(event_type=raw)]).accepted["event_type"].tolist() == [canonical]
+
+
+def test_late_events_are_accepted() -> None:
+    acc = _events([_event(event_time="2024-02-01T00:00:00Z")]).accepted
+    assert acc["event_time"].tolist() == [pd.Timestamp("2024-02-01")]
+
+
+def test_future_tolerance_is_measured_from_the_earlier_of_now_and_partition_end() -> None:
+    rows = [
+        _event(event_id="edge", event_time="2024-03-06T01:00:00Z"),  # END + 1h: allowed
+        _event(event_id="over", event_time="2024-03-06T01:00:01Z"),
+    ]
+    batch = _events(rows)
+    assert batch.accepted["event_id"].tolist() == ["edge"]
+    assert batch.rejected["reason"].tolist() == ["future_event"]
+    # A backfill run long after the day still uses the partition end as the limit ...
+    assert _events(rows, now=dt.datetime(2025, 1, 1)).rejected["reason"].tolist() == [
+        "future_event"
+    ]
+    # ... and a run during the day uses now.
+    early = _events([_event(event_time="2024-03-05T12:00:00Z")], now=dt.datetime(2024, 3, 5, 10))
+    assert early.rejected["reason"].tolist() == ["future_event"]
+
+
+# ----- rejections ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"event_id": None}, "missing_required:event_id"),
+        ({"event_type": "  "}, "missing_required:event_type"),
+        ({"event_time": None}, "missing_required:event_time"),
+        ({"user_id": ""}, "missing_required:user_id"),
+        ({"item_id": None}, "missing_required:item_id"),
+        ({"event_type": "hover"}, "invalid_event_type:hover"),
+        ({"event_time": "yesterday"}, "invalid_timestamp"),
+        ({"event_time": "2024-02-30T00:00:00Z"}, "invalid_timestamp"),
+        ({"event_time": "2030-01-01T00:00:00Z"}, "future_event"),
+        ({"position": "-1"}, "invalid_position"),
+        ({"position": "1.5"}, "invalid_position"),
+        ({"position": "first"}, "invalid_position"),
+        ({"propensity": "0"}, "invalid_propensity"),
+        ({"propensity": "1.01"}, "invalid_propensity"),
+        ({"propensity": "nan"}, "invalid_propensity"),
+        ({"price": "-0.01"}, "invalid_price"),
+        ({"price": "inf"}, "invalid_price"),
+        ({"price": "1e400"}, "invalid_price"),
+        ({"price": "12,50"}, "invalid_price"),
+    ],
+)
+def test_each_rejection_reason(overrides: dict, reason: str) -> None:
+    batch = _events([_event(event_id="ok"), _event(**({"event_id": "bad"} | overrides))])
+    assert batch.accepted["event_id"].tolist() == ["ok"]
+    assert batch.rejected["reason"].tolist() == [reason]
+    assert batch.rejected["line_no"].tolist() == [2]
+
+
+def test_borderline_values_are_valid() -> None:
+    rows = [
+        _event(event_id="a", position="0", propensity="1", price="0"),
+        _event(event_id="b", position="3.0", propensity="1e-3", price="1e2"),
+    ]
+    acc = _events(rows).accepted
+    assert acc["position"].tolist() == [0, 3]
+    assert acc["propensity"].tolist() == [1.0, 0.001]
+    assert acc["price"].tolist() == [0.0, 100.0]
+
+
+def test_first_failing_rule_wins() -> None:
+    rows = [
+        _event(event_id="a", user_id=None, event_type="bogus", price="-1"),
+        _event(event_id="b", event_type="bogus", event_time="junk"),
+        _event(event_id="c", event_time="junk", position="-1"),
+        _event(event_id="d", position="-1", propensity="2", price="-1"),
+        _event(event_id="e", propensity="2", price="-1"),
+    ]
+    assert _events(rows).rejected["reason"].tolist() == [
+        "missing_required:user_id",
+        "invalid_event_type:bogus",
+        "invalid_timestamp",
+        "invalid_position",
+        "invalid_propensity",
+    ]
+
+
+def test_duplicate_event_ids_keep_the_first_valid_occurrence() -> None:
+    rows = [
+        _event(event_id="x", event_type="view"),
+        _event(event_id="x", event_type="click"),
+        _event(event_id="y", event_type="bogus"),  # invalid first copy ...
+        _event(event_id="y", event_type="click"),  # ... so this one is kept
+        _event(event_id=" x ", event_type="purchase"),
+    ]
+    batch = _events(rows)
+    assert batch.accepted[["event_id", "event_type"]].values.tolist() == [
+        ["x", "view"],
+        ["y", "click"],
+    ]
+    assert batch.rejected[["line_no", "reason"]].values.tolist() == [
+        [2, "duplicate_event_id"],
+        [3, "invalid_event_type:bogus"],
+        [5, "duplicate_event_id"],
+    ]
+
+
+def test_rejected_payload_is_the_original_record_with_personal_fields_pseudonymised() -> None:
+    rows = [
+        _event(event_type="bogus", user_id=" bob ")
+        | {"customer_email": "bob@example.com", "ip": "10.0.0.1"}
+    ]
+    payload = json.loads(_events(rows).rejected["payload"].iloc[0])
+    assert payload["event_type"] == "bogus"
+    assert payload["user_id"] == PSEUDO.one("bob")
+    assert payload["customer_email"] == PSEUDO.one("bob@example.com")
+    assert payload["ip"] == PSEUDO.one("10.0.0.1")
+    assert LINE_NO not in payload
+
+
+def test_personal_columns_never_reach_accepted() -> None:
+    rows = [_event() | {"email": "a@example.com", "phone": "+4912345"}]
+    acc = _events(rows).accepted
+    assert list(acc.columns) == EVENT_COLUMNS
+    assert "a@example.com" not in _everything_as_text(acc)
+
+
+def test_personal_field_pattern() -> None:
+    for name in [
+        "email",
+        "E_Mail",
+        "customer_email",
+        "ip",
+        "client_ip",
+        "ip_address",
+        "phone",
+        "mobile_phone",
+    ]:
+        assert PERSONAL_FIELD_PATTERN.search(name), name
+    for name in ["zip", "shipping", "description", "emails_sent", "tip"]:
+        assert not PERSONAL_FIELD_PATTERN.search(name), name
+
+
+# ----- timestamps ----------------------------------------------------------------------------
+
+
+def test_parse_event_time_forms() -> None:
+    values = pd.Series(
+        [
+            "2024-03-05T12:00:00+02:00",  # offset -> UTC
+            "2024-03-05T10:00:00Z",
+            "2024-03-05T10:00:00.250Z",
+            "2024-03-05 10:00:00",  # naive -> taken as UTC
+            "2024-03-05",
+            "1709632800",  # epoch seconds
+            "1709632800.5",
+            "1709632800000",  # epoch milliseconds
+            "1709632800123.5",
+            " 1709632800 ",
+            "not a time",
+            "",
+            None,
+            "99999999999999999999999",
+        ],
+        dtype=object,
+    )
+    parsed = parse_event_time(values)
+    assert str(parsed.dtype) == "datetime64[us]"
+    ten = pd.Timestamp("2024-03-05 10:00:00")
+    assert parsed.tolist() == [
+        ten,
+        ten,
+        ten + pd.Timedelta(milliseconds=250),
+        ten,
+        pd.Timestamp("2024-03-05"),
+        ten,
+        ten + pd.Timedelta(milliseconds=500),
+        ten,
+        ten + pd.Timedelta(microseconds=123_500),
+        ten,
+        pd.NaT,
+        pd.NaT,
+        pd.NaT,
+        pd.NaT,
+    ]
+
+
+def test_parse_event_time_mixes_forms_in_one_column() -> None:
+    parsed = parse_event_time(pd.Series(["1709632800", "2024-03-05T11:00:00+01:00"], dtype=object))
+    assert parsed.nunique() == 1
+
+
+# ----- field mapping -------------------------------------------------------------------------
+
+
+def test_retailrocket_style_producer_is_mapped(tmp_path: Path) -> None:
+    # RetailRocket: timestamp (epoch ms),visitorid,event,itemid,transactionid
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "timestamp,visitorid,event,itemid,transactionid\n"
+        "1709632800000,257597,view,355908,\n"
+        "1709632860000,257597,addtocart,355908,\n"
+        "1709632920000,257597,transaction,355908,4000\n"
+        "1709632980000,992329,explode,248676,\n"
+    )
+    parsed = read_landing_file(path)
+    field_map = FieldMap.from_mapping({"transactionid": "transaction_id"})
+    records = parsed.records.assign(id=[f"rr-{n}" for n in parsed.records[LINE_NO]])
+    batch = normalise_events(
+        records,
+        pseudonymiser=PSEUDO,
+        partition_start=START,
+        partition_end=END,
+        now=NOW,
+        field_map=field_map,
+    )
+    acc = batch.accepted
+    assert acc["event_type"].tolist() == ["view", "add_to_cart", "purchase"]
+    assert acc["event_time"].tolist() == [
+        pd.Timestamp("2024-03-05 10:00:00"),
+        pd.Timestamp("2024-03-05 10:01:00"),
+        pd.Timestamp("2024-03-05 10:02:00"),
+    ]
+    assert acc["item_id"].tolist() == ["355908"] * 3
+    assert acc["user_id"].tolist() == [PSEUDO.one("257597")] * 3
+    assert acc["event_id"].tolist() == ["rr-1", "rr-2", "rr-3"]
+    assert batch.rejected["reason"].tolist() == ["invalid_event_type:explode"]
+    payload = json.loads(batch.rejected["payload"].iloc[0])
+    assert payload["visitorid"] == PSEUDO.one("992329")
+    assert "992329" not in batch.rejected["payload"].iloc[0]
+
+
+def test_field_map_default_and_extension() -> None:
+    default = FieldMap.default()
+    assert default.canonical("Timestamp", EVENT_COLUMNS) == "event_time"
+    assert default.canonical("product_id", EVENT_COLUMNS) == "item_id"
+    assert default.canonical("transactionid", EVENT_COLUMNS) is None
+    assert default.event_type(" AddToCart ") == "add_to_cart"
+    extended = FieldMap.from_mapping({"Kind": "event_type"}, event_types={"buy": "purchase"})
+    assert extended.canonical("kind", EVENT_COLUMNS) == "event_type"
+    assert extended.canonical("visitorid", EVENT_COLUMNS) == "user_id"  # defaults kept
+    assert extended.event_type("BUY") == "purchase"
+    assert default.event_type("buy") is None
+
+
+def test_canonical_column_wins_over_alias_and_alias_fills_gaps() -> None:
+    rows = [
+        _event(event_id="a", event_time="2024-03-05T10:00:00Z") | {"ts": "1709600000"},
+        _event(event_id="b", event_time=None) | {"ts": "1709632800"},
+    ]
+    acc = _events(rows).accepted
+    assert acc["event_time"].tolist() == [
+        pd.Timestamp("2024-03-05 10:00"),
+        pd.Timestamp("2024-03-05 10:00"),
+    ]
+
+
+def test_hand_built_frames_with_numbers_are_accepted() -> None:
+    records = pd.DataFrame(
+        {
+            "event_id": [1, 2],
+            "event_type": ["view", "click"],
+            "event_time": [1709632800, 1709632801],
+            "user_id": [42, 43],
+            "item_id": [7.0, 8.0],
+            "position": [0, 1],
+        }
+    )
+    acc = normalise_events(
+        records, pseudonymiser=PSEUDO, partition_start=START, partition_end=END, now=NOW
+    ).accepted
+    assert acc["event_id"].tolist() == ["1", "2"]
+    assert acc["item_id"].tolist() == ["7", "8"]
+    assert acc["user_id"].tolist() == [PSEUDO.one("42"), PSEUDO.one("43")]
+
+
+# ----- items and users -----------------------------------------------------------------------
+
+
+def test_normalise_items() -> None:
+    rows = [
+        {"item_id": "i1", "title": "Old", "category": "shoes", "brand": "b", "price": "10"},
+        {"item_id": "i2", "category": None, "price": "5"},
+        {"item_id": "i3", "category": "hats", "price": None},
+        {"item_id": "i4", "category": "hats", "price": "-1", "contact_email": "x@shop.com"},
+        {"item_id": "i1", "title": "New", "category": "shoes", "brand": "b", "price": "12.5"},
+        {"sku": "i5", "category": "socks", "price": "3"},
+    ]
+    batch = normalise_items(_records(rows))
+    acc = batch.accepted
+    assert list(acc.columns) == ITEM_COLUMNS
+    assert acc[["item_id", "title", "price"]].values.tolist() == [
+        ["i1", "New", 12.5],
+        ["i5", None, 3.0],
+    ]
+    assert acc["price"].dtype == "float64"
+    assert batch.rejected[["line_no", "reason"]].values.tolist() == [
+        [1, "duplicate_item_id"],
+        [2, "missing_required:category"],
+        [3, "missing_required:price"],
+        [4, "invalid_price"],
+    ]
+    assert "x@shop.com" not in _everything_as_text(batch.rejected)
+
+
+def test_normalise_users() -> None:
+    rows = [
+        {
+            "user_id": "u1",
+            "email": "u1@example.com",
+            "region": "north",
+            "signup_date": "2024-01-02",
+        },
+        {"user_id": "u2", "email": "u2@example.com", "signup_date": "2024-02-31"},
+        {"user_id": None, "email": "ghost@example.com"},
+        {
+            "user_id": "u1",
+            "email": "u1@example.com",
+            "region": "south",
+            "device": "mobile",
+            "signup_date": "2024-01-03T08:00:00Z",
+        },
+        {"customer_id": "u3"},
+    ]
+    batch = normalise_users(_records(rows), pseudonymiser=PSEUDO)
+    acc = batch.accepted
+    assert list(acc.columns) == USER_COLUMNS
+    assert acc["user_id"].tolist() == [PSEUDO.one("u1"), PSEUDO.one("u3")]
+    assert acc["region"].tolist() == ["south", None]
+    assert acc["device"].tolist() == ["mobile", None]
+    assert str(acc["signup_date"].dtype) == "datetime64[us]"
+    assert acc["signup_date"].tolist() == [pd.Timestamp("2024-01-03"), pd.NaT]
+    assert batch.rejected[["line_no", "reason"]].values.tolist() == [
+        [1, "duplicate_user_id"],
+        [2, "invalid_date"],
+        [3, "missing_required:user_id"],
+    ]
+    text = _everything_as_text(acc, batch.rejected)
+    for raw in ["u1@example.com", "u2@example.com", "ghost@example.com", '"u1"', '"u2"']:
+        assert raw not in text
+    assert json.loads(batch.rejected["payload"].iloc[1])["email"] == PSEUDO.one("u2@example.com")
+
+
+# ----- landing -> normalise ------------------------------------------------------------------
+
+
+def test_pipeline_accounts_for_every_row_and_leaks_no_personal_data(tmp_path: Path) -> None:
+    lines = [
+        json.dumps(_event(event_id="e1", user_id="raw-user-1") | {"email": "raw1@example.com"}),
+        json.dumps(_event(event_id="e2", user_id="raw-user-2", event_type="bogus")),
+        '{"event_id": "e3", "user_id": "raw-user-3", "email": "raw3@example.com"',  # malformed
+        "",
+        json.dumps(_event(event_id="e1", user_id="raw-user-1")),  # duplicate
+        json.dumps(_event(event_id="e4", user_id="raw-user-4", position=7, price=3)),
+        "[1, 2, 3]",
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    parsed = read_landing_file(path)
+    batch = normalise_events(
+        parsed.records, pseudonymiser=PSEUDO, partition_start=START, partition_end=END, now=NOW
+    )
+    bad = scrub_bad_lines(parsed.bad_lines, pseudonymiser=PSEUDO)
+    assert parsed.rows_read == 6
+    assert len(batch.accepted) + len(batch.rejected) + len(bad) == parsed.rows_read
+    assert batch.accepted["event_id"].tolist() == ["e1", "e4"]
+    assert batch.accepted["position"].tolist() == [2, 7]
+    assert sorted(batch.rejected["line_no"].tolist() + bad["line_no"].tolist()) == [2, 3, 5, 7]
+    text = _everything_as_text(batch.accepted, batch.rejected, bad)
+    for raw in ["raw-user-1", "raw-user-2", "raw-user-3", "raw-user-4", "raw1@", "raw3@"]:
+        assert raw not in text
+    assert PSEUDO.one("raw-user-3") in bad["payload"].iloc[0]
+
+
+def test_normalise_200k_rows() -> None:
+    n = 200_000
+    idx = np.arange(n)
+    records = pd.DataFrame(
+        {
+            "event_id": pd.Series([f"e{i}" for i in idx], dtype=object),
+            "event_type": pd.Series(
+                np.array(["view", "click", "addtocart"], dtype=object)[idx % 3]
+            ),
+            "event_time": pd.Series([str(1709632800 + i % 3600) for i in idx], dtype=object),
+            "user_id": pd.Series([f"u{i % 5000}" for i in idx], dtype=object),
+            "item_id": pd.Series([f"i{i % 700}" for i in idx], dtype=object),
+            "position": pd.Series([str(i % 10) for i in idx], dtype=object),
+            "price": pd.Series(["19.99"] * n, dtype=object),
+            LINE_NO: idx + 1,
+        }
+    )
+    batch = normalise_events(
+        records, pseudonymiser=PSEUDO, partition_start=START, partition_end=END, now=NOW
+    )
+    assert len(batch.accepted) == n and batch.rejected.empty
+    assert batch.accepted["user_id"].nunique() == 5000
