@@ -90,27 +90,30 @@ def promotion_rule(
     challenger: OfflineMetrics | None,
     champion: OfflineMetrics | None,
     *,
-    min_ndcg_lift: float = 0.0,
-    max_auc_drop: float = 0.01,
+    min_log_loss_gain: float = 0.0,
+    max_ndcg_drop: float = 0.01,
 ) -> Decision:
-    """The offline gate: a challenger replaces the champion only when it ranks better on the
-    same holdout (NDCG@10) without a material loss of AUC."""
+    """The offline gate: a challenger replaces the champion only when it predicts purchases
+    better on the same holdout (lower log loss, a proper scoring rule that uses every row and
+    so is far less noisy than a ranking metric on one day's few purchases) without a material
+    loss of ranking quality (NDCG@10)."""
     if challenger is None:
         return Decision("no_challenger", "no challenger was trained for this day")
-    if not np.isfinite(challenger.ndcg_at_10):
+    if not np.isfinite(challenger.log_loss) or not np.isfinite(challenger.ndcg_at_10):
         return Decision(
-            "reject", "challenger has no finite NDCG@10 on the holdout (no feedback in it)"
+            "reject",
+            "challenger has no finite log loss / NDCG@10 on the holdout (no feedback in it)",
         )
     if champion is None:
         return Decision(
             "promote", "no champion yet: the first trained model replaces the cold-start policy"
         )
-    lift = challenger.ndcg_at_10 - champion.ndcg_at_10
-    auc_drop = champion.auc - challenger.auc
+    gain = champion.log_loss - challenger.log_loss
+    ndcg_drop = champion.ndcg_at_10 - challenger.ndcg_at_10
     summary = (
-        f"NDCG@10 {challenger.ndcg_at_10:.4f} vs {champion.ndcg_at_10:.4f} (lift {lift:+.4f}), "
-        f"AUC {challenger.auc:.4f} vs {champion.auc:.4f}"
+        f"log loss {challenger.log_loss:.5f} vs {champion.log_loss:.5f} (gain {gain:+.5f}), "
+        f"NDCG@10 {challenger.ndcg_at_10:.4f} vs {champion.ndcg_at_10:.4f}"
     )
-    if lift > min_ndcg_lift and not auc_drop > max_auc_drop:
+    if gain > min_log_loss_gain and not ndcg_drop > max_ndcg_drop:
         return Decision("promote", f"challenger wins: {summary}")
     return Decision("reject", f"champion holds: {summary}")

@@ -41,8 +41,8 @@ class FlywheelConfig(dg.ConfigurableResource):
     label: str = "purchase"
     holdout_fraction: float = 0.3
     future_tolerance_hours: float = 1.0
-    min_ndcg_lift: float = 0.0
-    max_auc_drop: float = 0.01
+    min_log_loss_gain: float = 0.0
+    max_ndcg_drop: float = 0.01
     prior_strength: float = 20.0
 
     def paths(self) -> FlywheelPaths:

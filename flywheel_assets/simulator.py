@@ -46,6 +46,9 @@ class SimulatorConfig:
     position_bias_power: float = 0.9
     region_noise: float = 0.1  # share of users whose observable region is not their segment's
     taste_strength: float = 2.4
+    brand_weight: float = 0.25  # how much of an item's appeal comes from its brand vs its category
+    item_noise: float = 0.1  # item-specific appeal no attribute explains
+    quality_std: float = 0.3  # appeal every user agrees on
     price_sensitivity: float = 0.6
 
 
@@ -113,13 +116,15 @@ class ShopSimulator:
         cats = rng.integers(0, c.n_categories, n)
         brands = rng.integers(0, c.n_brands, n)
         vec = (
-            self._cat_emb[cats] + 0.5 * self._brand_emb[brands] + 0.3 * rng.normal(size=(n, c.dim))
+            self._cat_emb[cats]
+            + c.brand_weight * self._brand_emb[brands]
+            + c.item_noise * rng.normal(size=(n, c.dim))
         )
         price = np.round(np.exp(rng.normal(3.2, 0.8, n)), 2)
         self._item_cat = np.concatenate([self._item_cat, cats])
         self._item_brand = np.concatenate([self._item_brand, brands])
         self._item_vec = np.vstack([self._item_vec, vec])
-        self._item_quality = np.concatenate([self._item_quality, rng.normal(0, 0.4, n)])
+        self._item_quality = np.concatenate([self._item_quality, rng.normal(0, c.quality_std, n)])
         self._item_price = np.concatenate([self._item_price, price])
         self._item_added = np.concatenate([self._item_added, np.full(n, np.datetime64(day, "D"))])
 

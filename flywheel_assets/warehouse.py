@@ -7,6 +7,7 @@ COPY), because row-by-row INSERTs are orders of magnitude slower for a day of ev
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
 import uuid
@@ -153,6 +154,9 @@ def _pg_type(s: pd.Series) -> str:
         return "BIGINT"
     if pd.api.types.is_float_dtype(s):
         return "DOUBLE PRECISION"
+    first = s.dropna().head(1)
+    if len(first) and isinstance(first.iloc[0], dt.date):
+        return "TIMESTAMP" if isinstance(first.iloc[0], dt.datetime) else "DATE"
     return "TEXT"
 
 

@@ -32,17 +32,20 @@ def test_ndcg_perfect_reversed_and_no_relevance():
     assert worst == pytest.approx((1 / np.log2(3) + 3 / np.log2(4)) / ideal_dcg)
 
 
-def m(ndcg: float, auc_: float = 0.7) -> OfflineMetrics:
-    return OfflineMetrics(n_rows=100, auc=auc_, log_loss=0.3, ndcg_at_10=ndcg)
+def m(ndcg: float, log_loss_: float = 0.2) -> OfflineMetrics:
+    return OfflineMetrics(n_rows=100, auc=0.7, log_loss=log_loss_, ndcg_at_10=ndcg)
 
 
 def test_promotion_rule():
     assert promotion_rule(None, m(0.5)).decision == "no_challenger"
     assert promotion_rule(m(0.4), None).decision == "promote"
-    assert promotion_rule(m(0.55), m(0.5)).decision == "promote"
-    assert promotion_rule(m(0.5), m(0.5)).decision == "reject"  # ties keep the champion
-    assert promotion_rule(m(0.45), m(0.5)).decision == "reject"
-    # Better ranking bought with a large loss of AUC is not a win.
-    assert promotion_rule(m(0.55, auc_=0.6), m(0.5, auc_=0.7)).decision == "reject"
+    assert promotion_rule(m(0.5, 0.19), m(0.5, 0.2)).decision == "promote"
+    assert (
+        promotion_rule(m(0.495, 0.19), m(0.5, 0.2)).decision == "promote"
+    )  # small NDCG noise tolerated
+    assert promotion_rule(m(0.5, 0.2), m(0.5, 0.2)).decision == "reject"  # ties keep the champion
+    assert promotion_rule(m(0.6, 0.21), m(0.5, 0.2)).decision == "reject"
+    # Better calibration bought with a large loss of ranking quality is not a win.
+    assert promotion_rule(m(0.45, 0.19), m(0.5, 0.2)).decision == "reject"
     assert promotion_rule(m(float("nan")), m(0.5)).decision == "reject"
-    assert "NDCG@10" in promotion_rule(m(0.55), m(0.5)).reason
+    assert "log loss" in promotion_rule(m(0.5, 0.19), m(0.5, 0.2)).reason

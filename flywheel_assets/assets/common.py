@@ -1,6 +1,7 @@
 """Shared pieces of the asset layer: partitions, the warehouse pool, partition bounds."""
 
 import datetime as dt
+from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
@@ -41,3 +42,68 @@ def md_table(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def partition_days(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> list[dt.date]:
+    """The days of this run: one for a daily run, several for a single-run backfill range."""
+    return [dt.date.fromisoformat(k) for k in context.partition_keys]
+
+
+# Ranges from the CLI (`dagster asset materialize --partition-range A...B`) run in one process;
+# every asset processes the days of its range in order, one transaction per day.
+single_run = dg.BackfillPolicy.single_run()
+
+
+def _value(v: object) -> object:
+    return v.value if isinstance(v, dg.MetadataValue) else v
+
+
+def materialize_days(
+    context: dg.AssetExecutionContext,
+    build_day: Callable[[dt.date], dg.MaterializeResult | dict[str, object]],
+) -> dg.MaterializeResult:
+    """Run ``build_day`` for each day of the run; metadata of the last day (row counts summed)."""
+    days = partition_days(context)
+    metas: list[dict[str, object]] = []
+    for day in days:
+        result = build_day(day)
+        metas.append(
+            dict(result.metadata or {}) if isinstance(result, dg.MaterializeResult) else result
+        )
+        if len(days) > 1:
+            context.log.info(f"{context.asset_key.to_user_string()}: {day} done")
+    if len(days) == 1:
+        return dg.MaterializeResult(metadata=metas[0])
+    meta = dict(metas[-1])
+    if all("dagster/row_count" in m for m in metas):
+        meta["dagster/row_count"] = dg.MetadataValue.int(
+            sum(int(_value(m["dagster/row_count"])) for m in metas)
+        )
+    meta["partition_range"] = f"{days[0]}...{days[-1]} ({len(days)} days)"
+    return dg.MaterializeResult(metadata=meta)
+
+
+def check_days(
+    context: dg.AssetCheckExecutionContext, check_day: Callable[[dt.date], dg.AssetCheckResult]
+) -> dg.AssetCheckResult:
+    """Run ``check_day`` for each day of the run; it passes only if every day passes."""
+    days = partition_days(context)
+    results = [(day, check_day(day)) for day in days]
+    if len(results) == 1:
+        return results[0][1]
+    failed = [(d, r) for d, r in results if not r.passed]
+    shown = failed[0][1] if failed else results[-1][1]
+    return dg.AssetCheckResult(
+        passed=not failed,
+        severity=shown.severity,
+        metadata={
+            **(shown.metadata or {}),
+            "days_checked": len(days),
+            "days_failed": ", ".join(str(d) for d, _ in failed) or "none",
+        },
+        description="; ".join(f"{d}: {r.description}" for d, r in failed)
+        if failed
+        else shown.description,
+    )

@@ -10,7 +10,7 @@ import dagster as dg
 
 from ..resources import FlywheelConfig, WarehouseResource
 from ..warehouse import load_sql
-from .common import WAREHOUSE_POOL, daily, day_start, partition_day
+from .common import WAREHOUSE_POOL, daily, day_start, materialize_days
 from .ingestion import catalog_items, users
 from .quality import accepted_events
 
@@ -33,18 +33,20 @@ def _build(
     flywheel: FlywheelConfig,
     table: str,
 ) -> dg.MaterializeResult:
-    day = partition_day(context)
-    wh = warehouse.get()
-    params = _window_params(day, flywheel.prior_strength)
-    sql_name = f"features/{table}"
-    # Each statement only binds the parameters its SQL names.
-    text = load_sql(sql_name)
-    used = {k: v for k, v in params.items() if f":{k}" in text}
-    with wh.begin() as conn:
-        wh.delete_partition(conn, table, day)
-        wh.run(conn, sql_name, **used)
-        n = wh.count_partition(conn, table, day)
-    return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(n)})
+    def build(day: dt.date) -> dg.MaterializeResult | dict[str, object]:
+        wh = warehouse.get()
+        params = _window_params(day, flywheel.prior_strength)
+        sql_name = f"features/{table}"
+        # Each statement only binds the parameters its SQL names.
+        text = load_sql(sql_name)
+        used = {k: v for k, v in params.items() if f":{k}" in text}
+        with wh.begin() as conn:
+            wh.delete_partition(conn, table, day)
+            wh.run(conn, sql_name, **used)
+            n = wh.count_partition(conn, table, day)
+        return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(n)})
+
+    return materialize_days(context, build)
 
 
 _COMMON = {

@@ -21,7 +21,7 @@ from ..event_contract import (
 from ..landing import list_landing_files, read_landing_file
 from ..pseudonym import Pseudonymiser
 from ..resources import FlywheelConfig, PseudonymResource, WarehouseResource
-from .common import WAREHOUSE_POOL, daily, day_start, md_table, partition_day, utcnow
+from .common import WAREHOUSE_POOL, daily, day_start, materialize_days, md_table, single_run, utcnow
 
 
 @dataclass
@@ -37,6 +37,7 @@ class FileOutcome:
 
 def _ingest_source(
     context: dg.AssetExecutionContext,
+    day: dt.date,
     *,
     source: str,
     table: str,
@@ -45,8 +46,7 @@ def _ingest_source(
     normalise: Callable[[pd.DataFrame], NormalisedBatch],
     extra_columns: Callable[[pd.DataFrame, FileOutcome], pd.DataFrame],
     pseudonymiser: Pseudonymiser | None = None,
-) -> dg.MaterializeResult:
-    day = partition_day(context)
+) -> dict[str, object]:
     paths = config.paths()
     files = list_landing_files(paths.landing_dir, source, day)
     now = utcnow()
@@ -136,66 +136,66 @@ def _ingest_source(
         context.log.warning(
             f"no landing files for {source} on {day} under {paths.landing_dir / source}"
         )
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": dg.MetadataValue.int(n_ok),
-            "files": dg.MetadataValue.int(len(files)),
-            "rows_read": dg.MetadataValue.int(n_read),
-            "rows_quarantined": dg.MetadataValue.int(n_bad),
-            "quarantine_share": dg.MetadataValue.float(n_bad / n_read if n_read else 0.0),
-            "quarantine_reasons": dg.MetadataValue.md(
-                md_table(reasons.rename_axis("reason").reset_index(name="rows"))
-                if n_bad
-                else "_(none)_"
-            ),
-            "files_detail": dg.MetadataValue.md(
-                md_table(
-                    pd.DataFrame(
-                        {
-                            "file": [o.path.rsplit("/", 1)[-1] for o in outcomes],
-                            "sha256": [o.sha256[:12] for o in outcomes],
-                            "read": [o.rows_read for o in outcomes],
-                            "accepted": [len(o.accepted) for o in outcomes],
-                            "quarantined": [len(o.rejected) for o in outcomes],
-                        }
-                    )
+    return {
+        "dagster/row_count": dg.MetadataValue.int(n_ok),
+        "files": dg.MetadataValue.int(len(files)),
+        "rows_read": dg.MetadataValue.int(n_read),
+        "rows_quarantined": dg.MetadataValue.int(n_bad),
+        "quarantine_share": dg.MetadataValue.float(n_bad / n_read if n_read else 0.0),
+        "quarantine_reasons": dg.MetadataValue.md(
+            md_table(reasons.rename_axis("reason").reset_index(name="rows"))
+            if n_bad
+            else "_(none)_"
+        ),
+        "files_detail": dg.MetadataValue.md(
+            md_table(
+                pd.DataFrame(
+                    {
+                        "file": [o.path.rsplit("/", 1)[-1] for o in outcomes],
+                        "sha256": [o.sha256[:12] for o in outcomes],
+                        "read": [o.rows_read for o in outcomes],
+                        "accepted": [len(o.accepted) for o in outcomes],
+                        "quarantined": [len(o.rejected) for o in outcomes],
+                    }
                 )
-            ),
-        }
-    )
+            )
+        ),
+    }
+
+
+_INGESTION = {
+    "partitions_def": daily,
+    "group_name": "ingestion",
+    "kinds": {"python", "duckdb"},
+    "pool": WAREHOUSE_POOL,
+    "backfill_policy": single_run,
+}
 
 
 @dg.asset(
-    partitions_def=daily,
-    group_name="ingestion",
-    kinds={"python", "duckdb"},
-    pool=WAREHOUSE_POOL,
+    **_INGESTION,
     description="Catalog rows delivered on the day (new items and price changes), validated.",
 )
 def catalog_items(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
 ) -> dg.MaterializeResult:
-    day = partition_day(context)
+    def build(day: dt.date) -> dict[str, object]:
+        return _ingest_source(
+            context,
+            day,
+            source="catalog",
+            table="items",
+            warehouse=warehouse,
+            config=flywheel,
+            normalise=lambda records: normalise_items(records),
+            extra_columns=lambda df, o: df.assign(valid_from=day_start(day)),
+        )
 
-    def extra(df: pd.DataFrame, o: FileOutcome) -> pd.DataFrame:
-        return df.assign(valid_from=day_start(day))
-
-    return _ingest_source(
-        context,
-        source="catalog",
-        table="items",
-        warehouse=warehouse,
-        config=flywheel,
-        normalise=lambda records: normalise_items(records),
-        extra_columns=extra,
-    )
+    return materialize_days(context, build)
 
 
 @dg.asset(
-    partitions_def=daily,
-    group_name="ingestion",
-    kinds={"python", "duckdb"},
-    pool=WAREHOUSE_POOL,
+    **_INGESTION,
     description="Users delivered on the day; user ids pseudonymised, e-mail and IP never stored.",
 )
 def users(
@@ -205,23 +205,25 @@ def users(
     pseudonyms: PseudonymResource,
 ) -> dg.MaterializeResult:
     pseudonymiser = pseudonyms.get()
-    return _ingest_source(
-        context,
-        source="users",
-        table="users",
-        warehouse=warehouse,
-        config=flywheel,
-        normalise=lambda records: normalise_users(records, pseudonymiser=pseudonymiser),
-        extra_columns=lambda df, o: df,
-        pseudonymiser=pseudonymiser,
-    )
+
+    def build(day: dt.date) -> dict[str, object]:
+        return _ingest_source(
+            context,
+            day,
+            source="users",
+            table="users",
+            warehouse=warehouse,
+            config=flywheel,
+            normalise=lambda records: normalise_users(records, pseudonymiser=pseudonymiser),
+            extra_columns=lambda df, o: df,
+            pseudonymiser=pseudonymiser,
+        )
+
+    return materialize_days(context, build)
 
 
 @dg.asset(
-    partitions_def=daily,
-    group_name="ingestion",
-    kinds={"python", "duckdb"},
-    pool=WAREHOUSE_POOL,
+    **_INGESTION,
     description=(
         "Behaviour events from the day's landing files, typed by the event contract "
         "(docs/events.md) and pseudonymised; rows breaking the contract go to quarantine."
@@ -233,32 +235,40 @@ def raw_events(
     flywheel: FlywheelConfig,
     pseudonyms: PseudonymResource,
 ) -> dg.MaterializeResult:
-    day = partition_day(context)
     pseudonymiser = pseudonyms.get()
-    start = day_start(day)
-    end = start + dt.timedelta(days=1)
-    now = utcnow()
 
-    def normalise(records: pd.DataFrame) -> NormalisedBatch:
-        return normalise_events(
-            records,
+    def build(day: dt.date) -> dict[str, object]:
+        start = day_start(day)
+        end = start + dt.timedelta(days=1)
+        now = utcnow()
+
+        def normalise(records: pd.DataFrame) -> NormalisedBatch:
+            return normalise_events(
+                records,
+                pseudonymiser=pseudonymiser,
+                partition_start=start,
+                partition_end=end,
+                # Replaying simulated or backfilled days: "the future" starts at the end of
+                # the delivery day even when that day is ahead of the wall clock.
+                now=max(now, end),
+                future_tolerance=dt.timedelta(hours=flywheel.future_tolerance_hours),
+            )
+
+        def extra(df: pd.DataFrame, o: FileOutcome) -> pd.DataFrame:
+            return df.assign(
+                source_file=o.path, line_no=o.accepted_line_nos.to_numpy(dtype="int64")
+            )
+
+        return _ingest_source(
+            context,
+            day,
+            source="events",
+            table="raw_events",
+            warehouse=warehouse,
+            config=flywheel,
+            normalise=normalise,
+            extra_columns=extra,
             pseudonymiser=pseudonymiser,
-            partition_start=start,
-            partition_end=end,
-            now=max(now, end),
-            future_tolerance=dt.timedelta(hours=flywheel.future_tolerance_hours),
         )
 
-    def extra(df: pd.DataFrame, o: FileOutcome) -> pd.DataFrame:
-        return df.assign(source_file=o.path, line_no=o.accepted_line_nos.to_numpy(dtype="int64"))
-
-    return _ingest_source(
-        context,
-        source="events",
-        table="raw_events",
-        warehouse=warehouse,
-        config=flywheel,
-        normalise=normalise,
-        extra_columns=extra,
-        pseudonymiser=pseudonymiser,
-    )
+    return materialize_days(context, build)

@@ -14,7 +14,7 @@ from ..feature_store import training_frame
 from ..resources import FlywheelConfig, WarehouseResource
 from ..training import LABELS, predict
 from ..warehouse import load_sql
-from .common import WAREHOUSE_POOL, daily, md_table, partition_day, utcnow
+from .common import WAREHOUSE_POOL, daily, materialize_days, md_table, single_run, utcnow
 from .training import challenger_model
 
 
@@ -28,55 +28,60 @@ def _champion_before(wh, conn, day: dt.date) -> str | None:
     group_name="evaluation",
     kinds={"python"},
     pool=WAREHOUSE_POOL,
+    backfill_policy=single_run,
     deps=[challenger_model],
     description="Offline metrics of the day's challenger and of the champion on the same time-based holdout.",
 )
 def offline_evaluation(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
 ) -> dg.MaterializeResult:
-    day = partition_day(context)
-    wh = warehouse.get()
-    with wh.begin() as conn:
-        challenger_version = wh.scalar(conn, load_sql("registry/model_for_day"), dt=day)
-        champion_version = _champion_before(wh, conn, day)
-        challenger = (
-            registry.get_model(conn, str(challenger_version)) if challenger_version else None
-        )
-        champion = registry.get_model(conn, champion_version) if champion_version else None
-    rows = []
-    if challenger is not None and challenger.metrics.get("holdout_cutoff"):
-        frame = training_frame(wh, day, day)
-        holdout = frame[frame["event_time"] >= pd.Timestamp(challenger.metrics["holdout_cutoff"])]
-        label_col = LABELS[challenger.label]
-        for role, rec in (("challenger", challenger), ("champion", champion)):
-            if rec is None:
-                continue
-            m = offline_metrics(holdout, predict(rec.load(), rec.schema, holdout), label_col)
-            rows.append({"role": role, "model_version": rec.model_version, **m.as_dict()})
-    now = utcnow()
-    with wh.begin() as conn:
-        wh.run(conn, "registry/delete_evaluations", dt=day)
-        for r in rows:
-            wh.run(
-                conn,
-                "registry/insert_evaluation",
-                dt=day,
-                model_version=r["model_version"],
-                role=r["role"],
-                n_rows=r["n_rows"],
-                auc=_finite(r["auc"]),
-                log_loss=_finite(r["log_loss"]),
-                ndcg_at_10=_finite(r["ndcg_at_10"]),
-                snips_value=None,
-                at=now,
+    def build(day: dt.date) -> dg.MaterializeResult | dict[str, object]:
+        wh = warehouse.get()
+        with wh.begin() as conn:
+            challenger_version = wh.scalar(conn, load_sql("registry/model_for_day"), dt=day)
+            champion_version = _champion_before(wh, conn, day)
+            challenger = (
+                registry.get_model(conn, str(challenger_version)) if challenger_version else None
             )
-    table = pd.DataFrame(rows) if rows else pd.DataFrame()
-    meta: dict[str, object] = {"comparison": dg.MetadataValue.md(md_table(table))}
-    for r in rows:
-        for k in ("auc", "log_loss", "ndcg_at_10"):
-            if _finite(r[k]) is not None:
-                meta[f"{r['role']}_{k}"] = dg.MetadataValue.float(float(r[k]))
-    return dg.MaterializeResult(metadata=meta)
+            champion = registry.get_model(conn, champion_version) if champion_version else None
+        rows = []
+        if challenger is not None and challenger.metrics.get("holdout_cutoff"):
+            frame = training_frame(wh, day, day)
+            holdout = frame[
+                frame["event_time"] >= pd.Timestamp(challenger.metrics["holdout_cutoff"])
+            ]
+            label_col = LABELS[challenger.label]
+            for role, rec in (("challenger", challenger), ("champion", champion)):
+                if rec is None:
+                    continue
+                m = offline_metrics(holdout, predict(rec.load(), rec.schema, holdout), label_col)
+                rows.append({"role": role, "model_version": rec.model_version, **m.as_dict()})
+        now = utcnow()
+        with wh.begin() as conn:
+            wh.run(conn, "registry/delete_evaluations", dt=day)
+            for r in rows:
+                wh.run(
+                    conn,
+                    "registry/insert_evaluation",
+                    dt=day,
+                    model_version=r["model_version"],
+                    role=r["role"],
+                    n_rows=r["n_rows"],
+                    auc=_finite(r["auc"]),
+                    log_loss=_finite(r["log_loss"]),
+                    ndcg_at_10=_finite(r["ndcg_at_10"]),
+                    snips_value=None,
+                    at=now,
+                )
+        table = pd.DataFrame(rows) if rows else pd.DataFrame()
+        meta: dict[str, object] = {"comparison": dg.MetadataValue.md(md_table(table))}
+        for r in rows:
+            for k in ("auc", "log_loss", "ndcg_at_10"):
+                if _finite(r[k]) is not None:
+                    meta[f"{r['role']}_{k}"] = dg.MetadataValue.float(float(r[k]))
+        return dg.MaterializeResult(metadata=meta)
+
+    return materialize_days(context, build)
 
 
 def _finite(x: float) -> float | None:
@@ -101,6 +106,7 @@ def _metrics(df: pd.DataFrame, role: str) -> OfflineMetrics | None:
     group_name="promotion",
     kinds={"python"},
     pool=WAREHOUSE_POOL,
+    backfill_policy=single_run,
     deps=[offline_evaluation],
     description=(
         "The day's decision: the challenger replaces the champion only when it wins the "
@@ -110,62 +116,64 @@ def _metrics(df: pd.DataFrame, role: str) -> OfflineMetrics | None:
 def promotion_decision(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
 ) -> dg.MaterializeResult:
-    day = partition_day(context)
-    wh = warehouse.get()
-    now = utcnow()
-    with wh.begin() as conn:
-        evals = wh.query_df(conn, load_sql("registry/evaluations_for_day"), dt=day)
-        before = _champion_before(wh, conn, day)
-        challenger = evals.loc[evals["role"] == "challenger", "model_version"]
-        challenger_version = None if challenger.empty else str(challenger.iloc[0])
-        decision = promotion_rule(
-            _metrics(evals, "challenger"),
-            _metrics(evals, "champion"),
-            min_ndcg_lift=flywheel.min_ndcg_lift,
-            max_auc_drop=flywheel.max_auc_drop,
-        )
-        after = challenger_version if decision.decision == "promote" else before
-        later = wh.query_df(conn, load_sql("registry/latest_decision_after"), dt=day)
-        moved = False
-        if later.empty:
-            moved = registry.move_alias(
+    def build(day: dt.date) -> dg.MaterializeResult | dict[str, object]:
+        wh = warehouse.get()
+        now = utcnow()
+        with wh.begin() as conn:
+            evals = wh.query_df(conn, load_sql("registry/evaluations_for_day"), dt=day)
+            before = _champion_before(wh, conn, day)
+            challenger = evals.loc[evals["role"] == "challenger", "model_version"]
+            challenger_version = None if challenger.empty else str(challenger.iloc[0])
+            decision = promotion_rule(
+                _metrics(evals, "challenger"),
+                _metrics(evals, "champion"),
+                min_log_loss_gain=flywheel.min_log_loss_gain,
+                max_ndcg_drop=flywheel.max_ndcg_drop,
+            )
+            after = challenger_version if decision.decision == "promote" else before
+            later = wh.query_df(conn, load_sql("registry/latest_decision_after"), dt=day)
+            moved = False
+            if later.empty:
+                moved = registry.move_alias(
+                    conn,
+                    registry.CHAMPION,
+                    after,
+                    actor="promotion_decision",
+                    reason=f"{day}: {decision.reason}",
+                    now=now,
+                    day=day,
+                )
+            else:
+                # A later day has decided already: re-deciding an old day must not move the
+                # champion backwards in time; the record is refreshed, the alias is not.
+                context.log.warning(
+                    f"a decision for {later.iloc[0]['dt']} exists: champion alias left as it is"
+                )
+            wh.run(conn, "registry/delete_decision", dt=day)
+            wh.run(
                 conn,
-                registry.CHAMPION,
-                after,
-                actor="promotion_decision",
-                reason=f"{day}: {decision.reason}",
-                now=now,
-                day=day,
+                "registry/insert_decision",
+                dt=day,
+                challenger=challenger_version,
+                champion_before=before,
+                champion_after=after,
+                decision=decision.decision,
+                reason=decision.reason,
+                at=now,
             )
-        else:
-            # A later day has decided already: re-deciding an old day must not move the
-            # champion backwards in time; the record is refreshed, the alias is not.
-            context.log.warning(
-                f"a decision for {later.iloc[0]['dt']} exists: champion alias left as it is"
-            )
-        wh.run(conn, "registry/delete_decision", dt=day)
-        wh.run(
-            conn,
-            "registry/insert_decision",
-            dt=day,
-            challenger=challenger_version,
-            champion_before=before,
-            champion_after=after,
-            decision=decision.decision,
-            reason=decision.reason,
-            at=now,
+        return dg.MaterializeResult(
+            metadata={
+                "decision": decision.decision,
+                "reason": decision.reason,
+                "challenger": str(challenger_version),
+                "champion_before": str(before),
+                "champion_after": str(after),
+                "alias_moved": moved,
+                "evaluation": dg.MetadataValue.md(md_table(evals)),
+            }
         )
-    return dg.MaterializeResult(
-        metadata={
-            "decision": decision.decision,
-            "reason": decision.reason,
-            "challenger": str(challenger_version),
-            "champion_before": str(before),
-            "champion_after": str(after),
-            "alias_moved": moved,
-            "evaluation": dg.MetadataValue.md(md_table(evals)),
-        }
-    )
+
+    return materialize_days(context, build)
 
 
 @dg.asset(
@@ -173,6 +181,7 @@ def promotion_decision(
     group_name="promotion",
     kinds={"python"},
     pool=WAREHOUSE_POOL,
+    backfill_policy=single_run,
     deps=[promotion_decision],
     description="The model that serves the next day: published to FLYWHEEL_HOME/serving/champion.json for the serving side.",
 )

@@ -5,12 +5,22 @@ dagster-ge only supports GX < 1.0. ERROR-level checks are blocking, so a failing
 before anything downstream of it materialises.
 """
 
+import datetime as dt
+
 import dagster as dg
 
 from ..quality import validate_dataframe
 from ..resources import WarehouseResource
 from ..warehouse import load_sql
-from .common import WAREHOUSE_POOL, daily, md_table, partition_day, utcnow
+from .common import (
+    WAREHOUSE_POOL,
+    check_days,
+    daily,
+    materialize_days,
+    md_table,
+    single_run,
+    utcnow,
+)
 from .ingestion import catalog_items, raw_events
 
 
@@ -19,6 +29,7 @@ from .ingestion import catalog_items, raw_events
     group_name="quality",
     kinds={"sql", "duckdb"},
     pool=WAREHOUSE_POOL,
+    backfill_policy=single_run,
     deps=[raw_events, catalog_items],
     description=(
         "Events that pass the relational rules (not a redelivery of another day's event, item "
@@ -28,25 +39,27 @@ from .ingestion import catalog_items, raw_events
 def accepted_events(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    day = partition_day(context)
-    wh = warehouse.get()
-    with wh.begin() as conn:
-        wh.delete_partition(conn, "events", day)
-        wh.run(conn, "ingestion/delete_quarantine", dt=day, source="events", stage="quality")
-        wh.run(conn, "ingestion/accept_events", dt=day)
-        wh.run(conn, "ingestion/quarantine_events", dt=day, now=utcnow())
-        counts = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
-        by_type = wh.query_df(conn, load_sql("quality/events_by_type"), dt=day)
-    accepted = int(counts["accepted"])
-    raw = int(counts["raw"])
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": dg.MetadataValue.int(accepted),
-            "rows_quarantined": dg.MetadataValue.int(int(counts["quarantined_quality"])),
-            "quarantine_share": dg.MetadataValue.float(1 - accepted / raw if raw else 0.0),
-            "events_by_type": dg.MetadataValue.md(md_table(by_type)),
-        }
-    )
+    def build(day: dt.date) -> dg.MaterializeResult | dict[str, object]:
+        wh = warehouse.get()
+        with wh.begin() as conn:
+            wh.delete_partition(conn, "events", day)
+            wh.run(conn, "ingestion/delete_quarantine", dt=day, source="events", stage="quality")
+            wh.run(conn, "ingestion/accept_events", dt=day)
+            wh.run(conn, "ingestion/quarantine_events", dt=day, now=utcnow())
+            counts = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
+            by_type = wh.query_df(conn, load_sql("quality/events_by_type"), dt=day)
+        accepted = int(counts["accepted"])
+        raw = int(counts["raw"])
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": dg.MetadataValue.int(accepted),
+                "rows_quarantined": dg.MetadataValue.int(int(counts["quarantined_quality"])),
+                "quarantine_share": dg.MetadataValue.float(1 - accepted / raw if raw else 0.0),
+                "events_by_type": dg.MetadataValue.md(md_table(by_type)),
+            }
+        )
+
+    return materialize_days(context, build)
 
 
 def _accounting(warehouse: WarehouseResource, day) -> dict[str, int]:
@@ -62,15 +75,18 @@ def _accounting(warehouse: WarehouseResource, day) -> dict[str, int]:
 def raw_events_accounted(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    c = _accounting(warehouse, partition_day(context))
-    ok = c["landed"] == c["raw"] + c["quarantined_ingestion"]
-    return dg.AssetCheckResult(
-        passed=ok,
-        metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
-        description=None
-        if ok
-        else "landed rows != raw + quarantined: rows were lost; re-materialise the day",
-    )
+    def check(day: dt.date) -> dg.AssetCheckResult:
+        c = _accounting(warehouse, day)
+        ok = c["landed"] == c["raw"] + c["quarantined_ingestion"]
+        return dg.AssetCheckResult(
+            passed=ok,
+            metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
+            description=None
+            if ok
+            else "landed rows != raw + quarantined: rows were lost; re-materialise the day",
+        )
+
+    return check_days(context, check)
 
 
 @dg.asset_check(
@@ -79,17 +95,29 @@ def raw_events_accounted(
 def accepted_events_accounted(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    c = _accounting(warehouse, partition_day(context))
-    ok = c["raw"] == c["accepted"] + c["quarantined_quality"]
-    return dg.AssetCheckResult(
-        passed=ok,
-        metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
-        description=None if ok else "raw rows != accepted + quarantined: re-materialise the day",
-    )
+    def check(day: dt.date) -> dg.AssetCheckResult:
+        c = _accounting(warehouse, day)
+        ok = c["raw"] == c["accepted"] + c["quarantined_quality"]
+        return dg.AssetCheckResult(
+            passed=ok,
+            metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
+            description=None
+            if ok
+            else "raw rows != accepted + quarantined: re-materialise the day",
+        )
+
+    return check_days(context, check)
 
 
-def _suite_check(
-    warehouse: WarehouseResource, day, sql_name: str, suite: str
+def suite_check(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, sql_name: str, suite: str
+) -> dg.AssetCheckResult:
+    """Run the Great Expectations suite ``suite`` on each day's rows of ``sql_name``."""
+    return check_days(context, lambda day: _suite_check_day(warehouse, day, sql_name, suite))
+
+
+def _suite_check_day(
+    warehouse: WarehouseResource, day: dt.date, sql_name: str, suite: str
 ) -> dg.AssetCheckResult:
     wh = warehouse.get()
     with wh.begin() as conn:
@@ -114,9 +142,7 @@ def _suite_check(
 def accepted_events_suite(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    return _suite_check(
-        warehouse, partition_day(context), "quality/events_partition", "accepted_events"
-    )
+    return suite_check(context, warehouse, "quality/events_partition", "accepted_events")
 
 
 @dg.asset_check(
@@ -125,9 +151,7 @@ def accepted_events_suite(
 def catalog_items_suite(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    return _suite_check(
-        warehouse, partition_day(context), "quality/items_partition", "catalog_items"
-    )
+    return suite_check(context, warehouse, "quality/items_partition", "catalog_items")
 
 
 QUALITY_CHECKS = [
