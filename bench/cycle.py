@@ -31,7 +31,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--sessions", type=int, default=36_000, help="simulated sessions (36k ~ 1M events)"
+        "--sessions", type=int, default=40_000, help="simulated sessions (40k ~ 1M events)"
     )
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--items", type=int, default=20_000)

@@ -93,6 +93,16 @@ class Warehouse:
 
     @staticmethod
     def query_df(conn: Connection, sql: str, **params: object) -> pd.DataFrame:
+        """A query's result as a DataFrame (DATE columns as ``datetime.date`` objects)."""
+        if conn.dialect.name == "duckdb":
+            # SQLAlchemy binds the parameters; DuckDB hands the result over as Arrow, which is
+            # an order of magnitude faster than building Python rows for a day of events.
+            compiled = sa.text(sql).bindparams(**params).compile(dialect=conn.dialect)
+            values = [compiled.params[name] for name in compiled.positiontup or []]
+            cursor = conn.connection.driver_connection.execute(str(compiled), values)
+            # DuckDB 2 renamed fetch_arrow_table to to_arrow_table.
+            fetch = getattr(cursor, "to_arrow_table", None) or cursor.fetch_arrow_table
+            return fetch().to_pandas(date_as_object=True)
         result = conn.execute(sa.text(sql), params)
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 

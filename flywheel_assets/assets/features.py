@@ -10,7 +10,7 @@ import dagster as dg
 
 from ..resources import FlywheelConfig, WarehouseResource
 from ..warehouse import load_sql
-from .common import WAREHOUSE_POOL, daily, day_start, materialize_days
+from .common import WAREHOUSE_POOL, daily, day_start, materialize_days, single_run
 from .ingestion import catalog_items, users
 from .quality import accepted_events
 
@@ -54,6 +54,7 @@ _COMMON = {
     "group_name": "features",
     "kinds": {"sql", "duckdb"},
     "pool": WAREHOUSE_POOL,
+    "backfill_policy": single_run,
 }
 
 

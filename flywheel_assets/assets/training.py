@@ -48,15 +48,16 @@ def training_examples(
             wh.run(
                 conn, "training/training_examples", dt=day, feature_dt=day - dt.timedelta(days=1)
             )
-            df = wh.query_df(conn, load_sql("quality/training_examples_partition"), dt=day)
+            summary = wh.query_df(
+                conn, load_sql("training/training_examples_summary"), dt=day
+            ).iloc[0]
+        n, clicks, purchases = (int(summary[k]) for k in ("n_rows", "clicks", "purchases"))
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": dg.MetadataValue.int(len(df)),
-                "clicks": dg.MetadataValue.int(int(df["label_click"].sum()) if len(df) else 0),
-                "purchases": dg.MetadataValue.int(
-                    int(df["label_purchase"].sum()) if len(df) else 0
-                ),
-                "ctr": dg.MetadataValue.float(float(df["label_click"].mean()) if len(df) else 0.0),
+                "dagster/row_count": dg.MetadataValue.int(n),
+                "clicks": dg.MetadataValue.int(clicks),
+                "purchases": dg.MetadataValue.int(purchases),
+                "ctr": dg.MetadataValue.float(clicks / n if n else 0.0),
             }
         )
 
