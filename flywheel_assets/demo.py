@@ -99,9 +99,16 @@ def materialize_day(day: dt.date) -> None:
         raise_on_error=False,
     )
     if not result.success:
-        failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        failures = [
+            f"{e.step_key}: {e.step_failure_data.error.message.strip() if e.step_failure_data.error else '?'}"
+            for e in result.all_events
+            if e.event_type_value == "STEP_FAILURE"
+        ]
         raise SystemExit(
-            f"the cycle for {day} failed at {failed}; see the run in the Dagster UI (dagster dev)"
+            f"the cycle for {day} failed:\n  "
+            + "\n  ".join(failures)
+            + "\nfix the cause, then re-run the day (re-materialising a day is safe); "
+            "the run's full log is in the Dagster UI (dagster dev)"
         )
 
 

@@ -292,12 +292,16 @@ class ShopSimulator:
         ranker that does not know who is asking."""
         users = np.arange(len(self._user_seg))
         sample = users[:: max(1, len(users) // 2000)]
-        uniq = np.unique(items)
-        pop = np.array(
-            [self.purchase_probability(sample, np.full(len(sample), i)).mean() for i in uniq]
-        )
-        lookup = dict(zip(uniq, pop, strict=True))
-        return np.array([lookup[i] for i in items])
+        uniq, inverse = np.unique(items, return_inverse=True)
+        pop = np.empty(len(uniq))
+        chunk = max(1, 2_000_000 // len(sample))  # bound memory: ~2M (user, item) pairs at a time
+        for start in range(0, len(uniq), chunk):
+            block = uniq[start : start + chunk]
+            p = self.purchase_probability(
+                np.tile(sample, len(block)), np.repeat(block, len(sample))
+            )
+            pop[start : start + chunk] = p.reshape(len(block), len(sample)).mean(axis=1)
+        return pop[inverse]
 
     def serve_day(self, day: dt.date, ranker: Ranker) -> DayResult:
         """Serve one day's requests with ``ranker``, simulate the users, return the events."""

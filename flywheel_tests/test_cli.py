@@ -1,0 +1,60 @@
+"""The `flywheel` console script as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flywheel_assets.demo import COLUMNS
+
+FLYWHEEL = Path(sys.executable).parent / "flywheel"
+
+
+@pytest.mark.slow
+def test_demo_json_prints_one_object_per_day_with_exactly_the_documented_keys(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYWHEEL_", "DAGSTER_HOME"))}
+    out = subprocess.run(
+        [
+            str(FLYWHEEL),
+            "demo",
+            "--days",
+            "2",
+            "--seed",
+            "3",
+            "--json",
+            "--home",
+            str(tmp_path / "h"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [list(r) for r in rows] == [COLUMNS, COLUMNS]
+    assert rows[0]["events"] >= 20_000
+    assert rows[0]["champion"] == "cold-start" and rows[1]["champion"] == rows[0]["challenger"]
+    assert 0 < rows[0]["oracle_share"] < rows[0]["baseline_share"] < 1
+    # Progress goes to stderr, never into the JSON stream.
+    assert "[1/2]" in out.stderr and str(tmp_path / "h") in out.stderr
+    assert (tmp_path / "h" / "warehouse.duckdb").exists()
+    assert (tmp_path / "h" / "dagster" / "history").is_dir()  # the runs are in the instance
+
+
+def test_demo_refuses_a_home_that_is_not_fresh(tmp_path):
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "something").write_text("x")
+    out = subprocess.run(
+        [str(FLYWHEEL), "demo", "--days", "1", "--home", str(tmp_path / "h")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode != 0
+    assert "not empty" in out.stderr
