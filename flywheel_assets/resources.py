@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 from pydantic import PrivateAttr
 
@@ -66,7 +68,5 @@ class PseudonymResource(dg.ConfigurableResource):
         return Pseudonymiser(self.key)
 
 
-def _resolve(p: str):
-    from pathlib import Path
-
+def _resolve(p: str) -> Path:
     return Path(p).expanduser().resolve()

@@ -285,3 +285,12 @@ def test_cli_rematerialises_a_range_of_days(demo_home):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "RUN_SUCCESS" in out.stderr
     assert counts(wh) == before
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_the_loop_takes_csv_and_parquet_landing_files(tmp_path, clean_env, fmt):
+    rows = run_demo(days=1, seed=11, start=START, home=tmp_path / fmt, config=SMALL, fmt=fmt)
+    files = list((tmp_path / fmt / "landing" / "events").rglob(f"*.{fmt}"))
+    assert len(files) == 1
+    assert rows[0]["events"] > 5_000 and rows[0]["quarantined"] == 0
+    assert rows[0]["decision"] == "promote"
