@@ -56,6 +56,18 @@ def partition_days(
 single_run = dg.BackfillPolicy.single_run()
 
 
+def daily_asset(group: str, kinds: set[str]) -> dict[str, object]:
+    """The arguments every flywheel asset shares: daily partitions, its stage's group, the
+    warehouse pool and single-run backfills."""
+    return {
+        "partitions_def": daily,
+        "group_name": group,
+        "kinds": kinds,
+        "pool": WAREHOUSE_POOL,
+        "backfill_policy": single_run,
+    }
+
+
 def _value(v: object) -> object:
     return v.value if isinstance(v, dg.MetadataValue) else v
 

@@ -10,7 +10,7 @@ import dagster as dg
 
 from ..resources import FlywheelConfig, WarehouseResource
 from ..warehouse import load_sql
-from .common import WAREHOUSE_POOL, daily, day_start, materialize_days, single_run
+from .common import daily_asset, day_start, materialize_days
 from .ingestion import catalog_items, users
 from .quality import accepted_events
 
@@ -49,84 +49,51 @@ def _build(
     return materialize_days(context, build)
 
 
-_COMMON = {
-    "partitions_def": daily,
-    "group_name": "features",
-    "kinds": {"sql", "duckdb"},
-    "pool": WAREHOUSE_POOL,
-    "backfill_policy": single_run,
-}
+_COMMON = daily_asset("features", {"sql", "duckdb"})
 
 
-@dg.asset(
-    **_COMMON,
-    deps=[accepted_events, users],
-    description="Per-user activity, smoothed CTR/conversion, recency, region and device.",
-)
-def user_features(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
-) -> dg.MaterializeResult:
-    return _build(context, warehouse, flywheel, "user_features")
+def feature_asset(
+    table: str, deps: list[dg.AssetsDefinition], description: str
+) -> dg.AssetsDefinition:
+    """A daily feature snapshot computed by ``sql/features/<table>.sql``: every feature table
+    is the same asset over a different reviewed SQL file."""
 
+    @dg.asset(name=table, **_COMMON, deps=deps, description=description)
+    def _asset(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+    ) -> dg.MaterializeResult:
+        return _build(context, warehouse, flywheel, table)
 
-@dg.asset(
-    **_COMMON,
-    deps=[accepted_events, catalog_items],
-    description="Per-item catalog attributes, price change, popularity, smoothed CTR/conversion.",
-)
-def item_features(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
-) -> dg.MaterializeResult:
-    return _build(context, warehouse, flywheel, "item_features")
-
-
-@dg.asset(
-    **_COMMON,
-    deps=[accepted_events, catalog_items],
-    description="User x category affinity over 28 days.",
-)
-def user_category_features(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
-) -> dg.MaterializeResult:
-    return _build(context, warehouse, flywheel, "user_category_features")
-
-
-@dg.asset(
-    **_COMMON, deps=[accepted_events], description="User x item past interactions over 28 days."
-)
-def user_item_features(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
-) -> dg.MaterializeResult:
-    return _build(context, warehouse, flywheel, "user_item_features")
-
-
-@dg.asset(
-    **_COMMON,
-    deps=[accepted_events, users, catalog_items],
-    description="Region x category response over 28 days (segment-level taste).",
-)
-def region_category_features(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
-) -> dg.MaterializeResult:
-    return _build(context, warehouse, flywheel, "region_category_features")
-
-
-@dg.asset(
-    **_COMMON,
-    deps=[accepted_events, users, catalog_items],
-    description="Region x brand response over 28 days (segment-level taste).",
-)
-def region_brand_features(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
-) -> dg.MaterializeResult:
-    return _build(context, warehouse, flywheel, "region_brand_features")
+    return _asset
 
 
 FEATURE_ASSETS = [
-    user_features,
-    item_features,
-    user_category_features,
-    user_item_features,
-    region_category_features,
-    region_brand_features,
+    feature_asset(
+        "user_features",
+        [accepted_events, users],
+        "Per-user activity, smoothed CTR/conversion, recency, region and device.",
+    ),
+    feature_asset(
+        "item_features",
+        [accepted_events, catalog_items],
+        "Per-item catalog attributes, price change, popularity, smoothed CTR/conversion.",
+    ),
+    feature_asset(
+        "user_category_features",
+        [accepted_events, catalog_items],
+        "User x category affinity over 28 days.",
+    ),
+    feature_asset(
+        "user_item_features", [accepted_events], "User x item past interactions over 28 days."
+    ),
+    feature_asset(
+        "region_category_features",
+        [accepted_events, users, catalog_items],
+        "Region x category response over 28 days (segment-level taste).",
+    ),
+    feature_asset(
+        "region_brand_features",
+        [accepted_events, users, catalog_items],
+        "Region x brand response over 28 days (segment-level taste).",
+    ),
 ]

@@ -21,7 +21,7 @@ from ..event_contract import (
 from ..landing import list_landing_files, read_landing_file
 from ..pseudonym import Pseudonymiser
 from ..resources import FlywheelConfig, PseudonymResource, WarehouseResource
-from .common import WAREHOUSE_POOL, daily, day_start, materialize_days, md_table, single_run, utcnow
+from .common import daily_asset, day_start, materialize_days, md_table, utcnow
 
 
 @dataclass
@@ -163,13 +163,7 @@ def _ingest_source(
     }
 
 
-_INGESTION = {
-    "partitions_def": daily,
-    "group_name": "ingestion",
-    "kinds": {"python", "duckdb"},
-    "pool": WAREHOUSE_POOL,
-    "backfill_policy": single_run,
-}
+_INGESTION = daily_asset("ingestion", {"python", "duckdb"})
 
 
 @dg.asset(

@@ -14,7 +14,7 @@ from ..feature_store import training_frame
 from ..resources import FlywheelConfig, WarehouseResource
 from ..training import LABELS, predict
 from ..warehouse import load_sql
-from .common import WAREHOUSE_POOL, daily, materialize_days, md_table, single_run, utcnow
+from .common import daily_asset, materialize_days, md_table, utcnow
 from .training import challenger_model
 
 
@@ -24,11 +24,7 @@ def _champion_before(wh, conn, day: dt.date) -> str | None:
 
 
 @dg.asset(
-    partitions_def=daily,
-    group_name="evaluation",
-    kinds={"python"},
-    pool=WAREHOUSE_POOL,
-    backfill_policy=single_run,
+    **daily_asset("evaluation", {"python"}),
     deps=[challenger_model],
     description="Offline metrics of the day's challenger and of the champion on the same time-based holdout.",
 )
@@ -102,11 +98,7 @@ def _metrics(df: pd.DataFrame, role: str) -> OfflineMetrics | None:
 
 
 @dg.asset(
-    partitions_def=daily,
-    group_name="promotion",
-    kinds={"python"},
-    pool=WAREHOUSE_POOL,
-    backfill_policy=single_run,
+    **daily_asset("promotion", {"python"}),
     deps=[offline_evaluation],
     description=(
         "The day's decision: the challenger replaces the champion only when it wins the "
@@ -177,11 +169,7 @@ def promotion_decision(
 
 
 @dg.asset(
-    partitions_def=daily,
-    group_name="promotion",
-    kinds={"python"},
-    pool=WAREHOUSE_POOL,
-    backfill_policy=single_run,
+    **daily_asset("promotion", {"python"}),
     deps=[promotion_decision],
     description="The model that serves the next day: published to FLYWHEEL_HOME/serving/champion.json for the serving side.",
 )

@@ -13,23 +13,17 @@ from ..quality import validate_dataframe
 from ..resources import WarehouseResource
 from ..warehouse import load_sql
 from .common import (
-    WAREHOUSE_POOL,
     check_days,
-    daily,
+    daily_asset,
     materialize_days,
     md_table,
-    single_run,
     utcnow,
 )
 from .ingestion import catalog_items, raw_events
 
 
 @dg.asset(
-    partitions_def=daily,
-    group_name="quality",
-    kinds={"sql", "duckdb"},
-    pool=WAREHOUSE_POOL,
-    backfill_policy=single_run,
+    **daily_asset("quality", {"sql", "duckdb"}),
     deps=[raw_events, catalog_items],
     description=(
         "Events that pass the relational rules (not a redelivery of another day's event, item "

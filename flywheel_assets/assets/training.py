@@ -13,7 +13,7 @@ from ..feature_store import training_frame
 from ..resources import FlywheelConfig, WarehouseResource
 from ..training import LABELS, model_bytes, predict, save_artefact, time_split, train_model
 from ..warehouse import load_sql
-from .common import WAREHOUSE_POOL, daily, materialize_days, md_table, single_run, utcnow
+from .common import daily_asset, materialize_days, md_table, utcnow
 from .features import FEATURE_ASSETS
 from .quality import accepted_events, suite_check
 
@@ -23,11 +23,7 @@ previous_day = dg.TimeWindowPartitionMapping(
 
 
 @dg.asset(
-    partitions_def=daily,
-    group_name="training",
-    kinds={"sql", "duckdb"},
-    pool=WAREHOUSE_POOL,
-    backfill_policy=single_run,
+    **daily_asset("training", {"sql", "duckdb"}),
     deps=[
         accepted_events,
         *[dg.AssetDep(a, partition_mapping=previous_day) for a in FEATURE_ASSETS],
@@ -88,11 +84,7 @@ def _code_version() -> str | None:
 
 
 @dg.asset(
-    partitions_def=daily,
-    group_name="training",
-    kinds={"xgboost", "python"},
-    pool=WAREHOUSE_POOL,
-    backfill_policy=single_run,
+    **daily_asset("training", {"xgboost", "python"}),
     deps=[training_examples],
     description=(
         "An XGBoost challenger trained on the training window ending this day (the day's last "
