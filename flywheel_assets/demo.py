@@ -149,9 +149,9 @@ def run_demo(
             wh, pseudonymiser, day, k=sim.config.slate_size, epsilon=epsilon, seed=seed
         )
         result = sim.serve_day(day, policy)
-        write_landing(result.events, paths.landing_dir, "events", day, fmt)
+        write_landing(result.feed, paths.landing_dir, "events", day, fmt)
         print(
-            f"[{i + 1}/{days}] {day}: served {result.n_requests} requests, {len(result.events)} events; running the cycle...",
+            f"[{i + 1}/{days}] {day}: served {result.n_requests} requests, {len(result.feed)} events landed; running the cycle...",
             file=sys.stderr,
         )
         materialize_day(day)

@@ -49,6 +49,7 @@ class SimulatorConfig:
     brand_weight: float = 0.25  # how much of an item's appeal comes from its brand vs its category
     item_noise: float = 0.1  # item-specific appeal no attribute explains
     quality_std: float = 0.3  # appeal every user agrees on
+    junk_share: float = 0.002  # share of extra malformed or duplicated event rows in the feed
     price_sensitivity: float = 0.6
 
 
@@ -57,7 +58,8 @@ class DayResult:
     """What one simulated day produced."""
 
     day: dt.date
-    events: pd.DataFrame  # raw event records in the event contract, raw user ids
+    events: pd.DataFrame  # the true events in the event contract, raw user ids
+    feed: pd.DataFrame  # what the shop's feed delivers: the events plus a little junk
     served: pd.DataFrame  # the slates as served: request_id, item_id, position, propensity, ...
     expected_purchase_rate: float  # per request, of the policy that served
     popularity_purchase_rate: float
@@ -341,6 +343,7 @@ class ShopSimulator:
         return DayResult(
             day=day,
             events=events,
+            feed=self.feed(day, events),
             served=served.drop(columns=["_user_idx", "_item_idx", "_p"]),
             expected_purchase_rate=expected,
             popularity_purchase_rate=popularity,
@@ -371,6 +374,26 @@ class ShopSimulator:
         ).reset_index(drop=True)
         events.insert(0, "event_id", [f"e{day:%Y%m%d}-{i:08d}" for i in range(len(events))])
         return events
+
+    def feed(self, day: dt.date, events: pd.DataFrame) -> pd.DataFrame:
+        """Real feeds carry junk: redelivered events, unknown event types, items missing from
+        the catalog, timestamps that cannot be read. A small share of such rows (appended,
+        so the true events stay intact) lets the demo show quarantine at work."""
+        n = int(round(len(events) * self.config.junk_share))
+        if n == 0:
+            return events
+        rng = self._day_rng(day, 3)
+        junk = events.iloc[rng.choice(len(events), n, replace=False)].copy()
+        kind = rng.integers(0, 4, n)
+        junk["event_type"] = np.where(kind == 1, "teleport", junk["event_type"])
+        junk["item_id"] = np.where(kind == 2, "sku-unknown", junk["item_id"])
+        # A new id, or the row would be caught as a duplicate before its unknown item.
+        junk["event_id"] = np.where(kind == 2, junk["event_id"] + "-u", junk["event_id"])
+        # kind 0 keeps the row as it is: a duplicate delivery of the same event_id.
+        out = pd.concat([events, junk], ignore_index=True)
+        out["event_time"] = out["event_time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        out.loc[len(events) + np.flatnonzero(kind == 3), "event_time"] = "yesterday-ish"
+        return out
 
 
 def _event_frame(

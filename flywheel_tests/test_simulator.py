@@ -103,3 +103,23 @@ def test_oracle_ranking_reaches_oracle_share_one():
 
     result = sim.serve_day(DAY, oracle)
     assert abs(result.oracle_share - 1.0) < 1e-9
+
+
+def test_feed_adds_a_little_deterministic_junk_to_the_true_events():
+    result = ShopSimulator(SMALL).serve_day(DAY, random_ranker)
+    feed, events = result.feed, result.events
+    n_junk = len(feed) - len(events)
+    assert n_junk == round(len(events) * SMALL.junk_share) > 0
+    pd.testing.assert_frame_equal(
+        feed.iloc[: len(events)].drop(columns="event_time"), events.drop(columns="event_time")
+    )
+    junk = feed.iloc[len(events) :]
+    broken = (
+        (junk["event_type"] == "teleport")
+        | (junk["item_id"] == "sku-unknown")
+        | (junk["event_time"] == "yesterday-ish")
+    )
+    assert broken.any() and (~broken).any()  # some broken rows, some plain redeliveries
+    assert set(junk.loc[~broken, "event_id"]) <= set(events["event_id"])
+    again = ShopSimulator(SMALL).serve_day(DAY, random_ranker).feed
+    pd.testing.assert_frame_equal(feed, again)
