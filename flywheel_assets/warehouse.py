@@ -77,9 +77,12 @@ class Warehouse:
             yield conn
 
     def migrate(self) -> None:
-        """Create missing tables (idempotent): every `sql/schema/*.sql` in order."""
+        """Create missing tables (idempotent): every `sql/schema/*.sql` in order, then the
+        dialect's own (`sql/schema_<dialect>/*.sql`, e.g. PostgreSQL's indexes)."""
+        paths = sorted((SQL_DIR / "schema").glob("*.sql"))
+        paths += sorted((SQL_DIR / f"schema_{self.dialect}").glob("*.sql"))
         with self.begin() as conn:
-            for path in sorted((SQL_DIR / "schema").glob("*.sql")):
+            for path in paths:
                 for statement in split_statements(path.read_text()):
                     conn.execute(sa.text(statement))
 

@@ -67,20 +67,23 @@ def feature_asset(
     return _asset
 
 
+user_features = feature_asset(
+    "user_features",
+    [accepted_events, users],
+    "Per-user activity, smoothed CTR/conversion, recency, region and device.",
+)
+item_features = feature_asset(
+    "item_features",
+    [accepted_events, catalog_items],
+    "Per-item catalog attributes, price change, popularity, smoothed CTR/conversion.",
+)
+
 FEATURE_ASSETS = [
-    feature_asset(
-        "user_features",
-        [accepted_events, users],
-        "Per-user activity, smoothed CTR/conversion, recency, region and device.",
-    ),
-    feature_asset(
-        "item_features",
-        [accepted_events, catalog_items],
-        "Per-item catalog attributes, price change, popularity, smoothed CTR/conversion.",
-    ),
+    user_features,
+    item_features,
     feature_asset(
         "user_category_features",
-        [accepted_events, catalog_items],
+        [accepted_events, item_features],
         "User x category affinity over 28 days.",
     ),
     feature_asset(
@@ -88,12 +91,12 @@ FEATURE_ASSETS = [
     ),
     feature_asset(
         "region_category_features",
-        [accepted_events, users, catalog_items],
+        [accepted_events, user_features, item_features],
         "Region x category response over 28 days (segment-level taste).",
     ),
     feature_asset(
         "region_brand_features",
-        [accepted_events, users, catalog_items],
+        [accepted_events, user_features, item_features],
         "Region x brand response over 28 days (segment-level taste).",
     ),
 ]

@@ -1,25 +1,16 @@
 -- Region x brand response as of the end of day :dt: impressions, clicks and purchases of users
 -- of each region on items of each brand, smoothed towards the overall rates (Beta prior of
--- strength :prior_strength). Region and brand as known at the end of the day.
+-- strength :prior_strength). Region and brand come from the same day's user and item
+-- snapshots, so there is one definition of "the catalog / the user as of :dt".
 INSERT INTO region_brand_features
-WITH usr AS (
-    SELECT user_id, region, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY dt DESC) AS rn
-    FROM users
-    WHERE dt <= :dt
-),
-itm AS (
-    SELECT item_id, brand, ROW_NUMBER() OVER (PARTITION BY item_id ORDER BY dt DESC) AS rn
-    FROM items
-    WHERE dt <= :dt
-),
-agg AS (
+WITH agg AS (
     SELECT u.region, i.brand,
            SUM(CASE WHEN e.event_type = 'impression' THEN 1 ELSE 0 END) AS imps,
            SUM(CASE WHEN e.event_type = 'click' THEN 1 ELSE 0 END) AS clicks,
            SUM(CASE WHEN e.event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases
     FROM events e
-    JOIN usr u ON u.user_id = e.user_id AND u.rn = 1
-    JOIN itm i ON i.item_id = e.item_id AND i.rn = 1
+    JOIN user_features u ON u.user_id = e.user_id AND u.dt = :dt
+    JOIN item_features i ON i.item_id = e.item_id AND i.dt = :dt
     WHERE e.dt <= :dt AND e.event_time >= :start_28d AND e.event_time < :cutoff
       AND u.region IS NOT NULL AND i.brand IS NOT NULL
     GROUP BY u.region, i.brand

@@ -1,26 +1,16 @@
--- User x category affinity as of the end of day :dt, the category taken from the catalog as
--- delivered by then.
+-- User x category affinity as of the end of day :dt, the category taken from the same day's
+-- item snapshot.
 INSERT INTO user_category_features
-WITH cat AS (
-    SELECT item_id, category,
-           ROW_NUMBER() OVER (PARTITION BY item_id ORDER BY dt DESC) AS rn
-    FROM items
-    WHERE dt <= :dt
-),
-w AS (
-    SELECT e.user_id, c.category, e.event_type
+WITH agg AS (
+    SELECT e.user_id, i.category,
+           SUM(CASE WHEN e.event_type = 'impression' THEN 1 ELSE 0 END) AS imps,
+           SUM(CASE WHEN e.event_type = 'click' THEN 1 ELSE 0 END) AS clicks,
+           SUM(CASE WHEN e.event_type = 'add_to_cart' THEN 1 ELSE 0 END) AS carts,
+           SUM(CASE WHEN e.event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases
     FROM events e
-    JOIN cat c ON c.item_id = e.item_id AND c.rn = 1
+    JOIN item_features i ON i.item_id = e.item_id AND i.dt = :dt
     WHERE e.dt <= :dt AND e.event_time >= :start_28d AND e.event_time < :cutoff
-),
-agg AS (
-    SELECT user_id, category,
-           SUM(CASE WHEN event_type = 'impression' THEN 1 ELSE 0 END) AS imps,
-           SUM(CASE WHEN event_type = 'click' THEN 1 ELSE 0 END) AS clicks,
-           SUM(CASE WHEN event_type = 'add_to_cart' THEN 1 ELSE 0 END) AS carts,
-           SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases
-    FROM w
-    GROUP BY user_id, category
+    GROUP BY e.user_id, i.category
 ),
 tot AS (
     SELECT user_id, SUM(clicks) AS clicks FROM agg GROUP BY user_id
