@@ -56,11 +56,31 @@ def accepted_events(
     return materialize_days(context, build)
 
 
-def _accounting(warehouse: WarehouseResource, day) -> dict[str, int]:
-    wh = warehouse.get()
-    with wh.begin() as conn:
-        row = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
-    return {k: int(v) for k, v in row.items()}
+def _accounting_check(
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    total: str,
+    parts: tuple[str, str],
+) -> dg.AssetCheckResult:
+    """Pass when, for every day of the run, count ``total`` equals the sum of ``parts``
+    (columns of sql/quality/event_accounting.sql)."""
+
+    def check(day: dt.date) -> dg.AssetCheckResult:
+        wh = warehouse.get()
+        with wh.begin() as conn:
+            row = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
+        c = {k: int(v) for k, v in row.items()}
+        ok = c[total] == c[parts[0]] + c[parts[1]]
+        return dg.AssetCheckResult(
+            passed=ok,
+            metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
+            description=None
+            if ok
+            else f"{total} rows != {parts[0]} + {parts[1]}: rows were lost or doubled; "
+            "re-materialise the day",
+        )
+
+    return check_days(context, check)
 
 
 @dg.asset_check(
@@ -69,18 +89,7 @@ def _accounting(warehouse: WarehouseResource, day) -> dict[str, int]:
 def raw_events_accounted(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    def check(day: dt.date) -> dg.AssetCheckResult:
-        c = _accounting(warehouse, day)
-        ok = c["landed"] == c["raw"] + c["quarantined_ingestion"]
-        return dg.AssetCheckResult(
-            passed=ok,
-            metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
-            description=None
-            if ok
-            else "landed rows != raw + quarantined: rows were lost; re-materialise the day",
-        )
-
-    return check_days(context, check)
+    return _accounting_check(context, warehouse, "landed", ("raw", "quarantined_ingestion"))
 
 
 @dg.asset_check(
@@ -89,18 +98,7 @@ def raw_events_accounted(
 def accepted_events_accounted(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    def check(day: dt.date) -> dg.AssetCheckResult:
-        c = _accounting(warehouse, day)
-        ok = c["raw"] == c["accepted"] + c["quarantined_quality"]
-        return dg.AssetCheckResult(
-            passed=ok,
-            metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
-            description=None
-            if ok
-            else "raw rows != accepted + quarantined: re-materialise the day",
-        )
-
-    return check_days(context, check)
+    return _accounting_check(context, warehouse, "raw", ("accepted", "quarantined_quality"))
 
 
 def suite_check(
