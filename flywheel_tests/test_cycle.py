@@ -270,13 +270,17 @@ def test_the_same_cycle_runs_on_postgresql(tmp_path, clean_env, pg_database):
 def test_cli_rematerialises_a_range_of_days(demo_home):
     """`dagster asset materialize --partition-range` re-runs existing days in one run."""
     import os
+    import shutil
     import subprocess
     import sys
     from pathlib import Path
 
-    home, _ = demo_home
-    wh = Warehouse(FlywheelPaths.from_env(home).warehouse_url)
-    before = counts(wh)
+    # The CLI runs on a copy of the home that this process never opens: DuckDB lets one
+    # process at a time hold a file, and the test process has held the original.
+    source, _ = demo_home
+    before = counts(Warehouse(FlywheelPaths.from_env(source).warehouse_url))
+    home = source.parent / "cli-copy"
+    shutil.copytree(source, home)
     dagster = Path(sys.executable).parent / "dagster"
     out = subprocess.run(
         [
@@ -290,7 +294,11 @@ def test_cli_rematerialises_a_range_of_days(demo_home):
             "--partition-range",
             f"{START}...{START + dt.timedelta(days=2)}",
         ],
-        env={**os.environ},
+        env={
+            **os.environ,
+            "FLYWHEEL_HOME": str(home),
+            "DAGSTER_HOME": str(home / "dagster"),
+        },
         capture_output=True,
         text=True,
         timeout=300,
@@ -298,7 +306,7 @@ def test_cli_rematerialises_a_range_of_days(demo_home):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "RUN_SUCCESS" in out.stderr
-    assert counts(wh) == before
+    assert counts(Warehouse(FlywheelPaths.from_env(home).warehouse_url)) == before
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
