@@ -15,10 +15,6 @@ daily = dg.DailyPartitionsDefinition(start_date=partition_start(), end_offset=1)
 WAREHOUSE_POOL = "flywheel_warehouse"
 
 
-def partition_day(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> dt.date:
-    return dt.date.fromisoformat(context.partition_key)
-
-
 def day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time())
 
