@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dagster as dg
 
+from .assets.automation import AUTOMATION_JOBS, AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
 from .assets.features import FEATURE_ASSETS
 from .assets.ingestion import catalog_items, raw_events, users
+from .assets.kafka import kafka_events
 from .assets.promotion import champion_model, offline_evaluation, promotion_decision
 from .assets.quality import QUALITY_CHECKS, accepted_events
 from .assets.training import TRAINING_CHECKS, challenger_model, training_examples
-from .resources import FlywheelConfig, PseudonymResource, WarehouseResource
+from .resources import FlywheelConfig, KafkaResource, PseudonymResource, WarehouseResource
 
 ALL_ASSETS = [
     catalog_items,
@@ -24,6 +26,8 @@ ALL_ASSETS = [
     champion_model,
 ]
 ALL_CHECKS = [*QUALITY_CHECKS, *TRAINING_CHECKS]
+# Not partitioned: read by schedule from the topic, outside the daily cycle's job.
+STREAM_ASSETS = [kafka_events]
 
 flywheel_cycle = dg.define_asset_job(
     "flywheel_cycle",
@@ -42,13 +46,15 @@ def resources() -> dict[str, object]:
         "warehouse": WarehouseResource(),
         "flywheel": FlywheelConfig(),
         "pseudonyms": PseudonymResource(key=dg.EnvVar("FLYWHEEL_PSEUDONYM_KEY")),
+        "kafka": KafkaResource(),
     }
 
 
 defs = dg.Definitions(
-    assets=ALL_ASSETS,
+    assets=[*ALL_ASSETS, *STREAM_ASSETS],
     asset_checks=ALL_CHECKS,
-    jobs=[flywheel_cycle],
-    schedules=[daily_cycle_schedule],
+    jobs=[flywheel_cycle, *AUTOMATION_JOBS],
+    schedules=[daily_cycle_schedule, *AUTOMATION_SCHEDULES],
+    sensors=AUTOMATION_SENSORS,
     resources=resources(),
 )

@@ -12,6 +12,7 @@ run over rejected rows, to build their JSON payloads.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -163,21 +164,23 @@ def normalise_events(
     partition_end: datetime.datetime,
     now: datetime.datetime,
     future_tolerance: datetime.timedelta = datetime.timedelta(hours=1),
+    max_lateness: datetime.timedelta | None = None,
     field_map: FieldMap | None = None,
 ) -> NormalisedBatch:
     """Validate event records against the contract.
 
-    ``partition_start`` is informational: late events (before it) are legal. All datetimes
-    are naive UTC.
+    Late events (before ``partition_start``) are legal unless they are more than
+    ``max_lateness`` before it (``too_old_event``). A missing ``event_id`` is derived from the
+    event's content (``derive_event_ids``). All datetimes are naive UTC.
     """
-    del partition_start  # late data is accepted; kept in the signature for callers' clarity
     fm = field_map or FieldMap.default()
     cols, sources = _canonical_columns(records, fm, EVENT_COLUMNS)
     checks = _Checks(len(records))
 
     text = {c: _to_object(cols[c]) for c in EVENT_COLUMNS if c not in _TYPED_EVENT_COLUMNS}
     for name in REQUIRED_EVENT_FIELDS:
-        checks.fail(~_present(cols[name]), f"missing_required:{name}")
+        if name != "event_id":
+            checks.fail(~_present(cols[name]), f"missing_required:{name}")
 
     event_type = _map_event_types(text["event_type"], fm)
     bad_type = pd.notna(text["event_type"]) & pd.isna(event_type)
@@ -192,6 +195,9 @@ def normalise_events(
     checks.fail(_present(cols["event_time"]) & np.isnat(event_time), "invalid_timestamp")
     cutoff = np.datetime64(min(_naive_utc(now), _naive_utc(partition_end)) + future_tolerance, "us")
     checks.fail(event_time > cutoff, "future_event")
+    if max_lateness is not None:
+        oldest = np.datetime64(_naive_utc(partition_start) - max_lateness, "us")
+        checks.fail(event_time < oldest, "too_old_event")
 
     position = _to_float(cols["position"])
     checks.fail(
@@ -211,15 +217,29 @@ def normalise_events(
     )
     price = _to_float(cols["price"])
     checks.fail(_present(cols["price"]) & ~(np.isfinite(price) & (price >= 0)), "invalid_price")
+    users = pd.Series(text["user_id"], dtype=object)
+    pseudo_users = np.full(len(records), None, dtype=object)
+    pseudo_users[checks.ok] = pseudonymiser.series(users[checks.ok]).to_numpy(dtype=object)
+    no_id = checks.ok & pd.isna(text["event_id"])
+    if no_id.any():
+        text["event_id"] = text["event_id"].copy()
+        text["event_id"][no_id] = derive_event_ids(
+            event_type[no_id],
+            event_time[no_id],
+            pseudo_users[no_id],
+            text["item_id"][no_id],
+            text["session_id"][no_id],
+            text["request_id"][no_id],
+            position[no_id],
+        )
     checks.fail(checks.duplicates(text["event_id"], keep="first"), "duplicate_event_id")
 
     keep = checks.ok
     index = records.index[keep]
-    accepted_users = pd.Series(text["user_id"][keep], index=index, dtype=object)
     data: dict[str, pd.Series] = {}
     for name in EVENT_COLUMNS:
         if name == "user_id":
-            data[name] = _object_series(pseudonymiser.series(accepted_users), index)
+            data[name] = pd.Series(pseudo_users[keep], index=index, dtype=object)
         elif name == "event_type":
             data[name] = pd.Series(event_type[keep], index=index, dtype=object)
         elif name == "event_time":
@@ -236,6 +256,39 @@ def normalise_events(
         accepted=pd.DataFrame(data, columns=EVENT_COLUMNS),
         rejected=_rejected(records, checks, personal, pseudonymiser),
     )
+
+
+def derive_event_ids(
+    event_type: np.ndarray,
+    event_time: np.ndarray,
+    user_pseudonym: np.ndarray,
+    item_id: np.ndarray,
+    session_id: np.ndarray,
+    request_id: np.ndarray,
+    position: np.ndarray,
+) -> np.ndarray:
+    """Deterministic ids for events a producer sent without one: ``d_`` + SHA-256 of the
+    canonical content (type, time to the microsecond, user pseudonym, item, session, request,
+    position), so a redelivery gets the same id whichever format or field names carried it.
+    Two events identical in all of these are one event. The user enters as its pseudonym, so
+    the id reveals nothing and changes when the pseudonymisation key is rotated."""
+    micros = event_time.astype("datetime64[us]").astype(np.int64)
+    out = np.empty(len(micros), dtype=object)
+    for i, parts in enumerate(
+        zip(
+            event_type,
+            micros,
+            user_pseudonym,
+            item_id,
+            session_id,
+            request_id,
+            position,
+            strict=True,
+        )
+    ):
+        text = "\x1f".join("" if _missing(p) else str(p) for p in parts)
+        out[i] = "d_" + hashlib.sha256(text.encode()).hexdigest()[:32]
+    return out
 
 
 def normalise_items(records: pd.DataFrame, *, field_map: FieldMap | None = None) -> NormalisedBatch:

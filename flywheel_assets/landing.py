@@ -577,3 +577,56 @@ def _read_parquet(path: Path, raw: bytes) -> pd.DataFrame:
         return _table_to_records(table, np.arange(1, table.num_rows + 1))
     except ValueError as exc:
         raise LandingFileError(path, str(exc)) from exc
+
+
+# ----- messages (Kafka) ----------------------------------------------------------------------
+
+
+def parse_json_messages(values: list[bytes | None]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """JSON-object messages as (records, bad lines), like a JSONL file whose line numbers are
+    the 1-based positions in ``values``. Single-line messages go through the fast JSONL reader
+    in one piece; empty and multi-line ones are parsed one by one."""
+    simple: list[int] = []
+    special: list[int] = []
+    for i, value in enumerate(values):
+        if value and b"\n" not in value and b"\r" not in value and value.strip():
+            simple.append(i)
+        else:
+            special.append(i)
+    if simple:
+        blob = b"\n".join(values[i] for i in simple)  # type: ignore[misc]
+        records, bad = _read_jsonl(Path("<messages>"), blob)
+        numbers = np.asarray(simple, dtype=np.int64) + 1  # blob line k is message simple[k-1]
+        records[LINE_NO] = numbers[records[LINE_NO].to_numpy(dtype=np.int64) - 1]
+        if not bad.empty:
+            bad["line_no"] = numbers[bad["line_no"].to_numpy(dtype=np.int64) - 1]
+    else:
+        records, bad = _records_frame({}, []), _empty_bad_lines()
+    if not special:
+        return records, bad
+    extra_rows: list[dict[str, Any]] = []
+    extra_nos: list[int] = []
+    bad_rows: list[tuple[int, str, str]] = []
+    for i in special:
+        value = values[i]
+        if value is None or not value.strip():
+            bad_rows.append((i + 1, "", "empty_message"))
+            continue
+        parsed = _parse_line(i + 1, value.strip())
+        if isinstance(parsed, dict):
+            extra_rows.append(parsed)
+            extra_nos.append(i + 1)
+        else:
+            bad_rows.append(parsed)
+    if extra_rows:
+        names = dict.fromkeys(k for obj in extra_rows for k in obj)
+        extra = _records_frame(
+            {k: [scalar_to_str(o.get(k)) for o in extra_rows] for k in names}, extra_nos
+        )
+        records = pd.concat([records, extra], ignore_index=True)
+        for col in records.columns:
+            if col != LINE_NO:
+                records[col] = records[col].astype(object).where(records[col].notna(), None)
+    if bad_rows:
+        bad = pd.concat([bad, _bad_frame(bad_rows)], ignore_index=True)
+    return records, bad

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 from pathlib import Path
 
 import dagster as dg
 from pydantic import PrivateAttr
 
 from .config import FlywheelPaths
+from .event_contract import FieldMap
+from .field_maps import load_field_maps
+from .kafka_ingest import KafkaSettings
 from .pseudonym import Pseudonymiser
 from .warehouse import Warehouse
 
@@ -43,6 +48,12 @@ class FlywheelConfig(dg.ConfigurableResource):
     label: str = "purchase"
     holdout_fraction: float = 0.3
     future_tolerance_hours: float = 1.0
+    # Events older than this before their delivery day are quarantined as too_old_event;
+    # None accepts any lateness. FLYWHEEL_MAX_EVENT_LATENESS_DAYS overrides the default.
+    max_event_lateness_days: float | None = None
+    # YAML/JSON field map for producers with other field names (flywheel_assets/field_maps.py);
+    # unset means FLYWHEEL_FIELD_MAP, else the built-in aliases only.
+    field_map_file: str | None = None
     min_log_loss_gain: float = 0.0
     max_ndcg_drop: float = 0.01
     prior_strength: float = 20.0
@@ -56,6 +67,69 @@ class FlywheelConfig(dg.ConfigurableResource):
             else _resolve(self.landing_dir),
             models_dir=base.models_dir if self.models_dir is None else _resolve(self.models_dir),
             warehouse_url=base.warehouse_url,
+        )
+
+    def field_maps(self) -> dict[str, FieldMap]:
+        return load_field_maps(self.field_map_file or os.environ.get("FLYWHEEL_FIELD_MAP"))
+
+    def max_lateness(self) -> dt.timedelta | None:
+        days = self.max_event_lateness_days
+        if days is None:
+            env = os.environ.get("FLYWHEEL_MAX_EVENT_LATENESS_DAYS")
+            days = float(env) if env else DEFAULT_MAX_EVENT_LATENESS_DAYS
+        return None if days <= 0 else dt.timedelta(days=days)
+
+    def future_tolerance(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.future_tolerance_hours)
+
+
+DEFAULT_MAX_EVENT_LATENESS_DAYS = 30.0
+
+
+class KafkaResource(dg.ConfigurableResource):
+    """The events topic. Unset fields come from FLYWHEEL_KAFKA_* variables at run time; the
+    SASL password only ever from the environment variable named by ``sasl_password_env``."""
+
+    bootstrap_servers: str | None = None
+    topic: str | None = None
+    consumer: str = "flywheel"
+    batch_size: int = 50_000
+    max_messages_per_run: int | None = None
+    stall_timeout_s: float = 30.0
+    security_protocol: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password_env: str = "FLYWHEEL_KAFKA_PASSWORD"
+
+    def settings(self) -> KafkaSettings | None:
+        """The settings, or None when no broker is configured (the embedded default)."""
+        bootstrap = self.bootstrap_servers or os.environ.get("FLYWHEEL_KAFKA_BOOTSTRAP")
+        if not bootstrap:
+            return None
+        extra: dict[str, str] = {}
+        protocol = self.security_protocol or os.environ.get("FLYWHEEL_KAFKA_SECURITY_PROTOCOL")
+        if protocol:
+            extra["security.protocol"] = protocol
+        mechanism = self.sasl_mechanism or os.environ.get("FLYWHEEL_KAFKA_SASL_MECHANISM")
+        if mechanism:
+            extra["sasl.mechanism"] = mechanism
+        username = self.sasl_username or os.environ.get("FLYWHEEL_KAFKA_USERNAME")
+        if username:
+            extra["sasl.username"] = username
+            password = os.environ.get(self.sasl_password_env)
+            if not password:
+                raise dg.Failure(
+                    f"FLYWHEEL_KAFKA_USERNAME is set but {self.sasl_password_env} is not: "
+                    "export the SASL password in the environment of the run."
+                )
+            extra["sasl.password"] = password
+        return KafkaSettings(
+            bootstrap_servers=bootstrap,
+            topic=self.topic or os.environ.get("FLYWHEEL_KAFKA_TOPIC") or "flywheel.events",
+            consumer=self.consumer,
+            batch_size=self.batch_size,
+            stall_timeout_s=self.stall_timeout_s,
+            client_config=extra,
         )
 
 

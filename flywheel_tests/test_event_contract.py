@@ -166,7 +166,6 @@ def test_future_tolerance_is_measured_from_the_earlier_of_now_and_partition_end(
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"event_id": None}, "missing_required:event_id"),
         ({"event_type": "  "}, "missing_required:event_type"),
         ({"event_time": None}, "missing_required:event_time"),
         ({"user_id": ""}, "missing_required:user_id"),
@@ -531,3 +530,39 @@ def test_normalise_200k_rows() -> None:
     )
     assert len(batch.accepted) == n and batch.rejected.empty
     assert batch.accepted["user_id"].nunique() == 5000
+
+
+# ----- derived ids and lateness ------------------------------------------------------------
+
+
+def test_missing_event_id_is_derived_from_content_whatever_the_format() -> None:
+    """A producer without ids (RetailRocket style) still gets exactly-once: the same event
+    delivered as ISO text or as epoch milliseconds gets the same derived id."""
+    iso = _event(event_id=None, event_time="2024-03-05T10:00:00Z")
+    millis = _event(event_id=None, event_time="1709632800000")
+    other = _event(event_id=None, item_id="i2")
+    batch = _events([iso, millis, other])
+    ids = batch.accepted["event_id"].tolist()
+    assert len(ids) == 2 and all(i.startswith("d_") for i in ids)
+    assert batch.rejected["reason"].tolist() == ["duplicate_event_id"]
+    again = _events([other])
+    assert again.accepted["event_id"].tolist() == [ids[1]]
+    # the raw user id is not recoverable from the derived id: it enters as its pseudonym
+    other_key = normalise_events(
+        _records([other]),
+        pseudonymiser=Pseudonymiser("another-key-of-sixteen-bytes"),
+        partition_start=START,
+        partition_end=END,
+        now=NOW,
+    )
+    assert other_key.accepted["event_id"].tolist() != [ids[1]]
+
+
+def test_events_older_than_max_lateness_are_quarantined() -> None:
+    late = _event(event_id="late", event_time=(START - dt.timedelta(days=3)).isoformat())
+    ancient = _event(event_id="old", event_time=(START - dt.timedelta(days=40)).isoformat())
+    batch = _events([late, ancient], max_lateness=dt.timedelta(days=30))
+    assert batch.accepted["event_id"].tolist() == ["late"]
+    assert batch.rejected["reason"].tolist() == ["too_old_event"]
+    # without a limit, late is late, never lost
+    assert len(_events([late, ancient]).accepted) == 2

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
+from sqlalchemy.engine import Connection
 
 from ..event_contract import (
+    FieldMap,
     NormalisedBatch,
     normalise_events,
     normalise_items,
@@ -21,7 +23,9 @@ from ..event_contract import (
 from ..landing import list_landing_files, read_landing_file
 from ..pseudonym import Pseudonymiser
 from ..resources import FlywheelConfig, PseudonymResource, WarehouseResource
+from ..warehouse import Warehouse, load_sql
 from .common import daily_asset, day_start, materialize_days, md_table, utcnow
+from .kafka import kafka_events
 
 
 @dataclass
@@ -46,6 +50,8 @@ def _ingest_source(
     normalise: Callable[[pd.DataFrame], NormalisedBatch],
     extra_columns: Callable[[pd.DataFrame, FileOutcome], pd.DataFrame],
     pseudonymiser: Pseudonymiser | None = None,
+    field_map: FieldMap | None = None,
+    with_kafka: bool = False,
 ) -> dict[str, object]:
     paths = config.paths()
     files = list_landing_files(paths.landing_dir, source, day)
@@ -58,7 +64,7 @@ def _ingest_source(
         bad = (
             parsed.bad_lines
             if pseudonymiser is None
-            else scrub_bad_lines(parsed.bad_lines, pseudonymiser=pseudonymiser)
+            else scrub_bad_lines(parsed.bad_lines, pseudonymiser=pseudonymiser, field_map=field_map)
         )
         rejected = pd.concat(
             [
@@ -123,16 +129,21 @@ def _ingest_source(
             }
         )
         wh.insert_df(conn, "ingested_files", log)
+        kafka = _copy_kafka_rows(wh, conn, day, table) if with_kafka else pd.DataFrame()
 
-    n_read = sum(o.rows_read for o in outcomes)
-    n_ok = sum(len(o.accepted) for o in outcomes)
-    n_bad = sum(len(o.rejected) for o in outcomes)
+    n_read = sum(o.rows_read for o in outcomes) + int(kafka["rows_read"].sum() if len(kafka) else 0)
+    n_ok = sum(len(o.accepted) for o in outcomes) + int(
+        kafka["rows_accepted"].sum() if len(kafka) else 0
+    )
+    n_bad = sum(len(o.rejected) for o in outcomes) + int(
+        kafka["rows_quarantined"].sum() if len(kafka) else 0
+    )
     reasons = (
         pd.concat([o.rejected for o in outcomes])["reason"].str.split(":").str[0].value_counts()
         if n_bad
         else pd.Series(dtype=int)
     )
-    if not files:
+    if not files and kafka.empty:
         context.log.warning(
             f"no landing files for {source} on {day} under {paths.landing_dir / source}"
         )
@@ -149,18 +160,62 @@ def _ingest_source(
         ),
         "files_detail": dg.MetadataValue.md(
             md_table(
-                pd.DataFrame(
-                    {
-                        "file": [o.path.rsplit("/", 1)[-1] for o in outcomes],
-                        "sha256": [o.sha256[:12] for o in outcomes],
-                        "read": [o.rows_read for o in outcomes],
-                        "accepted": [len(o.accepted) for o in outcomes],
-                        "quarantined": [len(o.rejected) for o in outcomes],
-                    }
+                pd.concat(
+                    [
+                        pd.DataFrame(
+                            {
+                                "file": [o.path.rsplit("/", 1)[-1] for o in outcomes],
+                                "sha256": [o.sha256[:12] for o in outcomes],
+                                "read": [o.rows_read for o in outcomes],
+                                "accepted": [len(o.accepted) for o in outcomes],
+                                "quarantined": [len(o.rejected) for o in outcomes],
+                            }
+                        ),
+                        kafka.rename(
+                            columns={
+                                "path": "file",
+                                "sha256": "sha256",
+                                "rows_read": "read",
+                                "rows_accepted": "accepted",
+                                "rows_quarantined": "quarantined",
+                            }
+                        )[["file", "sha256", "read", "accepted", "quarantined"]]
+                        if len(kafka)
+                        else None,
+                    ],
+                    ignore_index=True,
                 )
             )
         ),
     }
+
+
+def _copy_kafka_rows(wh: Warehouse, conn: Connection, day: dt.date, table: str) -> pd.DataFrame:
+    """Copy the day's Kafka events, up to the newest committed batch, into ``table`` and log
+    each topic partition as an ``ingested_files`` row (fmt ``kafka``); returns those rows."""
+    watermark = wh.scalar(conn, load_sql("kafka/day_watermark"), dt=day)
+    if watermark is None:
+        return pd.DataFrame()
+    wh.run(conn, "kafka/copy_to_raw_events", dt=day, watermark=watermark)
+    parts = wh.query_df(conn, load_sql("kafka/day_sources"), dt=day, watermark=watermark)
+    log = pd.DataFrame(
+        {
+            "dt": day,
+            "source": "events",
+            "path": "kafka://" + parts["topic"] + "/" + parts["kafka_partition"].astype(str),
+            "sha256": "offsets "
+            + parts["first_offset"].astype(str)
+            + "-"
+            + parts["last_offset"].astype(str),
+            "fmt": "kafka",
+            "rows_read": parts["rows_read"].astype("int64"),
+            "rows_accepted": parts["rows_accepted"].astype("int64"),
+            "rows_quarantined": parts["rows_quarantined"].astype("int64"),
+            "ingested_at": pd.Timestamp(watermark).to_pydatetime(),
+        }
+    )
+    wh.insert_df(conn, "ingested_files", log)
+    return log
 
 
 _INGESTION = daily_asset("ingestion", {"python", "duckdb"})
@@ -173,6 +228,8 @@ _INGESTION = daily_asset("ingestion", {"python", "duckdb"})
 def catalog_items(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
 ) -> dg.MaterializeResult:
+    field_map = flywheel.field_maps()["catalog"]
+
     def build(day: dt.date) -> dict[str, object]:
         return _ingest_source(
             context,
@@ -181,7 +238,7 @@ def catalog_items(
             table="items",
             warehouse=warehouse,
             config=flywheel,
-            normalise=lambda records: normalise_items(records),
+            normalise=lambda records: normalise_items(records, field_map=field_map),
             extra_columns=lambda df, o: df.assign(valid_from=day_start(day)),
         )
 
@@ -199,6 +256,7 @@ def users(
     pseudonyms: PseudonymResource,
 ) -> dg.MaterializeResult:
     pseudonymiser = pseudonyms.get()
+    field_map = flywheel.field_maps()["users"]
 
     def build(day: dt.date) -> dict[str, object]:
         return _ingest_source(
@@ -208,9 +266,12 @@ def users(
             table="users",
             warehouse=warehouse,
             config=flywheel,
-            normalise=lambda records: normalise_users(records, pseudonymiser=pseudonymiser),
+            normalise=lambda records: normalise_users(
+                records, pseudonymiser=pseudonymiser, field_map=field_map
+            ),
             extra_columns=lambda df, o: df,
             pseudonymiser=pseudonymiser,
+            field_map=field_map,
         )
 
     return materialize_days(context, build)
@@ -218,8 +279,9 @@ def users(
 
 @dg.asset(
     **_INGESTION,
+    deps=[kafka_events],
     description=(
-        "Behaviour events from the day's landing files, typed by the event contract "
+        "Behaviour events from the day's landing files and the topic's rows of the day, typed by the event contract "
         "(docs/events.md) and pseudonymised; rows breaking the contract go to quarantine."
     ),
 )
@@ -230,6 +292,8 @@ def raw_events(
     pseudonyms: PseudonymResource,
 ) -> dg.MaterializeResult:
     pseudonymiser = pseudonyms.get()
+    field_map = flywheel.field_maps()["events"]
+    max_lateness = flywheel.max_lateness()
 
     def build(day: dt.date) -> dict[str, object]:
         start = day_start(day)
@@ -245,7 +309,9 @@ def raw_events(
                 # Replaying simulated or backfilled days: "the future" starts at the end of
                 # the delivery day even when that day is ahead of the wall clock.
                 now=max(now, end),
-                future_tolerance=dt.timedelta(hours=flywheel.future_tolerance_hours),
+                future_tolerance=flywheel.future_tolerance(),
+                max_lateness=max_lateness,
+                field_map=field_map,
             )
 
         def extra(df: pd.DataFrame, o: FileOutcome) -> pd.DataFrame:
@@ -263,6 +329,8 @@ def raw_events(
             normalise=normalise,
             extra_columns=extra,
             pseudonymiser=pseudonymiser,
+            field_map=field_map,
+            with_kafka=True,
         )
 
     return materialize_days(context, build)
