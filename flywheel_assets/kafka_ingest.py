@@ -13,6 +13,7 @@ Messages are JSON objects in the event contract (docs/events.md); anything else 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -143,7 +144,13 @@ def ingest_topic(
 
     clock = now or _utcnow
     report = IngestReport(settings.topic)
-    consumer = Consumer(settings.consumer_config())
+    try:
+        consumer = Consumer(settings.consumer_config())
+    except KafkaException as exc:
+        raise KafkaIngestError(
+            f"cannot create a Kafka consumer for {settings.bootstrap_servers}: {exc}. "
+            "Check the kafka resource's settings (FLYWHEEL_KAFKA_*)."
+        ) from exc
     try:
         partitions = _partitions(consumer, settings)
         stored = stored_offsets(wh, settings.consumer, settings.topic)
@@ -166,12 +173,12 @@ def ingest_topic(
             report.start_offsets[p] = start
             report.end_offsets[p] = high
             report.next_offsets[p] = start
-            if start < high:
-                assignments.append(TopicPartition(settings.topic, p, start))
-        if not assignments:
-            return report
+            # Every partition is assigned, even one that looks read to the end: some brokers
+            # (Tansu) answer ListOffsets with a stale end; the fetch's own high watermark and
+            # end-of-partition events are what decide (see _batches).
+            assignments.append(TopicPartition(settings.topic, p, start))
         consumer.assign(assignments)
-        budget = max_messages if max_messages is not None else report.lag
+        budget = max_messages if max_messages is not None else sys.maxsize
         for batch in _batches(consumer, settings, report, budget):
             result = _commit_batch(
                 wh,
@@ -248,62 +255,76 @@ def _partitions(consumer: Any, settings: KafkaSettings) -> list[int]:
 def _batches(
     consumer: Any, settings: KafkaSettings, report: IngestReport, budget: int
 ) -> Iterator[list[_Message]]:
-    """Messages up to the end offsets seen at the start, ``batch_size`` at a time."""
-    from confluent_kafka import KafkaError
+    """Messages from the stored offsets to the end each partition had when this run first
+    fetched from it, ``batch_size`` at a time. A partition is done at its end-of-partition
+    event or at the first message beyond that end (then it is paused: the next run reads on)."""
+    from confluent_kafka import KafkaError, TopicPartition
 
+    ends = report.end_offsets  # raised to the fetch's high watermark below
     position = dict(report.next_offsets)
-    done = {p for p, end in report.end_offsets.items() if position[p] >= end}
+    done: set[int] = set()
+    seen: set[int] = set()
     taken = 0
     pending: list[_Message] = []
     last_progress = time.monotonic()
-    while len(done) < len(report.end_offsets) and taken < budget:
+
+    def finish(p: int) -> None:
+        done.add(p)
+        consumer.pause([TopicPartition(settings.topic, p)])
+
+    while len(done) < len(ends) and taken < budget:
         want = min(settings.batch_size - len(pending), budget - taken)
         msgs = consumer.consume(num_messages=max(1, want), timeout=settings.poll_timeout_s)
         progressed = False
         for m in msgs:
             err = m.error()
+            p = m.partition()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
-                    done.add(m.partition())
+                    # Everything there is has been read (offsets past the last message may be
+                    # transaction markers: the next run starts from the last message + 1).
+                    ends[p] = max(ends[p], m.offset())
+                    if p not in done:
+                        finish(p)
+                    progressed = True
                     continue
                 if err.fatal() or not err.retriable():
                     raise KafkaIngestError(_broker_problem(settings, err.str()))
                 continue
-            p, off = m.partition(), m.offset()
-            end = report.end_offsets[p]
-            if off < position[p] or off >= end or taken >= budget:
-                continue  # beyond this run's snapshot (next run reads it) or a re-fetch
+            if p in done or taken >= budget:
+                continue
+            if p not in seen:
+                seen.add(p)
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(settings.topic, p), cached=True
+                )
+                ends[p] = max(ends[p], high)
+            off = m.offset()
+            if off < position[p]:
+                continue  # a re-fetch of what this run already has
+            if off >= ends[p]:
+                finish(p)
+                continue
             ts_type, ts = m.timestamp()
             pending.append(_Message(p, off, ts if ts_type != 0 and ts >= 0 else None, m.value()))
             position[p] = off + 1
             taken += 1
             progressed = True
-            if position[p] >= end:
-                done.add(p)
+            if position[p] >= ends[p]:
+                finish(p)
         if progressed:
             last_progress = time.monotonic()
         if pending and (len(pending) >= settings.batch_size or taken >= budget or not msgs):
             yield pending
             pending = []
         if not msgs and time.monotonic() - last_progress > settings.stall_timeout_s:
-            # Transaction markers and compaction leave offsets that never arrive as messages:
-            # the consumer's position tells whether the end was really reached.
-            from confluent_kafka import TopicPartition
-
-            positions = consumer.position(
-                [TopicPartition(settings.topic, p) for p in report.end_offsets if p not in done]
-            )
-            for tp in positions:
-                if tp.offset >= report.end_offsets[tp.partition]:
-                    done.add(tp.partition)
-            if len(done) < len(report.end_offsets):
-                raise KafkaIngestError(
-                    _broker_problem(
-                        settings,
-                        f"no message for {settings.stall_timeout_s:.0f} s with "
-                        f"{budget - taken} still to read",
-                    )
+            raise KafkaIngestError(
+                _broker_problem(
+                    settings,
+                    f"no answer for {settings.stall_timeout_s:.0f} s while partitions "
+                    f"{sorted(set(ends) - done)} were not read to their end",
                 )
+            )
     if pending:
         yield pending
 

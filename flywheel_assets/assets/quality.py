@@ -13,6 +13,7 @@ from ..quality import validate_dataframe
 from ..resources import WarehouseResource
 from ..warehouse import load_sql
 from .common import (
+    WAREHOUSE_POOL,
     check_days,
     daily_asset,
     materialize_days,
@@ -84,7 +85,10 @@ def _accounting_check(
 
 
 @dg.asset_check(
-    asset=raw_events, blocking=True, description="Every landed row is in raw_events or quarantine."
+    pool=WAREHOUSE_POOL,
+    asset=raw_events,
+    blocking=True,
+    description="Every landed row is in raw_events or quarantine.",
 )
 def raw_events_accounted(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
@@ -93,7 +97,10 @@ def raw_events_accounted(
 
 
 @dg.asset_check(
-    asset=accepted_events, blocking=True, description="Every raw row is accepted or quarantined."
+    pool=WAREHOUSE_POOL,
+    asset=accepted_events,
+    blocking=True,
+    description="Every raw row is accepted or quarantined.",
 )
 def accepted_events_accounted(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
@@ -129,7 +136,10 @@ def _suite_check_day(
 
 
 @dg.asset_check(
-    asset=accepted_events, blocking=True, description="Great Expectations suite accepted_events."
+    pool=WAREHOUSE_POOL,
+    asset=accepted_events,
+    blocking=True,
+    description="Great Expectations suite accepted_events.",
 )
 def accepted_events_suite(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
@@ -138,7 +148,10 @@ def accepted_events_suite(
 
 
 @dg.asset_check(
-    asset=catalog_items, blocking=True, description="Great Expectations suite catalog_items."
+    pool=WAREHOUSE_POOL,
+    asset=catalog_items,
+    blocking=True,
+    description="Great Expectations suite catalog_items.",
 )
 def catalog_items_suite(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource

@@ -13,7 +13,7 @@ from ..feature_store import training_frame
 from ..resources import FlywheelConfig, WarehouseResource
 from ..training import LABELS, model_bytes, predict, save_artefact, time_split, train_model
 from ..warehouse import load_sql
-from .common import daily_asset, materialize_days, md_table, utcnow
+from .common import WAREHOUSE_POOL, daily_asset, materialize_days, md_table, utcnow
 from .features import FEATURE_ASSETS
 from .quality import accepted_events, suite_check
 
@@ -61,6 +61,7 @@ def training_examples(
 
 
 @dg.asset_check(
+    pool=WAREHOUSE_POOL,
     asset=training_examples,
     blocking=True,
     description="Great Expectations suite training_examples.",
