@@ -203,10 +203,36 @@ def test_every_landed_row_is_accounted_for_and_bad_lines_are_quarantined(demo_ho
         ]
         assert after["events"] == before["events"] + 1
         assert after["quarantine"] == before["quarantine"] + 5
+        with wh.begin() as conn:
+            book = wh.query_df(conn, "SELECT * FROM ingestion_accounting WHERE dt = :d", d=day)
+        row = book.set_index("source").loc["events"]
+        assert row["rows_duplicate"] >= 1  # our duplicate line, plus the feed's redeliveries
+        assert row["rows_read"] == (
+            row["rows_accepted"] + row["rows_quarantined"] + row["rows_duplicate"]
+        )
     finally:
         (folder / "extra.jsonl").unlink()
         materialize_day(day)
     assert counts(wh) == before
+
+
+def test_accounting_table_balances_every_source_and_day(demo_home):
+    home, rows = demo_home
+    wh = Warehouse(FlywheelPaths.from_env(home).warehouse_url)
+    with wh.begin() as conn:
+        book = wh.query_df(conn, "SELECT * FROM ingestion_accounting ORDER BY dt, source")
+        landed = wh.query_df(
+            conn, "SELECT dt, source, SUM(rows_read) AS n FROM ingested_files GROUP BY dt, source"
+        )
+    assert len(book) == 3 * len(rows)  # events, catalog and users for every day
+    assert (
+        book["rows_read"]
+        == book["rows_accepted"] + book["rows_quarantined"] + book["rows_duplicate"]
+    ).all()
+    merged = book.merge(landed, on=["dt", "source"])
+    assert (merged["rows_read"] == merged["n"]).all()
+    events = book[book["source"] == "events"]
+    assert (events["rows_accepted"] > 0).all() and (events["rows_duplicate"] > 0).all()
 
 
 def test_a_failing_blocking_check_stops_everything_downstream(demo_home):

@@ -115,3 +115,23 @@ def check_days(
         if failed
         else shown.description,
     )
+
+
+def accounting_metadata(counts: dict[str, int]) -> dict[str, object]:
+    """Row accounting (read = accepted + quarantined + duplicates) as UI metadata."""
+    return {
+        "rows_read": dg.MetadataValue.int(counts["rows_read"]),
+        "rows_duplicate": dg.MetadataValue.int(counts["rows_duplicate"]),
+        "accounting": dg.MetadataValue.md(
+            md_table(
+                pd.DataFrame(
+                    {
+                        "read": [counts["rows_read"]],
+                        "accepted": [counts["rows_accepted"]],
+                        "quarantined": [counts["rows_quarantined"]],
+                        "duplicates": [counts["rows_duplicate"]],
+                    }
+                )
+            )
+        ),
+    }

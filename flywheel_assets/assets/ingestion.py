@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy.engine import Connection
 
+from ..accounting import record_accounting
 from ..event_contract import (
     FieldMap,
     NormalisedBatch,
@@ -24,7 +25,14 @@ from ..landing import list_landing_files, read_landing_file
 from ..pseudonym import Pseudonymiser
 from ..resources import FlywheelConfig, PseudonymResource, WarehouseResource
 from ..warehouse import Warehouse, load_sql
-from .common import daily_asset, day_start, materialize_days, md_table, utcnow
+from .common import (
+    accounting_metadata,
+    daily_asset,
+    day_start,
+    materialize_days,
+    md_table,
+    utcnow,
+)
 from .kafka import kafka_events
 
 
@@ -130,6 +138,8 @@ def _ingest_source(
         )
         wh.insert_df(conn, "ingested_files", log)
         kafka = _copy_kafka_rows(wh, conn, day, table) if with_kafka else pd.DataFrame()
+        # Events are accounted for when accepted_events finishes their day.
+        accounting = None if with_kafka else record_accounting(wh, conn, day, source, now)
 
     n_read = sum(o.rows_read for o in outcomes) + int(kafka["rows_read"].sum() if len(kafka) else 0)
     n_ok = sum(len(o.accepted) for o in outcomes) + int(
@@ -148,6 +158,7 @@ def _ingest_source(
             f"no landing files for {source} on {day} under {paths.landing_dir / source}"
         )
     return {
+        **(accounting_metadata(accounting) if accounting else {}),
         "dagster/row_count": dg.MetadataValue.int(n_ok),
         "files": dg.MetadataValue.int(len(files)),
         "rows_read": dg.MetadataValue.int(n_read),

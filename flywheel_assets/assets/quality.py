@@ -9,18 +9,20 @@ import datetime as dt
 
 import dagster as dg
 
+from ..accounting import balanced, record_accounting, source_accounting
 from ..quality import validate_dataframe
 from ..resources import WarehouseResource
 from ..warehouse import load_sql
 from .common import (
     WAREHOUSE_POOL,
+    accounting_metadata,
     check_days,
     daily_asset,
     materialize_days,
     md_table,
     utcnow,
 )
-from .ingestion import catalog_items, raw_events
+from .ingestion import catalog_items, raw_events, users
 
 
 @dg.asset(
@@ -41,12 +43,14 @@ def accepted_events(
             wh.run(conn, "ingestion/delete_quarantine", dt=day, source="events", stage="quality")
             wh.run(conn, "ingestion/accept_events", dt=day)
             wh.run(conn, "ingestion/quarantine_events", dt=day, now=utcnow())
+            accounting = record_accounting(wh, conn, day, "events", utcnow())
             counts = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
             by_type = wh.query_df(conn, load_sql("quality/events_by_type"), dt=day)
         accepted = int(counts["accepted"])
         raw = int(counts["raw"])
         return dg.MaterializeResult(
             metadata={
+                **accounting_metadata(accounting),
                 "dagster/row_count": dg.MetadataValue.int(accepted),
                 "rows_quarantined": dg.MetadataValue.int(int(counts["quarantined_quality"])),
                 "quarantine_share": dg.MetadataValue.float(1 - accepted / raw if raw else 0.0),
@@ -108,6 +112,51 @@ def accepted_events_accounted(
     return _accounting_check(context, warehouse, "raw", ("accepted", "quarantined_quality"))
 
 
+def _source_accounted(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, source: str
+) -> dg.AssetCheckResult:
+    def check(day: dt.date) -> dg.AssetCheckResult:
+        wh = warehouse.get()
+        with wh.begin() as conn:
+            c = source_accounting(wh, conn, day, source)
+        ok = balanced(c)
+        return dg.AssetCheckResult(
+            passed=ok,
+            metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
+            description=None
+            if ok
+            else f"{source}: read {c['rows_read']} != accepted + quarantined + duplicates "
+            f"({c['rows_accepted']} + {c['rows_quarantined']} + {c['rows_duplicate']}): rows "
+            "were lost or doubled; re-materialise the day",
+        )
+
+    return check_days(context, check)
+
+
+@dg.asset_check(
+    pool=WAREHOUSE_POOL,
+    asset=catalog_items,
+    blocking=True,
+    description="Every catalog row read is accepted, quarantined or a superseded duplicate.",
+)
+def catalog_items_accounted(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    return _source_accounted(context, warehouse, "catalog")
+
+
+@dg.asset_check(
+    pool=WAREHOUSE_POOL,
+    asset=users,
+    blocking=True,
+    description="Every user row read is accepted, quarantined or a superseded duplicate.",
+)
+def users_accounted(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    return _source_accounted(context, warehouse, "users")
+
+
 def suite_check(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, sql_name: str, suite: str
 ) -> dg.AssetCheckResult:
@@ -164,4 +213,6 @@ QUALITY_CHECKS = [
     accepted_events_accounted,
     accepted_events_suite,
     catalog_items_suite,
+    catalog_items_accounted,
+    users_accounted,
 ]

@@ -1,0 +1,1 @@
+DELETE FROM ingestion_accounting WHERE dt = :dt AND source = :source
