@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel_assets.landing import LINE_NO, scalar_to_str
+from flywheel_assets.landing import LINE_NO, MAX_PAYLOAD_CHARS, scalar_to_str
 from flywheel_assets.pseudonym import Pseudonymiser
 
 EVENT_TYPES = ("impression", "view", "click", "add_to_cart", "purchase")
@@ -89,6 +89,8 @@ _EPOCH_SECONDS_LIMIT = 1e11  # below: epoch seconds; at or above: epoch millisec
 _MAX_ABS_MICROS = 2.5e17  # about year 9900; beyond that the value is garbage, not a time
 _MAX_POSITION = 2**31  # positions are stored as INTEGER
 _MAX_REASON_VALUE_CHARS = 100
+# Ids and labels longer than this are garbage (or an attack), not data.
+MAX_FIELD_CHARS = 1024
 _NULL_STR = pa.scalar(None, pa.string())
 _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _JSON_PAIR_RE = re.compile(
@@ -181,6 +183,9 @@ def normalise_events(
     for name in REQUIRED_EVENT_FIELDS:
         if name != "event_id":
             checks.fail(~_present(cols[name]), f"missing_required:{name}")
+
+    for name in _TEXT_EVENT_COLUMNS:
+        checks.fail(_too_long(cols[name]), f"field_too_long:{name}")
 
     event_type = _map_event_types(text["event_type"], fm)
     bad_type = pd.notna(text["event_type"]) & pd.isna(event_type)
@@ -302,6 +307,8 @@ def normalise_items(records: pd.DataFrame, *, field_map: FieldMap | None = None)
     text = {c: _to_object(cols[c]) for c in ITEM_COLUMNS if c != "price"}
     for name in REQUIRED_ITEM_FIELDS:
         checks.fail(~_present(cols[name]), f"missing_required:{name}")
+    for name in ("item_id", "category", "brand", "title"):
+        checks.fail(_too_long(cols[name]), f"field_too_long:{name}")
     price = _to_float(cols["price"])
     checks.fail(~(np.isfinite(price) & (price >= 0)), "invalid_price")
     checks.fail(checks.duplicates(text["item_id"], keep="last"), "duplicate_item_id")
@@ -334,6 +341,8 @@ def normalise_users(
     checks = _Checks(len(records))
     text = {c: _to_object(cols[c]) for c in USER_COLUMNS if c != "signup_date"}
     checks.fail(~_present(cols["user_id"]), "missing_required:user_id")
+    for name in ("user_id", "region", "device"):
+        checks.fail(_too_long(cols[name]), f"field_too_long:{name}")
     signup = _parse_date(cols["signup_date"])
     checks.fail(_present(cols["signup_date"]) & np.isnat(signup), "invalid_date")
     checks.fail(checks.duplicates(text["user_id"], keep="last"), "duplicate_user_id")
@@ -393,6 +402,7 @@ def scrub_bad_lines(
 # ----- helpers ------------------------------------------------------------------------------
 
 _TYPED_EVENT_COLUMNS = ("event_time", "position", "propensity", "price")
+_TEXT_EVENT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c not in _TYPED_EVENT_COLUMNS)
 
 
 class _Checks:
@@ -443,6 +453,12 @@ def _clean_arrow(values: pd.Series) -> pa.Array:
         arr = pa.array([None if _missing(v) else scalar_to_str(v) for v in raw], type=pa.string())
     trimmed = pc.utf8_trim_whitespace(arr)
     return pc.if_else(pc.equal(trimmed, ""), _NULL_STR, trimmed)
+
+
+def _too_long(arr: pa.Array) -> np.ndarray:
+    return pc.fill_null(pc.greater(pc.utf8_length(arr), MAX_FIELD_CHARS), False).to_numpy(
+        zero_copy_only=False
+    )
 
 
 def _to_object(arr: pa.Array) -> np.ndarray:
@@ -582,6 +598,7 @@ def _rejected(
     ]
     if not columns:
         payloads = ["{}"] * len(rows)
+    payloads = [p[:MAX_PAYLOAD_CHARS] for p in payloads]
     return pd.DataFrame(
         {
             "line_no": pd.Series(line_no, dtype="int64"),
