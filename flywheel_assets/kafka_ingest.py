@@ -25,7 +25,7 @@ import pandas as pd
 from .event_contract import FieldMap, normalise_events, scrub_bad_lines
 from .landing import LINE_NO, parse_json_messages
 from .pseudonym import Pseudonymiser
-from .warehouse import Warehouse, load_sql
+from .warehouse import DATABASE_ERRORS, Warehouse, load_sql
 
 QUARANTINE_STAGE = "kafka"
 
@@ -427,6 +427,35 @@ def _commit_batch(
     accepted = pd.concat(accepted_frames, ignore_index=True)
     quarantined = pd.concat(rejected_frames, ignore_index=True)
     new_offsets = {int(p): int(offsets[parts == p].max()) + 1 for p in np.unique(parts)}
+    try:
+        _write_batch(wh, settings, next_offsets, new_offsets, accepted, quarantined, log_rows, now)
+    except DATABASE_ERRORS as exc:
+        spans = ", ".join(f"[{p}] {next_offsets[p]}..{nxt - 1}" for p, nxt in new_offsets.items())
+        raise KafkaIngestError(
+            f"the warehouse failed while committing {settings.topic} offsets {spans}: "
+            f"{str(exc).splitlines()[0]}. That batch was rolled back as a whole (rows and "
+            "offsets are one transaction); re-run the ingest when the warehouse is back and it "
+            "continues from the stored offsets."
+        ) from exc
+    return BatchResult(
+        messages=len(batch),
+        accepted=len(accepted),
+        quarantined=len(quarantined),
+        days=day_counts,
+        offsets={p: (next_offsets[p], nxt) for p, nxt in new_offsets.items()},
+    )
+
+
+def _write_batch(
+    wh: Warehouse,
+    settings: KafkaSettings,
+    next_offsets: dict[int, int],
+    new_offsets: dict[int, int],
+    accepted: pd.DataFrame,
+    quarantined: pd.DataFrame,
+    log_rows: list[dict[str, Any]],
+    now: dt.datetime,
+) -> None:
     with wh.begin() as conn:
         for p, nxt in new_offsets.items():
             keys = {"consumer": settings.consumer, "topic": settings.topic, "kafka_partition": p}
@@ -453,10 +482,3 @@ def _commit_batch(
         if not quarantined.empty:
             wh.insert_df(conn, "quarantine", quarantined)
         wh.insert_df(conn, "kafka_batches", pd.DataFrame(log_rows))
-    return BatchResult(
-        messages=len(batch),
-        accepted=len(accepted),
-        quarantined=len(quarantined),
-        days=day_counts,
-        offsets={p: (next_offsets[p], nxt) for p, nxt in new_offsets.items()},
-    )

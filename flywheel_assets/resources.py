@@ -11,7 +11,7 @@ from pydantic import PrivateAttr
 
 from .config import FlywheelPaths
 from .event_contract import FieldMap
-from .field_maps import load_field_maps
+from .field_maps import FieldMapError, load_field_maps
 from .kafka_ingest import KafkaSettings
 from .pseudonym import Pseudonymiser
 from .warehouse import Warehouse
@@ -70,7 +70,10 @@ class FlywheelConfig(dg.ConfigurableResource):
         )
 
     def field_maps(self) -> dict[str, FieldMap]:
-        return load_field_maps(self.field_map_file or os.environ.get("FLYWHEEL_FIELD_MAP"))
+        try:
+            return load_field_maps(self.field_map_file or os.environ.get("FLYWHEEL_FIELD_MAP"))
+        except FieldMapError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
     def max_lateness(self) -> dt.timedelta | None:
         days = self.max_event_lateness_days

@@ -26,6 +26,24 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sa.exc.DBAPIError]
+    try:
+        import psycopg
+
+        errors.append(psycopg.Error)  # raised directly by COPY on the raw connection
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        pass
+    import duckdb
+
+    errors.append(duckdb.Error)
+    return tuple(errors)
+
+
+# Errors meaning "the database failed", whichever layer raised them.
+DATABASE_ERRORS = _driver_errors()
+
+
 class WarehouseError(RuntimeError):
     """A warehouse problem with a message that says what to do."""
 

@@ -236,7 +236,8 @@ def test_hostile_messages_are_quarantined_with_partition_and_offset(
         (json.dumps(_event(106, email="alice@example.com", user_id=None)).encode(), "missing"),
         # Valid rows whose text is hostile: stored as data, never run as SQL.
         (json.dumps(_event(107, item_id=sql_text)).encode(), None),
-        (json.dumps(_event(108, session_id="<script>alert(1)</script>" * 2000)).encode(), None),
+        (json.dumps(_event(108, session_id="<script>alert(1)</script>")).encode(), None),
+        (json.dumps(_event(109, session_id="A" * 100_000)).encode(), "field_too_long"),
         # Another producer's field names through the default aliases, epoch milliseconds.
         (
             json.dumps(
@@ -410,3 +411,46 @@ def test_kafka_events_asset_feeds_raw_events_and_accounting(
     )
     assert files_log["rows_read"].sum() == 60 + 101
     assert set(files_log["fmt"]) == {"jsonl", "kafka"}
+
+
+def test_warehouse_going_away_mid_ingest_fails_loudly_and_a_rerun_completes(
+    broker: DevBroker, pg_database: str
+) -> None:
+    """PostgreSQL refuses the warehouse database after the first batch (connections cut, new
+    ones refused): the run stops saying what to do; once it is back, a rerun completes."""
+    from flywheel_tests.conftest import PG_ADMIN_URL
+
+    topic = "db-outage"
+    n = 12_000
+    _produce(broker.bootstrap, topic, [json.dumps(_event(i)).encode() for i in range(n)], 2)
+    wh = Warehouse(pg_database)
+    wh.migrate()
+    db = sa.engine.make_url(pg_database).database
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+    def outage(_batch: object) -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS false'))
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": db},
+            )
+
+    try:
+        with pytest.raises(KafkaIngestError, match="warehouse failed.*re-run the ingest"):
+            _ingest(wh, _settings(broker, topic, batch_size=3000), on_batch=outage)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+    wh.dispose()
+    wh = Warehouse(pg_database)
+    partial = _query(wh, "SELECT COUNT(*) AS n FROM kafka_events")["n"].iloc[0]
+    assert partial == 3000 == sum(_offsets(wh, topic).values())
+    _ingest(wh, _settings(broker, topic))
+    totals = _query(wh, "SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS ids FROM kafka_events")
+    assert totals.iloc[0].tolist() == [n, n]
+    wh.dispose()

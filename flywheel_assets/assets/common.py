@@ -52,15 +52,22 @@ def partition_days(
 single_run = dg.BackfillPolicy.single_run()
 
 
+# A warehouse or broker that restarts mid-run: every step is idempotent (a day is one
+# transaction, Kafka offsets are stored with the rows), so retrying is safe. Errors that a retry
+# cannot fix (an unreadable file, a bad field map) raise Failure(allow_retries=False).
+TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
+
+
 def daily_asset(group: str, kinds: set[str]) -> dict[str, object]:
     """The arguments every flywheel asset shares: daily partitions, its stage's group, the
-    warehouse pool and single-run backfills."""
+    warehouse pool, single-run backfills and retries of transient failures."""
     return {
         "partitions_def": daily,
         "group_name": group,
         "kinds": kinds,
         "pool": WAREHOUSE_POOL,
         "backfill_policy": single_run,
+        "retry_policy": TRANSIENT_RETRY,
     }
 
 

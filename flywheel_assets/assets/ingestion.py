@@ -21,7 +21,7 @@ from ..event_contract import (
     normalise_users,
     scrub_bad_lines,
 )
-from ..landing import list_landing_files, read_landing_file
+from ..landing import LandingFileError, list_landing_files, read_landing_file
 from ..pseudonym import Pseudonymiser
 from ..resources import FlywheelConfig, PseudonymResource, WarehouseResource
 from ..warehouse import Warehouse, load_sql
@@ -66,7 +66,11 @@ def _ingest_source(
     now = utcnow()
     outcomes: list[FileOutcome] = []
     for path in files:
-        parsed = read_landing_file(path)
+        try:
+            parsed = read_landing_file(path)
+        except LandingFileError as exc:
+            # Nothing of the day is written yet; retrying cannot fix a file.
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
         batch = normalise(parsed.records)
         # An unparseable line is stored as text: scrub personal values out of it first.
         bad = (

@@ -14,7 +14,7 @@ import pandas as pd
 from ..config import partition_start
 from ..kafka_ingest import KafkaIngestError, ingest_topic
 from ..resources import FlywheelConfig, KafkaResource, PseudonymResource, WarehouseResource
-from .common import WAREHOUSE_POOL, md_table
+from .common import TRANSIENT_RETRY, WAREHOUSE_POOL, md_table
 
 DAYS_METADATA = "days"
 
@@ -25,6 +25,7 @@ DAYS_METADATA = "days"
     group_name="kafka",
     kinds={"kafka", "python"},
     pool=WAREHOUSE_POOL,
+    retry_policy=TRANSIENT_RETRY,
     description=(
         "Behaviour events from the Kafka topic (FLYWHEEL_KAFKA_BOOTSTRAP / FLYWHEEL_KAFKA_TOPIC), "
         "typed by the event contract and pseudonymised; offsets stored with the rows."
