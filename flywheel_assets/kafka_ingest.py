@@ -55,7 +55,9 @@ class KafkaSettings:
             "enable.auto.offset.store": False,
             "enable.partition.eof": True,
             "isolation.level": "read_committed",
-            "auto.offset.reset": "earliest",
+            # A stored offset the topic no longer has (recreated, truncated, retention) must
+            # stop the run, never silently restart from another position.
+            "auto.offset.reset": "error",
             # Large batches: fetch a lot per request.
             "fetch.max.bytes": 64 * 1024 * 1024,
             "queued.max.messages.kbytes": 256 * 1024,
@@ -288,6 +290,8 @@ def _batches(
                         finish(p)
                     progressed = True
                     continue
+                if err.code() == KafkaError._AUTO_OFFSET_RESET:
+                    raise KafkaIngestError(_offset_outside(settings, p, position.get(p), err.str()))
                 if err.fatal() or not err.retriable():
                     raise KafkaIngestError(_broker_problem(settings, err.str()))
                 continue
@@ -318,6 +322,7 @@ def _batches(
             yield pending
             pending = []
         if not msgs and time.monotonic() - last_progress > settings.stall_timeout_s:
+            _raise_if_offsets_beyond_end(consumer, settings, position, set(ends) - done)
             raise KafkaIngestError(
                 _broker_problem(
                     settings,
@@ -327,6 +332,34 @@ def _batches(
             )
     if pending:
         yield pending
+
+
+def _offset_outside(settings: KafkaSettings, p: int, offset: int | None, detail: str) -> str:
+    return (
+        f"{settings.topic}[{p}]: the stored offset {offset} is outside the topic's offsets "
+        f"({detail}): the topic was recreated or truncated, or retention deleted messages "
+        "before flywheel read them. Nothing was skipped silently; decide what is right (a new "
+        "topic: delete its rows from kafka_offsets; lost messages: record the gap), then re-run."
+    )
+
+
+def _raise_if_offsets_beyond_end(
+    consumer: Any, settings: KafkaSettings, position: dict[int, int], waiting: set[int]
+) -> None:
+    """Some brokers answer a fetch beyond the end with silence instead of OFFSET_OUT_OF_RANGE:
+    when stalled, compare the position with the partition's end."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    for p in sorted(waiting):
+        tp = TopicPartition(settings.topic, p)
+        try:
+            _, listed = consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+        except KafkaException:
+            return  # the broker itself is gone: the caller says so
+        _, fetched = consumer.get_watermark_offsets(tp, cached=True)
+        end = max(listed, fetched)
+        if position[p] > end:
+            raise KafkaIngestError(_offset_outside(settings, p, position[p], f"end is {end}"))
 
 
 def _commit_batch(

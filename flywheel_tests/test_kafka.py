@@ -454,3 +454,19 @@ def test_warehouse_going_away_mid_ingest_fails_loudly_and_a_rerun_completes(
     totals = _query(wh, "SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS ids FROM kafka_events")
     assert totals.iloc[0].tolist() == [n, n]
     wh.dispose()
+
+
+def test_stored_offset_beyond_the_topic_stops_instead_of_skipping(
+    broker: DevBroker, tmp_path: Path
+) -> None:
+    """What a recreated or truncated topic looks like: stored offsets past its end. The run
+    must fail saying so, not restart somewhere and silently skip messages."""
+    topic = "recreated"
+    _produce(broker.bootstrap, topic, [json.dumps(_event(i)).encode() for i in range(10)], 1)
+    wh = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    wh.migrate()
+    assert _ingest(wh, _settings(broker, topic)).messages == 10
+    with wh.begin() as conn:
+        conn.execute(sa.text("UPDATE kafka_offsets SET next_offset = 5000"))
+    with pytest.raises(KafkaIngestError, match="recreated or truncated"):
+        _ingest(wh, _settings(broker, topic, stall_timeout_s=10))
