@@ -197,3 +197,16 @@ def test_a_producer_with_its_own_names_is_ingested_by_configuration_alone(tmp_pa
     # The repeated purchase line is the same event: counted as a duplicate, not twice.
     assert quarantine["reason"].tolist() == ["duplicate_event_id"]
     assert json.dumps(events.astype(str).values.tolist()).find("1001") == -1
+
+
+def test_kafka_asset_without_a_broker_says_how_to_configure_one(tmp_path, monkeypatch):
+    from flywheel_assets.assets.kafka import kafka_events
+    from flywheel_assets.definitions import resources
+
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
+    monkeypatch.setenv("FLYWHEEL_PSEUDONYM_KEY", KEY)
+    monkeypatch.delenv("FLYWHEEL_KAFKA_BOOTSTRAP", raising=False)
+    result = dg.materialize([kafka_events], resources=resources(), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "FLYWHEEL_KAFKA_BOOTSTRAP" in failure.step_failure_data.error.to_string()

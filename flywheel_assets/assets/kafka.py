@@ -43,7 +43,8 @@ def kafka_events(
         raise dg.Failure(
             "Kafka is not configured: set FLYWHEEL_KAFKA_BOOTSTRAP (and FLYWHEEL_KAFKA_TOPIC, "
             "default flywheel.events) or configure the `kafka` resource. For a local broker: "
-            "scripts/dev-kafka."
+            "scripts/dev-kafka.",
+            allow_retries=False,
         )
 
     def progress(batch: object) -> None:
