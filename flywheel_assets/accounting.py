@@ -33,12 +33,6 @@ def source_accounting(wh: Warehouse, conn: Connection, day: dt.date, source: str
     return {k: int(row[k]) for k in COLUMNS}
 
 
-def balanced(counts: dict[str, int]) -> bool:
-    return counts["rows_read"] == (
-        counts["rows_accepted"] + counts["rows_quarantined"] + counts["rows_duplicate"]
-    )
-
-
 def record_accounting(
     wh: Warehouse, conn: Connection, day: dt.date, source: str, now: dt.datetime
 ) -> dict[str, int]:

@@ -6,13 +6,15 @@ before anything downstream of it materialises.
 """
 
 import datetime as dt
+from collections.abc import Callable
 
 import dagster as dg
+from sqlalchemy.engine import Connection
 
-from ..accounting import balanced, record_accounting, source_accounting
+from ..accounting import record_accounting, source_accounting
 from ..quality import validate_dataframe
 from ..resources import WarehouseResource
-from ..warehouse import load_sql
+from ..warehouse import Warehouse, load_sql
 from .common import (
     WAREHOUSE_POOL,
     accounting_metadata,
@@ -61,31 +63,47 @@ def accepted_events(
     return materialize_days(context, build)
 
 
+def _balance_check(
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    counts: Callable[[Warehouse, Connection, dt.date], dict[str, int]],
+    total: str,
+    parts: tuple[str, ...],
+) -> dg.AssetCheckResult:
+    """Pass when, for every day of the run, count ``total`` equals the sum of ``parts``,
+    all recounted from the tables by ``counts``."""
+
+    def check(day: dt.date) -> dg.AssetCheckResult:
+        wh = warehouse.get()
+        with wh.begin() as conn:
+            c = counts(wh, conn, day)
+        ok = c[total] == sum(c[p] for p in parts)
+        return dg.AssetCheckResult(
+            passed=ok,
+            metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
+            description=None
+            if ok
+            else f"{total} ({c[total]}) != {' + '.join(parts)} "
+            f"({' + '.join(str(c[p]) for p in parts)}): rows were lost or doubled; "
+            "re-materialise the day",
+        )
+
+    return check_days(context, check)
+
+
+def _event_counts(wh: Warehouse, conn: Connection, day: dt.date) -> dict[str, int]:
+    """The columns of sql/quality/event_accounting.sql."""
+    row = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
+    return {k: int(v) for k, v in row.items()}
+
+
 def _accounting_check(
     context: dg.AssetCheckExecutionContext,
     warehouse: WarehouseResource,
     total: str,
     parts: tuple[str, str],
 ) -> dg.AssetCheckResult:
-    """Pass when, for every day of the run, count ``total`` equals the sum of ``parts``
-    (columns of sql/quality/event_accounting.sql)."""
-
-    def check(day: dt.date) -> dg.AssetCheckResult:
-        wh = warehouse.get()
-        with wh.begin() as conn:
-            row = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
-        c = {k: int(v) for k, v in row.items()}
-        ok = c[total] == c[parts[0]] + c[parts[1]]
-        return dg.AssetCheckResult(
-            passed=ok,
-            metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
-            description=None
-            if ok
-            else f"{total} rows != {parts[0]} + {parts[1]}: rows were lost or doubled; "
-            "re-materialise the day",
-        )
-
-    return check_days(context, check)
+    return _balance_check(context, warehouse, _event_counts, total, parts)
 
 
 @dg.asset_check(
@@ -115,22 +133,13 @@ def accepted_events_accounted(
 def _source_accounted(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, source: str
 ) -> dg.AssetCheckResult:
-    def check(day: dt.date) -> dg.AssetCheckResult:
-        wh = warehouse.get()
-        with wh.begin() as conn:
-            c = source_accounting(wh, conn, day, source)
-        ok = balanced(c)
-        return dg.AssetCheckResult(
-            passed=ok,
-            metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
-            description=None
-            if ok
-            else f"{source}: read {c['rows_read']} != accepted + quarantined + duplicates "
-            f"({c['rows_accepted']} + {c['rows_quarantined']} + {c['rows_duplicate']}): rows "
-            "were lost or doubled; re-materialise the day",
-        )
-
-    return check_days(context, check)
+    return _balance_check(
+        context,
+        warehouse,
+        lambda wh, conn, day: source_accounting(wh, conn, day, source),
+        "rows_read",
+        ("rows_accepted", "rows_quarantined", "rows_duplicate"),
+    )
 
 
 @dg.asset_check(
