@@ -179,7 +179,6 @@ def normalise_events(
     cols, sources = _canonical_columns(records, fm, EVENT_COLUMNS)
     checks = _Checks(len(records))
 
-    text = {c: _to_object(cols[c]) for c in EVENT_COLUMNS if c not in _TYPED_EVENT_COLUMNS}
     for name in REQUIRED_EVENT_FIELDS:
         if name != "event_id":
             checks.fail(~_present(cols[name]), f"missing_required:{name}")
@@ -187,12 +186,14 @@ def normalise_events(
     for name in _TEXT_EVENT_COLUMNS:
         checks.fail(_too_long(cols[name]), f"field_too_long:{name}")
 
-    event_type = _map_event_types(text["event_type"], fm)
-    bad_type = pd.notna(text["event_type"]) & pd.isna(event_type)
+    raw_type = cols["event_type"]
+    event_type = _map_event_types_arrow(raw_type, fm)
+    bad_type = _present(raw_type) & ~_present(event_type)
     checks.fail(
         bad_type,
         lambda rows: [
-            f"invalid_event_type:{v[:_MAX_REASON_VALUE_CHARS]}" for v in text["event_type"][rows]
+            f"invalid_event_type:{v[:_MAX_REASON_VALUE_CHARS]}"
+            for v in _to_object(raw_type.filter(pa.array(rows)))
         ],
     )
 
@@ -222,31 +223,40 @@ def normalise_events(
     )
     price = _to_float(cols["price"])
     checks.fail(_present(cols["price"]) & ~(np.isfinite(price) & (price >= 0)), "invalid_price")
-    users = pd.Series(text["user_id"], dtype=object)
-    pseudo_users = np.full(len(records), None, dtype=object)
-    pseudo_users[checks.ok] = pseudonymiser.series(users[checks.ok]).to_numpy(dtype=object)
-    no_id = checks.ok & pd.isna(text["event_id"])
+
+    # From here on only rows still valid matter: work on them alone, in Arrow.
+    valid = pa.array(checks.ok)
+    pseudo_users = pseudonymiser.arrow(cols["user_id"].filter(valid))
+    event_ids = cols["event_id"].filter(valid)
+    no_id = ~_present(event_ids)
     if no_id.any():
-        text["event_id"] = text["event_id"].copy()
-        text["event_id"][no_id] = derive_event_ids(
-            event_type[no_id],
-            event_time[no_id],
-            pseudo_users[no_id],
-            text["item_id"][no_id],
-            text["session_id"][no_id],
-            text["request_id"][no_id],
-            position[no_id],
+        mask = pa.array(no_id)
+        derived = derive_event_ids(
+            _to_object(event_type.filter(valid).filter(mask)),
+            event_time[checks.ok][no_id],
+            _to_object(pseudo_users.filter(mask)),
+            _to_object(cols["item_id"].filter(valid).filter(mask)),
+            _to_object(cols["session_id"].filter(valid).filter(mask)),
+            _to_object(cols["request_id"].filter(valid).filter(mask)),
+            position[checks.ok][no_id],
         )
-    checks.fail(checks.duplicates(text["event_id"], keep="first"), "duplicate_event_id")
+        event_ids = pc.replace_with_mask(event_ids, mask, pa.array(derived, type=pa.string()))
+    dup = pd.Series(pd.arrays.ArrowExtensionArray(event_ids)).duplicated(keep="first").to_numpy()
+    dup_rows = np.zeros(len(records), dtype=bool)
+    dup_rows[np.flatnonzero(checks.ok)[dup]] = True
+    checks.fail(dup_rows, "duplicate_event_id")
 
     keep = checks.ok
+    still = pa.array(~dup)  # valid rows that survived the duplicate rule
     index = records.index[keep]
     data: dict[str, pd.Series] = {}
     for name in EVENT_COLUMNS:
         if name == "user_id":
-            data[name] = pd.Series(pseudo_users[keep], index=index, dtype=object)
+            data[name] = _arrow_series(pseudo_users.filter(still), index)
+        elif name == "event_id":
+            data[name] = _arrow_series(event_ids.filter(still), index)
         elif name == "event_type":
-            data[name] = pd.Series(event_type[keep], index=index, dtype=object)
+            data[name] = _arrow_series(event_type.filter(pa.array(keep)), index)
         elif name == "event_time":
             data[name] = pd.Series(event_time[keep], index=index, dtype="datetime64[us]")
         elif name == "position":
@@ -255,7 +265,7 @@ def normalise_events(
             values = propensity if name == "propensity" else price
             data[name] = pd.Series(values[keep], index=index, dtype="float64")
         else:
-            data[name] = pd.Series(text[name][keep], index=index, dtype=object)
+            data[name] = _arrow_series(cols[name].filter(pa.array(keep)), index)
     personal = _personal_columns(records, sources["user_id"])
     return NormalisedBatch(
         accepted=pd.DataFrame(data, columns=EVENT_COLUMNS),
@@ -445,6 +455,10 @@ def _event_type(value: str, lookup: dict[str, str]) -> str | None:
 
 def _clean_arrow(values: pd.Series) -> pa.Array:
     """Trimmed strings with empty -> null, as an arrow array (fast vectorised string ops)."""
+    if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_string(values.dtype.pyarrow_dtype):
+        arr = pa.array(values)  # the landing readers' columns: no copy
+        trimmed = pc.utf8_trim_whitespace(arr)
+        return pc.if_else(pc.equal(trimmed, ""), _NULL_STR, trimmed)
     raw = values.to_numpy(dtype=object)
     try:
         arr = pa.array(raw, type=pa.string(), from_pandas=True)
@@ -459,6 +473,21 @@ def _too_long(arr: pa.Array) -> np.ndarray:
     return pc.fill_null(pc.greater(pc.utf8_length(arr), MAX_FIELD_CHARS), False).to_numpy(
         zero_copy_only=False
     )
+
+
+def _arrow_series(arr: pa.Array, index: pd.Index) -> pd.Series:
+    """Arrow strings as a pandas column without a copy (missing values are null)."""
+    return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=index)
+
+
+def _map_event_types_arrow(values: pa.Array, fm: FieldMap) -> pa.Array:
+    """Canonical event types (null where not one): each distinct value mapped once."""
+    encoded = pc.dictionary_encode(values)
+    lookup = fm._event_type_lookup()
+    mapped = pa.array(
+        [_event_type(u, lookup) for u in encoded.dictionary.to_pylist()], type=pa.string()
+    )
+    return mapped.take(encoded.indices)
 
 
 def _to_object(arr: pa.Array) -> np.ndarray:

@@ -161,10 +161,22 @@ def _bad_frame(rows: list[tuple[int, str, str]]) -> pd.DataFrame:
 
 
 def _records_frame(columns: dict[str, Any], line_nos: Any) -> pd.DataFrame:
-    # dtype=object everywhere: pandas 3 would otherwise infer its "str" dtype (NaN, not None).
-    data = {name: pd.Series(values, dtype=object) for name, values in columns.items()}
+    # Arrow-backed string columns (missing = null): the contract's checks run in Arrow compute,
+    # so values never become millions of Python str objects on the way.
+    data = {name: string_series(values) for name, values in columns.items()}
     data[LINE_NO] = pd.Series(np.asarray(line_nos, dtype=np.int64), dtype="int64")
     return pd.DataFrame(data)
+
+
+def string_series(values: Any) -> pd.Series:
+    """A pandas Series of Arrow strings from an Arrow array or a sequence of str/None."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        arr = values if values.type == pa.string() else pc.cast(values, pa.string())
+    else:
+        arr = pa.array([None if v is None or v is pd.NA else v for v in values], type=pa.string())
+    return pd.Series(pd.arrays.ArrowExtensionArray(arr))
 
 
 def scalar_to_str(value: Any) -> str | None:
@@ -191,42 +203,49 @@ def scalar_to_str(value: Any) -> str | None:
     return str(value)
 
 
-def _arrow_to_str(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """An arrow column as an object array of str/None, following ``scalar_to_str``."""
+def _arrow_to_str(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """An arrow column as Arrow strings, following ``scalar_to_str``."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
     typ = column.type
     if pa.types.is_dictionary(typ):
         return _arrow_to_str(pc.cast(column, typ.value_type))
     if pa.types.is_null(typ):
-        return np.full(len(column), None, dtype=object)
+        return pa.nulls(len(column), pa.string())
     if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
-        return column.to_numpy(zero_copy_only=False)
+        # pyarrow's JSON and CSV readers do not check UTF-8; this raises on a bad byte, which
+        # sends the file to the line-by-line reader that quarantines just that line.
+        column.validate(full=True)
+        return pc.cast(column, pa.string())
     if pa.types.is_integer(typ):
-        return pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
+        return pc.cast(column, pa.string())
     if pa.types.is_boolean(typ):
-        as_text = pc.if_else(column, pa.scalar("true"), pa.scalar("false"))
-        return as_text.to_numpy(zero_copy_only=False)
+        return pc.if_else(column, pa.scalar("true"), pa.scalar("false"))
     if (
         pa.types.is_timestamp(typ)
         or pa.types.is_date(typ)
         or pa.types.is_time(typ)
         or pa.types.is_decimal(typ)
     ):
-        return pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
+        return pc.cast(column, pa.string())
     if pa.types.is_floating(typ):
         # Arrow's shortest round-trip formatting equals Python's repr (hence scalar_to_str) for
-        # magnitudes in [1e-4, 1e9); only values outside it (and zeros, for "-0") take the
-        # Python path, each distinct value once.
-        out = pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
+        # magnitudes in [1e-4, 1e9) and for +0; only other values take the Python path, each
+        # distinct value once.
+        out = pc.cast(column, pa.string())
         values = column.to_numpy(zero_copy_only=False)
         with np.errstate(invalid="ignore"):
             magnitude = np.abs(values)
-            odd = ~((magnitude >= 1e-4) & (magnitude < 1e9))
-        odd &= pc.is_valid(column).to_numpy(zero_copy_only=False)
+            usual = ((magnitude >= 1e-4) & (magnitude < 1e9)) | (
+                (values == 0) & ~np.signbit(values)
+            )
+        odd = ~usual & pc.is_valid(column).to_numpy(zero_copy_only=False)
         if odd.any():
             codes, uniques = pd.factorize(values[odd], use_na_sentinel=False)
-            out[odd] = np.array([scalar_to_str(float(u)) for u in uniques], dtype=object)[codes]
+            fixed = np.array([scalar_to_str(float(u)) for u in uniques], dtype=object)[codes]
+            out = pc.replace_with_mask(out, pa.array(odd), pa.array(fixed, type=pa.string()))
         return out
-    return np.array([scalar_to_str(v) for v in column.to_pylist()], dtype=object)
+    return pa.array([scalar_to_str(v) for v in column.to_pylist()], type=pa.string())
 
 
 def _table_to_records(table: pa.Table, line_nos: Any) -> pd.DataFrame:
@@ -255,17 +274,34 @@ class _Lines:
         return data[self.starts[lo] : self.ends[hi - 1]]
 
 
+def _simple_line_numbers(data: bytes) -> np.ndarray | None:
+    """1..n when no line is blank or starts with whitespace (the usual file), found with a few
+    byte searches instead of a per-byte scan; None when the exact scan is needed."""
+    if not data or data[:1] in b" \t\r\n\x0b\x0c":
+        return None
+    if any(sep in data for sep in (b"\n\n", b"\n ", b"\n\t", b"\n\r", b"\n\x0b", b"\n\x0c")):
+        return None
+    n = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    return np.arange(1, n + 1, dtype=np.int64)
+
+
 def _read_jsonl(path: Path, data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
-    lines = _non_blank_lines(data)
-    if len(lines.numbers) == 0:
+    numbers = _simple_line_numbers(data)
+    lines: _Lines | None = None
+    if numbers is None:
+        lines = _non_blank_lines(data)
+        numbers = lines.numbers
+    if len(numbers) == 0:
         return _records_frame({}, []), _empty_bad_lines()
     order, string_keys = _sample_keys(data)
     try:
-        return _jsonl_fast(data, lines.numbers, order, string_keys), _empty_bad_lines()
+        return _jsonl_fast(data, numbers, order, string_keys), _empty_bad_lines()
     except _NotExact:
         return _jsonl_slow(data)
     except Exception:  # pyarrow refused the file: a bad line, or types it cannot unify
         pass
+    if lines is None:
+        lines = _non_blank_lines(data)
     # Bad lines are usually few: find them with pyarrow on ever smaller chunks, parse only
     # those with json.loads, and keep the fast path for the rest. Anything surprising falls
     # back to the exact line-by-line reader.
@@ -632,7 +668,8 @@ def parse_json_messages(values: list[bytes | None]) -> tuple[pd.DataFrame, pd.Da
         records = pd.concat([records, extra], ignore_index=True)
         for col in records.columns:
             if col != LINE_NO:
-                records[col] = records[col].astype(object).where(records[col].notna(), None)
+                column = records[col].astype(object)
+                records[col] = string_series(column.where(column.notna(), None).tolist())
     if bad_rows:
         bad = pd.concat([bad, _bad_frame(bad_rows)], ignore_index=True)
     return records, bad
