@@ -527,10 +527,25 @@ def _parse_time(text: pa.Array) -> np.ndarray:
         out[numeric] = stamps
     textual = ~numeric & pc.is_valid(text).to_numpy(zero_copy_only=False)
     if textual.any():
-        strings = pd.Series(pc.filter(text, pa.array(textual)).to_numpy(zero_copy_only=False))
-        parsed = pd.to_datetime(strings, format="ISO8601", utc=True, errors="coerce")
-        out[textual] = parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+        strings = pc.filter(text, pa.array(textual))
+        out[textual] = _parse_iso(strings)
     return out
+
+
+def _parse_iso(strings: pa.Array) -> np.ndarray:
+    """ISO-8601 text as naive UTC datetime64[us] (NaT where unparseable). Arrow's parser
+    takes the usual all-offset or all-naive columns at C speed; anything else (mixed, odd
+    shapes, invalid dates) goes through pandas' ISO-8601 parser, value by value."""
+    for target in (pa.timestamp("us", tz="UTC"), pa.timestamp("us")):
+        try:
+            parsed = pc.cast(strings, target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        naive = parsed.cast(pa.timestamp("us")) if target.tz else parsed
+        return naive.to_numpy(zero_copy_only=False).astype("datetime64[us]")
+    series = pd.Series(strings.to_numpy(zero_copy_only=False))
+    parsed = pd.to_datetime(series, format="ISO8601", utc=True, errors="coerce")
+    return parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
 
 
 def _parse_date(arr: pa.Array) -> np.ndarray:

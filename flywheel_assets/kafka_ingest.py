@@ -391,69 +391,62 @@ def _commit_batch(
     rejected_frames: list[pd.DataFrame] = []
     log_rows: list[dict[str, Any]] = []
     day_counts: dict[dt.date, int] = {}
-    for p in np.unique(parts):
-        for day64 in np.unique(days[parts == p]):
-            day = pd.Timestamp(day64).date()
-            start = dt.datetime.combine(day, dt.time())
-            in_group = (parts == p) & (days == day64)
-            group_recs = records[in_group[rec_idx]].copy()
-            group_bad = bad[in_group[bad_idx]]
-            group_recs[LINE_NO] = offsets[rec_idx[in_group[rec_idx]]]
-            batch_norm = normalise_events(
-                group_recs,
-                pseudonymiser=pseudonymiser,
-                partition_start=start,
-                partition_end=start + dt.timedelta(days=1),
-                now=now,
-                future_tolerance=future_tolerance,
-                max_lateness=max_lateness,
-                field_map=field_map,
+    # One contract pass per day (not per partition): distinct users are pseudonymised once.
+    # Line numbers stay message numbers (1-based in the batch) until mapped to offsets.
+    for day64 in np.unique(days):
+        day = pd.Timestamp(day64).date()
+        start = dt.datetime.combine(day, dt.time())
+        in_day = days == day64
+        norm = normalise_events(
+            records[in_day[rec_idx]],
+            pseudonymiser=pseudonymiser,
+            partition_start=start,
+            partition_end=start + dt.timedelta(days=1),
+            now=now,
+            future_tolerance=future_tolerance,
+            max_lateness=max_lateness,
+            field_map=field_map,
+        )
+        acc_msg = records[LINE_NO].reindex(norm.accepted.index).to_numpy(dtype=np.int64) - 1
+        accepted_frames.append(
+            norm.accepted.assign(
+                dt=day,
+                topic=settings.topic,
+                kafka_partition=parts[acc_msg].astype("int32"),
+                kafka_offset=offsets[acc_msg],
+                consumed_at=now,
             )
-            acc = batch_norm.accepted
-            acc_offsets = group_recs[LINE_NO].reindex(acc.index).to_numpy(dtype=np.int64)
-            accepted_frames.append(
-                acc.assign(
-                    dt=day,
-                    topic=settings.topic,
-                    kafka_partition=int(p),
-                    kafka_offset=acc_offsets,
-                    consumed_at=now,
-                )
+        )
+        rejected = pd.concat([bad[in_day[bad_idx]], norm.rejected], ignore_index=True)
+        rej_msg = rejected["line_no"].to_numpy(dtype=np.int64) - 1
+        rejected_frames.append(
+            pd.DataFrame(
+                {
+                    "dt": day,
+                    "source": "events",
+                    "stage": QUARANTINE_STAGE,
+                    "source_file": [f"kafka://{settings.topic}/{int(q)}" for q in parts[rej_msg]],
+                    "line_no": offsets[rej_msg],
+                    "reason": rejected["reason"].astype(str).to_numpy(),
+                    "payload": rejected["payload"].astype(str).to_numpy(),
+                    "quarantined_at": now,
+                }
             )
-            rejected = pd.concat(
-                [
-                    group_bad.assign(line_no=offsets[bad_idx[in_group[bad_idx]]]),
-                    batch_norm.rejected,
-                ],
-                ignore_index=True,
-            )
-            rejected_frames.append(
-                pd.DataFrame(
-                    {
-                        "dt": day,
-                        "source": "events",
-                        "stage": QUARANTINE_STAGE,
-                        "source_file": f"kafka://{settings.topic}/{int(p)}",
-                        "line_no": rejected["line_no"].astype("int64"),
-                        "reason": rejected["reason"].astype(str),
-                        "payload": rejected["payload"].astype(str),
-                        "quarantined_at": now,
-                    }
-                )
-            )
-            n = int(in_group.sum())
-            day_counts[day] = day_counts.get(day, 0) + n
+        )
+        day_counts[day] = int(in_day.sum())
+        for q in np.unique(parts[in_day]):
+            in_part = in_day & (parts == q)
             log_rows.append(
                 {
                     "dt": day,
                     "consumer": settings.consumer,
                     "topic": settings.topic,
-                    "kafka_partition": int(p),
-                    "first_offset": int(offsets[in_group].min()),
-                    "last_offset": int(offsets[in_group].max()),
-                    "rows_read": n,
-                    "rows_accepted": len(acc),
-                    "rows_quarantined": len(rejected),
+                    "kafka_partition": int(q),
+                    "first_offset": int(offsets[in_part].min()),
+                    "last_offset": int(offsets[in_part].max()),
+                    "rows_read": int(in_part.sum()),
+                    "rows_accepted": int((parts[acc_msg] == q).sum()),
+                    "rows_quarantined": int((parts[rej_msg] == q).sum()),
                     "consumed_at": now,
                 }
             )

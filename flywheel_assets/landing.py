@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ IGNORED_PREFIXES = ("_", ".")
 IGNORED_SUFFIXES = (".tmp", ".part")
 # Floats at or beyond 2**53 may be integers pyarrow rounded; the slow path keeps them exact.
 _EXACT_FLOAT_LIMIT = float(2**53)
+_BLANK_OR_INDENTED_LINE = re.compile(rb"\n[\n \t\r\x0b\x0c]")
 _WHITESPACE_BYTES = np.array([9, 10, 11, 12, 13, 32], dtype=np.uint8)
 _FAST_JSON_TYPES = (
     pa.types.is_null,
@@ -279,7 +281,7 @@ def _simple_line_numbers(data: bytes) -> np.ndarray | None:
     byte searches instead of a per-byte scan; None when the exact scan is needed."""
     if not data or data[:1] in b" \t\r\n\x0b\x0c":
         return None
-    if any(sep in data for sep in (b"\n\n", b"\n ", b"\n\t", b"\n\r", b"\n\x0b", b"\n\x0c")):
+    if _BLANK_OR_INDENTED_LINE.search(data):
         return None
     n = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     return np.arange(1, n + 1, dtype=np.int64)

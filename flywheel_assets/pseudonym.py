@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 MIN_KEY_BYTES = 16
+_CACHE_LIMIT = 2_000_000  # pseudonyms remembered per process (~250 MB at most)
 
 
 class Pseudonymiser:
@@ -27,6 +28,7 @@ class Pseudonymiser:
                 "generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
             )
         self._key = key_bytes
+        self._cache: dict[str, str] = {}
 
     def one(self, value: object) -> str | None:
         if value is None or (isinstance(value, float) and value != value):
@@ -49,14 +51,18 @@ class Pseudonymiser:
         return pd.Series(mapped[codes], index=values.index, dtype=object, name=values.name)
 
     def arrow(self, values: pa.Array) -> pa.Array:
-        """Pseudonymise an Arrow string array (nulls stay null), each distinct value once."""
+        """Pseudonymise an Arrow string array (nulls stay null), each distinct value once,
+        remembering recent ones (a Kafka consumer sees the same users batch after batch)."""
         encoded = pc.dictionary_encode(values)
         key = self._key
-        digests = pa.array(
-            [
-                f"u_{hmac.digest(key, u.encode(), 'sha256').hex()[:32]}"
-                for u in encoded.dictionary.to_pylist()
-            ],
-            type=pa.string(),
-        )
-        return digests.take(encoded.indices)
+        cache = self._cache
+        out = []
+        for u in encoded.dictionary.to_pylist():
+            p = cache.get(u)
+            if p is None:
+                p = f"u_{hmac.digest(key, u.encode(), 'sha256').hex()[:32]}"
+                cache[u] = p
+            out.append(p)
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        return pa.array(out, type=pa.string()).take(encoded.indices)
