@@ -49,6 +49,7 @@ def _demo(args: argparse.Namespace) -> int:
         fmt=args.format,
         on_day=on_day,
         warehouse_url=args.warehouse_url,
+        kafka=args.kafka,
     )
     print(f"done; home: {home.resolve()} (open the UI: see README, 'Open the UI')", file=sys.stderr)
     return 0
@@ -76,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         "--warehouse-url",
         default=None,
         help="an empty warehouse to use instead of DuckDB in the home (e.g. PostgreSQL)",
+    )
+    demo.add_argument(
+        "--kafka",
+        action="store_true",
+        help="send the events through a Kafka topic (a local Tansu broker) instead of files",
     )
     demo.add_argument("--json", action="store_true", help="one JSON object per day on stdout")
     demo.set_defaults(func=_demo)

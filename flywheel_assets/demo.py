@@ -61,13 +61,18 @@ def prepare_home(home: Path, warehouse_url: str | None = None) -> FlywheelPaths:
     return FlywheelPaths.from_env(home)
 
 
-def write_landing(df: pd.DataFrame, landing_dir: Path, source: str, day: dt.date, fmt: str) -> Path:
-    folder = landing_dir / source / f"dt={day:%Y-%m-%d}"
-    folder.mkdir(parents=True, exist_ok=True)
+def _iso_times(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for col in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[col]):
             out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out
+
+
+def write_landing(df: pd.DataFrame, landing_dir: Path, source: str, day: dt.date, fmt: str) -> Path:
+    folder = landing_dir / source / f"dt={day:%Y-%m-%d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = _iso_times(df)
     path = folder / f"{source}-{day:%Y%m%d}.{fmt}"
     tmp = path.with_suffix(path.suffix + ".tmp")
     if fmt == "jsonl":
@@ -80,6 +85,47 @@ def write_landing(df: pd.DataFrame, landing_dir: Path, source: str, day: dt.date
         raise ValueError(f"unknown landing format {fmt!r}: use jsonl, csv or parquet")
     tmp.replace(path)  # writers publish whole files: readers ignore *.tmp
     return path
+
+
+def produce_day(df: pd.DataFrame, bootstrap: str, topic: str, day: dt.date) -> int:
+    """The day's feed as JSON messages on ``topic``, stamped at the day's noon (the broker
+    day is the day they belong to), as a shop's producer would send them."""
+    from confluent_kafka import Producer
+
+    lines = _iso_times(df).to_json(orient="records", lines=True).splitlines()
+    stamp = int(dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC).timestamp() * 1000)
+    errors: list[str] = []
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for i, line in enumerate(lines):
+        producer.produce(
+            topic,
+            value=line.encode(),
+            timestamp=stamp,
+            on_delivery=lambda err, _m: errors.append(str(err)) if err else None,
+        )
+        if i % 10_000 == 0:
+            producer.poll(0)
+    if producer.flush(60) or errors:
+        raise SystemExit(f"producing the day's events to Kafka failed: {errors[:3]}")
+    return len(lines)
+
+
+def materialize_kafka() -> None:
+    """Read the topic to its end (the kafka_events asset), recorded in the demo's instance."""
+    import dagster as dg
+
+    from .assets.kafka import kafka_events
+    from .definitions import resources
+
+    result = dg.materialize(
+        [kafka_events],
+        resources=resources(),
+        instance=dg.DagsterInstance.get(),
+        tags={"flywheel/source": "demo"},
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+    if not result.success:
+        raise SystemExit("reading the Kafka topic failed; see the run in the Dagster UI")
 
 
 def materialize_day(day: dt.date) -> None:
@@ -129,6 +175,40 @@ def run_demo(
     on_day: Callable[[dict[str, object]], None] | None = None,
     config: SimulatorConfig | None = None,
     warehouse_url: str | None = None,
+    kafka: bool = False,
+) -> list[dict[str, object]]:
+    """``kafka``: the events go through a Kafka topic (a dev broker started for the demo)
+    instead of landing files; catalog and users still arrive as files."""
+    if not kafka:
+        return _run_demo(days, seed, start, home, fmt, epsilon, on_day, config, warehouse_url)
+    from .dev_broker import DevBroker, create_topic
+
+    with DevBroker() as broker:
+        topic = "flywheel.events"
+        create_topic(broker.bootstrap, topic, partitions=3)
+        os.environ["FLYWHEEL_KAFKA_BOOTSTRAP"] = broker.bootstrap
+        os.environ["FLYWHEEL_KAFKA_TOPIC"] = topic
+        try:
+            return _run_demo(
+                days, seed, start, home, fmt, epsilon, on_day, config, warehouse_url,
+                kafka=(broker.bootstrap, topic),
+            )  # fmt: skip
+        finally:
+            os.environ.pop("FLYWHEEL_KAFKA_BOOTSTRAP", None)
+            os.environ.pop("FLYWHEEL_KAFKA_TOPIC", None)
+
+
+def _run_demo(
+    days: int,
+    seed: int,
+    start: dt.date,
+    home: Path,
+    fmt: str,
+    epsilon: float,
+    on_day: Callable[[dict[str, object]], None] | None,
+    config: SimulatorConfig | None,
+    warehouse_url: str | None,
+    kafka: tuple[str, str] | None = None,
 ) -> list[dict[str, object]]:
     from .pseudonym import Pseudonymiser
     from .serving import ChampionPolicy
@@ -149,9 +229,14 @@ def run_demo(
             wh, pseudonymiser, day, k=sim.config.slate_size, epsilon=epsilon, seed=seed
         )
         result = sim.serve_day(day, policy)
-        write_landing(result.feed, paths.landing_dir, "events", day, fmt)
+        if kafka:
+            produce_day(result.feed, *kafka, day)
+            materialize_kafka()
+        else:
+            write_landing(result.feed, paths.landing_dir, "events", day, fmt)
         print(
-            f"[{i + 1}/{days}] {day}: served {result.n_requests} requests, {len(result.feed)} events landed; running the cycle...",
+            f"[{i + 1}/{days}] {day}: served {result.n_requests} requests, {len(result.feed)} events "
+            f"{'sent to Kafka' if kafka else 'landed'}; running the cycle...",
             file=sys.stderr,
         )
         materialize_day(day)

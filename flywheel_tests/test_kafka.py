@@ -470,3 +470,23 @@ def test_stored_offset_beyond_the_topic_stops_instead_of_skipping(
         conn.execute(sa.text("UPDATE kafka_offsets SET next_offset = 5000"))
     with pytest.raises(KafkaIngestError, match="recreated or truncated"):
         _ingest(wh, _settings(broker, topic, stall_timeout_s=10))
+
+
+def test_the_loop_through_kafka_trains_the_same_models_as_through_files(tmp_path, clean_env):
+    """The demo with its events sent through a real broker instead of files: the same rows
+    are accepted and the same (content-addressed) models come out, day after day."""
+    from flywheel_assets.demo import run_demo
+    from flywheel_assets.simulator import SimulatorConfig
+
+    small = SimulatorConfig(
+        seed=5, n_users=1_500, n_items=200, sessions_per_day=250, new_users_per_day=20
+    )
+    start = dt.date(2026, 7, 1)
+    files = run_demo(days=2, seed=5, start=start, home=tmp_path / "files", config=small)
+    topic = run_demo(days=2, seed=5, start=start, home=tmp_path / "kafka", config=small, kafka=True)
+    keys = ("day", "events", "quarantined", "champion", "challenger", "decision")
+    assert [{k: r[k] for k in keys} for r in topic] == [{k: r[k] for k in keys} for r in files]
+    assert all(r["events"] > 0 for r in topic)
+    wh = Warehouse(f"duckdb:///{tmp_path / 'kafka' / 'warehouse.duckdb'}")
+    sources = _query(wh, "SELECT DISTINCT fmt FROM ingested_files WHERE source = 'events'")
+    assert sources["fmt"].tolist() == ["kafka"]  # no event file was involved

@@ -152,11 +152,10 @@ def _ingest_source(
     n_bad = sum(len(o.rejected) for o in outcomes) + int(
         kafka["rows_quarantined"].sum() if len(kafka) else 0
     )
-    reasons = (
-        pd.concat([o.rejected for o in outcomes])["reason"].str.split(":").str[0].value_counts()
-        if n_bad
-        else pd.Series(dtype=int)
-    )
+    with wh.begin() as conn:
+        reasons = wh.query_df(
+            conn, load_sql("quality/ingestion_quarantine_reasons"), dt=day, source=source
+        )
     if not files and kafka.empty:
         context.log.warning(
             f"no landing files for {source} on {day} under {paths.landing_dir / source}"
@@ -169,9 +168,7 @@ def _ingest_source(
         "rows_quarantined": dg.MetadataValue.int(n_bad),
         "quarantine_share": dg.MetadataValue.float(n_bad / n_read if n_read else 0.0),
         "quarantine_reasons": dg.MetadataValue.md(
-            md_table(reasons.rename_axis("reason").reset_index(name="rows"))
-            if n_bad
-            else "_(none)_"
+            md_table(reasons.rename(columns={"n": "rows"})) if len(reasons) else "_(none)_"
         ),
         "files_detail": dg.MetadataValue.md(
             md_table(
