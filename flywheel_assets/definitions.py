@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from .assets.automation import AUTOMATION_JOBS, AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
+from .assets.common import daily
 from .assets.features import FEATURE_ASSETS
 from .assets.ingestion import catalog_items, raw_events, users
 from .assets.kafka import kafka_events
@@ -35,9 +38,22 @@ flywheel_cycle = dg.define_asset_job(
     description="One turn of the flywheel for a day: ingest, check, features, train, evaluate, promote.",
 )
 
-daily_cycle_schedule = dg.build_schedule_from_partitioned_job(
-    flywheel_cycle, hour_of_day=1, minute_of_hour=0, name="daily_flywheel_cycle"
+
+@dg.schedule(
+    job=flywheel_cycle,
+    cron_schedule="0 1 * * *",
+    execution_timezone="UTC",
+    name="daily_flywheel_cycle",
+    description="At 01:00 UTC, the whole cycle for the day that just ended.",
 )
+def daily_cycle_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    # Not build_schedule_from_partitioned_job: the partitions reach into today (end_offset=1,
+    # so today's files can be ingested as they arrive), and that helper would pick today.
+    day = context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+    key = day.isoformat()
+    if not daily.has_partition_key(key):
+        return dg.SkipReason(f"{key} is before the first partition (FLYWHEEL_PARTITION_START)")
+    return dg.RunRequest(partition_key=key, run_key=f"daily_cycle:{key}")
 
 
 def resources() -> dict[str, object]:

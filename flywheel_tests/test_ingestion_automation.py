@@ -56,10 +56,16 @@ def test_landing_sensor_requests_a_day_once_per_content(tmp_path, monkeypatch):
     os.utime(events / "a.jsonl", ns=(1, 1))
     changed = _tick(instance, again.cursor)
     assert changed.run_requests[0].run_key != key
-    # Put back as it was: the first key again (content decides, not history).
+    # Put back as it was: the warehouse holds the second version, so the day runs again
+    # (a new key, not the first run's, which Dagster would skip).
     (events / "a.jsonl").write_text('{"event_id": "1"}\n')
-    assert _tick(instance, changed.cursor).run_requests[0].run_key == key
+    reverted = _tick(instance, changed.cursor)
+    assert reverted.run_requests[0].run_key not in (key, changed.run_requests[0].run_key)
+    assert _tick(instance, reverted.cursor).run_requests[0].run_key == (
+        reverted.run_requests[0].run_key
+    )
     (events / "a.jsonl").write_text('{"event_id": "2"}\n')
+    changed = _tick(instance, reverted.cursor)
 
     # A new file on another day, and in another source: its day is requested too.
     catalog = _landing(tmp_path, "catalog", DAY + dt.timedelta(days=1))
@@ -95,9 +101,9 @@ def test_kafka_late_days_sensor_reruns_past_days_once(monkeypatch):
     yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
     today = dt.datetime.now(dt.UTC).date().isoformat()
 
-    def record(days: list[str]) -> None:
+    def record(days: list[str]) -> None:  # what each committed batch logs
         instance.report_runless_asset_event(
-            dg.AssetMaterialization(
+            dg.AssetObservation(
                 asset_key=kafka_events.key, metadata={"days": dg.MetadataValue.json(days)}
             )
         )
@@ -210,3 +216,14 @@ def test_kafka_asset_without_a_broker_says_how_to_configure_one(tmp_path, monkey
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "FLYWHEEL_KAFKA_BOOTSTRAP" in failure.step_failure_data.error.to_string()
+
+
+def test_daily_cycle_runs_the_day_that_just_ended():
+    from flywheel_assets.definitions import daily_cycle_schedule
+
+    ctx = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 3, 5, 1, 0, tzinfo=dt.UTC)
+    )
+    request = daily_cycle_schedule(ctx)
+    assert isinstance(request, dg.RunRequest)
+    assert request.partition_key == "2026-03-04"

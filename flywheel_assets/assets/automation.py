@@ -107,11 +107,19 @@ def landing_day_digests(
 def landing_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     landing = FlywheelPaths.from_env().landing_dir
     cursor = json.loads(context.cursor) if context.cursor else {}
-    digests, new_cursor, warnings = landing_day_digests(landing, cursor)
+    files, seen = cursor.get("files", {}), cursor.get("days", {})
+    digests, new_files, warnings = landing_day_digests(landing, files)
     for w in warnings:
         context.log.warning(w)
     requests = []
+    days: dict[str, list] = {}
     for day, digest in digests.items():
+        # The run key counts the day's changes, so files put back as they were (A, A', A)
+        # run again instead of matching the first run's key while the warehouse holds A'.
+        last_digest, changes = seen.get(day, [None, 0])
+        if digest != last_digest:
+            changes += 1
+        days[day] = [digest, changes]
         if not daily.has_partition_key(day):
             context.log.warning(
                 f"landing files for {day} are outside the daily partitions (FLYWHEEL_PARTITION_START "
@@ -121,11 +129,13 @@ def landing_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
         requests.append(
             dg.RunRequest(
                 partition_key=day,
-                run_key=f"landing:{day}:{digest}",
+                run_key=f"landing:{day}:{digest}:{changes}",
                 tags={"flywheel/trigger": "landing_files", "flywheel/landing_digest": digest},
             )
         )
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(new_cursor))
+    return dg.SensorResult(
+        run_requests=requests, cursor=json.dumps({"files": new_files, "days": days})
+    )
 
 
 @dg.sensor(
@@ -138,16 +148,17 @@ def landing_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     ),
 )
 def kafka_late_days_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    result = context.instance.fetch_materializations(
-        kafka_events.key, limit=100, cursor=context.cursor, ascending=True
+    # Every committed batch logs an observation with its days, also in runs that fail later.
+    result = context.instance.fetch_observations(
+        kafka_events.key, limit=500, cursor=context.cursor, ascending=True
     )
     today = utcnow().date().isoformat()
     requests = []
     for record in result.records:
-        materialization = record.asset_materialization
-        if materialization is None:
+        observation = record.asset_observation
+        if observation is None:
             continue
-        value = materialization.metadata.get(DAYS_METADATA)
+        value = observation.metadata.get(DAYS_METADATA)
         days = value.value if isinstance(value, dg.JsonMetadataValue) else []
         for day in days or []:
             if day < today and daily.has_partition_key(day):

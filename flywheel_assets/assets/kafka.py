@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from ..config import partition_start
-from ..kafka_ingest import KafkaIngestError, ingest_topic
+from ..kafka_ingest import BatchResult, KafkaIngestError, ingest_topic
 from ..resources import FlywheelConfig, KafkaResource, PseudonymResource, WarehouseResource
 from .common import TRANSIENT_RETRY, WAREHOUSE_POOL, md_table
 
@@ -47,8 +47,18 @@ def kafka_events(
             allow_retries=False,
         )
 
-    def progress(batch: object) -> None:
-        context.log.info(f"committed batch: {batch}")
+    def progress(batch: BatchResult) -> None:
+        # Recorded as each batch commits, so a run that fails later still tells
+        # kafka_late_days_sensor which days got rows.
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=context.asset_key,
+                metadata={
+                    DAYS_METADATA: dg.MetadataValue.json([d.isoformat() for d in batch.days]),
+                    "messages": dg.MetadataValue.int(batch.messages),
+                },
+            )
+        )
 
     try:
         report = ingest_topic(
