@@ -181,6 +181,8 @@ def ingest_topic(
             assignments.append(TopicPartition(settings.topic, p, start))
         consumer.assign(assignments)
         budget = max_messages if max_messages is not None else sys.maxsize
+        # Commit stamps only ever grow, even if the wall clock steps back (or a test pins it).
+        last_stamp = _last_stamp(wh)
         for batch in _batches(consumer, settings, report, budget):
             result = _commit_batch(
                 wh,
@@ -192,7 +194,8 @@ def ingest_topic(
                 future_tolerance=future_tolerance,
                 max_lateness=max_lateness,
                 earliest_day=earliest_day,
-                now=clock(),
+                now=(wall := clock()),
+                stamp=(last_stamp := max(wall, last_stamp + _TICK)),
             )
             for p, (_, nxt) in result.offsets.items():
                 report.next_offsets[p] = nxt
@@ -202,6 +205,15 @@ def ingest_topic(
     finally:
         consumer.close()
     return report
+
+
+_TICK = dt.timedelta(microseconds=1)
+
+
+def _last_stamp(wh: Warehouse) -> dt.datetime:
+    with wh.begin() as conn:
+        last = wh.scalar(conn, load_sql("kafka/last_stamp"))
+    return pd.Timestamp(last).to_pydatetime() if last is not None else dt.datetime.min
 
 
 def _utcnow() -> dt.datetime:
@@ -374,9 +386,11 @@ def _commit_batch(
     max_lateness: dt.timedelta | None,
     earliest_day: dt.date | None,
     now: dt.datetime,
+    stamp: dt.datetime,
 ) -> BatchResult:
     """Normalise one batch and write rows, quarantine, batch log and offsets in one
-    transaction."""
+    transaction. ``now`` judges the events; ``stamp`` (later than every earlier batch's) marks
+    the rows, so raw_events' watermark separates batches exactly."""
     records, bad = parse_json_messages([m.value for m in batch])
     parts = np.array([m.partition for m in batch], dtype=np.int64)
     offsets = np.array([m.offset for m in batch], dtype=np.int64)
@@ -414,7 +428,7 @@ def _commit_batch(
                 topic=settings.topic,
                 kafka_partition=parts[acc_msg].astype("int32"),
                 kafka_offset=offsets[acc_msg],
-                consumed_at=now,
+                consumed_at=stamp,
             )
         )
         rejected = pd.concat([bad[in_day[bad_idx]], norm.rejected], ignore_index=True)
@@ -429,7 +443,7 @@ def _commit_batch(
                     "line_no": offsets[rej_msg],
                     "reason": rejected["reason"].astype(str).to_numpy(),
                     "payload": rejected["payload"].astype(str).to_numpy(),
-                    "quarantined_at": now,
+                    "quarantined_at": stamp,
                 }
             )
         )
@@ -447,14 +461,16 @@ def _commit_batch(
                     "rows_read": int(in_part.sum()),
                     "rows_accepted": int((parts[acc_msg] == q).sum()),
                     "rows_quarantined": int((parts[rej_msg] == q).sum()),
-                    "consumed_at": now,
+                    "consumed_at": stamp,
                 }
             )
     accepted = pd.concat(accepted_frames, ignore_index=True)
     quarantined = pd.concat(rejected_frames, ignore_index=True)
     new_offsets = {int(p): int(offsets[parts == p].max()) + 1 for p in np.unique(parts)}
     try:
-        _write_batch(wh, settings, next_offsets, new_offsets, accepted, quarantined, log_rows, now)
+        _write_batch(
+            wh, settings, next_offsets, new_offsets, accepted, quarantined, log_rows, stamp
+        )
     except DATABASE_ERRORS as exc:
         spans = ", ".join(f"[{p}] {next_offsets[p]}..{nxt - 1}" for p, nxt in new_offsets.items())
         raise KafkaIngestError(

@@ -495,3 +495,17 @@ def test_the_loop_through_kafka_trains_the_same_models_as_through_files(tmp_path
     wh = Warehouse(f"duckdb:///{tmp_path / 'kafka' / 'warehouse.duckdb'}")
     sources = _query(wh, "SELECT DISTINCT fmt FROM ingested_files WHERE source = 'events'")
     assert sources["fmt"].tolist() == ["kafka"]  # no event file was involved
+
+
+def test_batches_get_ever_later_stamps_even_with_a_pinned_clock(broker: DevBroker, tmp_path: Path):
+    """raw_events copies a day's Kafka rows up to the newest batch stamp: stamps must grow
+    from batch to batch, or a batch committed later could hide below the watermark."""
+    topic = "stamps"
+    _produce(broker.bootstrap, topic, [json.dumps(_event(i)).encode() for i in range(30)], 1)
+    wh = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    wh.migrate()
+    _ingest(wh, _settings(broker, topic, batch_size=10), max_messages=20)  # NOW is pinned
+    _ingest(wh, _settings(broker, topic, batch_size=10))
+    stamps = _query(wh, "SELECT consumed_at FROM kafka_batches ORDER BY first_offset")
+    values = stamps["consumed_at"].tolist()
+    assert len(values) == 3 and values == sorted(values) and len(set(values)) == 3
