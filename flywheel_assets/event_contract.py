@@ -187,7 +187,7 @@ def normalise_events(
         checks.fail(_too_long(cols[name]), f"field_too_long:{name}")
 
     raw_type = cols["event_type"]
-    event_type = _map_event_types_arrow(raw_type, fm)
+    event_type = _map_event_types(raw_type, fm)
     bad_type = _present(raw_type) & ~_present(event_type)
     checks.fail(
         bad_type,
@@ -480,7 +480,7 @@ def _arrow_series(arr: pa.Array, index: pd.Index) -> pd.Series:
     return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=index)
 
 
-def _map_event_types_arrow(values: pa.Array, fm: FieldMap) -> pa.Array:
+def _map_event_types(values: pa.Array, fm: FieldMap) -> pa.Array:
     """Canonical event types (null where not one): each distinct value mapped once."""
     encoded = pc.dictionary_encode(values)
     lookup = fm._event_type_lookup()
@@ -557,14 +557,6 @@ def _parse_date(arr: pa.Array) -> np.ndarray:
         parsed = pd.to_datetime(strings, format="%Y-%m-%d", errors="coerce")
         out[dated] = parsed.to_numpy(dtype="datetime64[us]")
     return out
-
-
-def _map_event_types(values: np.ndarray, fm: FieldMap) -> np.ndarray:
-    # Few distinct event types: map each distinct value once, then gather by code.
-    codes, uniques = pd.factorize(values)
-    lookup = fm._event_type_lookup()
-    mapped = np.array([_event_type(u, lookup) for u in uniques] + [None], dtype=object)
-    return mapped[codes]  # code -1 (missing) picks the trailing None
 
 
 def _canonical_columns(

@@ -30,38 +30,33 @@ class Pseudonymiser:
         self._key = key_bytes
         self._cache: dict[str, str] = {}
 
+    def _digest(self, text: str) -> str:
+        # hmac.digest is OpenSSL's one-shot HMAC: same bytes as hmac.new(...).digest(), 5x faster.
+        return f"u_{hmac.digest(self._key, text.encode(), 'sha256').hex()[:32]}"
+
     def one(self, value: object) -> str | None:
         if value is None or (isinstance(value, float) and value != value):
             return None
-        # hmac.digest is OpenSSL's one-shot HMAC: same bytes as hmac.new(...).digest(), 5x faster.
-        digest = hmac.digest(self._key, str(value).encode(), "sha256")
-        return f"u_{digest.hex()[:32]}"
+        return self._digest(str(value))
 
     def series(self, values: pd.Series) -> pd.Series:
         """Pseudonymise a column, computing each distinct value once (ids repeat a lot)."""
         if values.empty:
             return values.astype(object)
         codes, uniques = pd.factorize(values)  # missing -> code -1
-        key = self._key
-        mapped = np.array(
-            [f"u_{hmac.digest(key, str(u).encode(), 'sha256').hex()[:32]}" for u in uniques]
-            + [None],
-            dtype=object,
-        )
+        mapped = np.array([self._digest(str(u)) for u in uniques] + [None], dtype=object)
         return pd.Series(mapped[codes], index=values.index, dtype=object, name=values.name)
 
     def arrow(self, values: pa.Array) -> pa.Array:
         """Pseudonymise an Arrow string array (nulls stay null), each distinct value once,
         remembering recent ones (a Kafka consumer sees the same users batch after batch)."""
         encoded = pc.dictionary_encode(values)
-        key = self._key
         cache = self._cache
         out = []
         for u in encoded.dictionary.to_pylist():
             p = cache.get(u)
             if p is None:
-                p = f"u_{hmac.digest(key, u.encode(), 'sha256').hex()[:32]}"
-                cache[u] = p
+                p = cache[u] = self._digest(u)
             out.append(p)
         if len(cache) > _CACHE_LIMIT:
             cache.clear()

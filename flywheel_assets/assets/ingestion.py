@@ -145,13 +145,12 @@ def _ingest_source(
         # Events are accounted for when accepted_events finishes their day.
         accounting = None if with_kafka else record_accounting(wh, conn, day, source, now)
 
-    n_read = sum(o.rows_read for o in outcomes) + int(kafka["rows_read"].sum() if len(kafka) else 0)
-    n_ok = sum(len(o.accepted) for o in outcomes) + int(
-        kafka["rows_accepted"].sum() if len(kafka) else 0
-    )
-    n_bad = sum(len(o.rejected) for o in outcomes) + int(
-        kafka["rows_quarantined"].sum() if len(kafka) else 0
-    )
+    # Files and topic partitions alike, as logged in ingested_files.
+    sources = pd.concat([log, kafka], ignore_index=True) if len(kafka) else log
+    n_read = int(sources["rows_read"].sum())
+    n_ok = int(sources["rows_accepted"].sum())
+    n_bad = int(sources["rows_quarantined"].sum())
+    is_topic = sources["fmt"] == "kafka"
     with wh.begin() as conn:
         reasons = wh.query_df(
             conn, load_sql("quality/ingestion_quarantine_reasons"), dt=day, source=source
@@ -172,30 +171,19 @@ def _ingest_source(
         ),
         "files_detail": dg.MetadataValue.md(
             md_table(
-                pd.concat(
-                    [
-                        pd.DataFrame(
-                            {
-                                "file": [o.path.rsplit("/", 1)[-1] for o in outcomes],
-                                "sha256": [o.sha256[:12] for o in outcomes],
-                                "read": [o.rows_read for o in outcomes],
-                                "accepted": [len(o.accepted) for o in outcomes],
-                                "quarantined": [len(o.rejected) for o in outcomes],
-                            }
+                pd.DataFrame(
+                    {
+                        # a file by its name; a topic partition whole, with its offsets
+                        "file": sources["path"].where(
+                            is_topic, sources["path"].astype(str).str.rsplit("/", n=1).str[-1]
                         ),
-                        kafka.rename(
-                            columns={
-                                "path": "file",
-                                "sha256": "sha256",
-                                "rows_read": "read",
-                                "rows_accepted": "accepted",
-                                "rows_quarantined": "quarantined",
-                            }
-                        )[["file", "sha256", "read", "accepted", "quarantined"]]
-                        if len(kafka)
-                        else None,
-                    ],
-                    ignore_index=True,
+                        "sha256": sources["sha256"].where(
+                            is_topic, sources["sha256"].astype(str).str[:12]
+                        ),
+                        "read": sources["rows_read"],
+                        "accepted": sources["rows_accepted"],
+                        "quarantined": sources["rows_quarantined"],
+                    }
                 )
             )
         ),
