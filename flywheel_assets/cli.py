@@ -55,6 +55,74 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warehouse():
+    from .config import FlywheelPaths
+    from .warehouse import Warehouse
+
+    wh = Warehouse(FlywheelPaths.from_env().warehouse_url)
+    wh.migrate()
+    return wh
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    import os
+
+    from . import quarantine
+    from .assets.common import utcnow
+    from .resources import FlywheelConfig
+
+    day = dt.date.fromisoformat(args.day)
+    wh = _warehouse()
+    try:
+        if args.action == "list":
+            rows = quarantine.open_rows(wh, day, args.reason)
+            counts = rows.groupby(["stage", "reason"]).size().reset_index(name="rows")
+            print(f"open quarantined events of {day} (ingestion and Kafka stages):")
+            print(counts.to_string(index=False) if len(counts) else "  none")
+            return 0
+        if args.action == "export":
+            n = quarantine.export_rows(wh, day, Path(args.out), args.reason)
+            print(
+                f"wrote {n} rows to {args.out}; fix them, then: flywheel quarantine release "
+                f"--day {day} --file {args.out} --by NAME --why TEXT"
+            )
+            return 0
+        key = os.environ.get("FLYWHEEL_PSEUDONYM_KEY")
+        if not key:
+            print(
+                "FLYWHEEL_PSEUDONYM_KEY is not set: the release must pseudonymise with the "
+                "key ingestion uses",
+                file=sys.stderr,
+            )
+            return 2
+        config = FlywheelConfig()
+        try:
+            result = quarantine.release(
+                wh,
+                day,
+                Path(args.file),
+                key=key,
+                released_by=args.by,
+                why=args.why,
+                now=utcnow(),
+                future_tolerance=config.future_tolerance(),
+                max_lateness=config.max_lateness(),
+                field_map=config.field_maps()["events"],
+            )
+        except quarantine.ReleaseError as exc:
+            print(f"release refused, nothing written: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"released {result.rows} rows of {day} ({result.release_id}): {result.reasons}. "
+            "Now re-materialise the day from raw_events on:\n"
+            f"  dagster asset materialize -m flywheel_assets.definitions "
+            f"--select 'raw_events*' --partition {day}"
+        )
+        return 0
+    finally:
+        wh.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="flywheel", description="A data flywheel for e-commerce on Dagster."
@@ -85,6 +153,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--json", action="store_true", help="one JSON object per day on stdout")
     demo.set_defaults(func=_demo)
+
+    q = sub.add_parser(
+        "quarantine",
+        help="list, export and release (after fixing) quarantined events of a day",
+        description="See docs/quality.md, 'Fixing and releasing quarantined rows'.",
+    )
+    q.add_argument("action", choices=["list", "export", "release"])
+    q.add_argument("--day", required=True, help="the partition (YYYY-MM-DD)")
+    q.add_argument("--reason", default=None, help="list/export only rows with this reason")
+    q.add_argument("--out", default="quarantine.jsonl", help="export: file to write")
+    q.add_argument("--file", default="quarantine.jsonl", help="release: the fixed rows")
+    q.add_argument("--by", default="", help="release: who releases (audit log)")
+    q.add_argument("--why", default="", help="release: why the rows are now right (audit log)")
+    q.set_defaults(func=_quarantine)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

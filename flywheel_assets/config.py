@@ -36,3 +36,62 @@ class FlywheelPaths:
 def partition_start() -> str:
     """First day of the daily partitions (structural, so read when definitions load)."""
     return os.environ.get(PARTITION_START_ENV, DEFAULT_PARTITION_START)
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """The data-quality knobs (docs/quality.md). Each can be set in the resource config or by
+    its environment variable (``FLYWHEEL_`` + the field name upper-cased); else the default."""
+
+    # Open quarantine rows (data faults; exact redeliveries excluded) above this share of the
+    # day's landed events block the day.
+    max_quarantine_share: float = 0.02
+    # Volume: the day's raw events against the median of up to volume_reference_days before
+    # it; judged only with at least volume_min_reference_days of history.
+    volume_reference_days: int = 7
+    volume_min_reference_days: int = 3
+    volume_max_drop: float = 0.5  # error below median * (1 - drop)
+    volume_max_rise: float = 3.0  # warning above median * (1 + rise)
+    # Freshness: the day's newest event should be at most this many hours before its end.
+    freshness_hours: float = 6.0
+    # Drift of features and model scores against the reference days (flywheel_assets/drift.py).
+    drift_psi_warn: float = 0.1
+    drift_psi_error: float = 0.25
+    drift_ks_alpha: float = 0.001
+    drift_reference_days: int = 7
+    drift_min_reference_days: int = 3
+    # Feature windows fill during a shop's first weeks, which reads as drift every day: drift
+    # is judged only once the reference window starts this many days after the first day
+    # with events (28 = the longest feature window). Figures are reported before that.
+    drift_warmup_days: int = 28
+
+    @classmethod
+    def resolve(cls, overrides: dict[str, float | int | None]) -> QualityThresholds:
+        """Config values first, then FLYWHEEL_<NAME> variables, then the defaults."""
+        values: dict[str, float | int] = {}
+        for name, f in cls.__dataclass_fields__.items():
+            given = overrides.get(name)
+            env = os.environ.get(f"FLYWHEEL_{name.upper()}")
+            kind = int if f.type == "int" else float
+            if given is not None:
+                values[name] = kind(given)
+            elif env:
+                try:
+                    values[name] = kind(env)
+                except ValueError:
+                    raise ValueError(
+                        f"FLYWHEEL_{name.upper()}={env!r} is not a valid {kind.__name__}"
+                    ) from None
+        out = cls(**values)
+        out.validate()
+        return out
+
+    def validate(self) -> None:
+        if not 0 <= self.max_quarantine_share <= 1:
+            raise ValueError("max_quarantine_share must be in [0, 1]")
+        if not 0 < self.volume_max_drop < 1:
+            raise ValueError("volume_max_drop must be in (0, 1)")
+        if self.volume_max_rise <= 0 or self.freshness_hours <= 0:
+            raise ValueError("volume_max_rise and freshness_hours must be positive")
+        if min(self.volume_reference_days, self.drift_reference_days) < 1:
+            raise ValueError("reference windows need at least 1 day")

@@ -8,6 +8,7 @@ import dagster as dg
 
 from .assets.automation import AUTOMATION_JOBS, AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
 from .assets.common import daily
+from .assets.feature_checks import FEATURE_CHECKS
 from .assets.features import FEATURE_ASSETS
 from .assets.ingestion import catalog_items, raw_events, users
 from .assets.kafka import kafka_events
@@ -28,7 +29,7 @@ ALL_ASSETS = [
     promotion_decision,
     champion_model,
 ]
-ALL_CHECKS = [*QUALITY_CHECKS, *TRAINING_CHECKS]
+ALL_CHECKS = [*QUALITY_CHECKS, *FEATURE_CHECKS, *TRAINING_CHECKS]
 # Not partitioned: read by schedule from the topic, outside the daily cycle's job.
 STREAM_ASSETS = [kafka_events]
 

@@ -5,6 +5,7 @@ Suites live under version control as JSON in ``flywheel_assets/gx_suites/<suite_
     {
       "suite": "accepted_events",            # must equal the file name stem
       "description": "free text",             # optional
+      "row_id": ["event_id"],                 # optional: columns naming a row in samples
       "expectations": [
         {
           "type": "expect_column_values_to_be_unique",   # GX snake_case expectation name
@@ -20,6 +21,11 @@ Suites live under version control as JSON in ``flywheel_assets/gx_suites/<suite_
 serialised Condition dict, e.g. ``{"type": "comparison", "column": {"name": "event_type"},
 "operator": "==", "parameter": "impression"}`` (works with the pandas engine in GX 1.24; string
 conditions are deprecated). Every expectation is validated with result_format "SUMMARY".
+
+Bounds that depend on the day (volume against the trailing days, freshness) are GX suite
+parameters: write ``{"$PARAMETER": "volume_min"}`` in kwargs and pass ``parameters=`` to
+:func:`validate_dataframe`. A failed row-level expectation carries a sample of the offending
+rows, named by the suite's ``row_id`` columns (warehouse rows: ids are already pseudonyms).
 
 Dagster asset checks call :func:`validate_dataframe` and turn the :class:`SuiteOutcome` into an
 ``AssetCheckResult`` (``passed``, ``summary()``, ``to_markdown()``).
@@ -44,7 +50,7 @@ SEVERITIES: tuple[str, ...] = ("error", "warn")
 SAMPLE_SIZE = 5
 
 _SUITE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_SPEC_KEYS = {"suite", "description", "expectations"}
+_SPEC_KEYS = {"suite", "description", "row_id", "expectations"}
 _EXPECTATION_KEYS = {"type", "kwargs", "severity", "why"}
 _RESERVED_KWARGS = {"result_format", "meta"}
 # Meta key carrying the spec index, so results map back to spec entries whatever order GX uses.
@@ -115,6 +121,9 @@ def _check_spec(spec: Any, suite_name: str) -> None:
         raise SuiteSpecError(
             f"suite {suite_name!r}: 'suite' is {spec.get('suite')!r}, must equal the file name"
         )
+    row_id = spec.get("row_id", [])
+    if not isinstance(row_id, list) or not all(isinstance(c, str) for c in row_id):
+        raise SuiteSpecError(f"suite {suite_name!r}: 'row_id' must be a list of column names")
     items = spec.get("expectations")
     if not isinstance(items, list) or not items:
         raise SuiteSpecError(f"suite {suite_name!r}: 'expectations' must be a non-empty list")
@@ -194,6 +203,8 @@ class ExpectationOutcome:
     why: str
     # GX's message when the expectation could not be evaluated (e.g. its column is missing).
     exception: str | None = None
+    # Whole offending rows (at most SAMPLE_SIZE), found through the suite's row_id columns.
+    sample_rows: list[dict] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -218,7 +229,11 @@ class ExpectationOutcome:
             pct = f" ({self.unexpected_percent:.3g}%)" if self.unexpected_percent else ""
             sample = f", e.g. {_fmt(self.sample, 60)}" if self.sample else ""
             return f"{self.label} {self.unexpected_count} unexpected{pct}{sample}"
-        return f"{self.label} observed {_fmt(self.observed, 60)}"
+        bounds = ""
+        if "min_value" in self.kwargs or "max_value" in self.kwargs:
+            lo, hi = self.kwargs.get("min_value"), self.kwargs.get("max_value")
+            bounds = f" (expected {'' if lo is None else lo}..{'' if hi is None else hi})"
+        return f"{self.label} observed {_fmt(self.observed, 60)}{bounds}"
 
 
 @dataclass(frozen=True)
@@ -238,6 +253,34 @@ class SuiteOutcome:
     @property
     def failed_warnings(self) -> list[ExpectationOutcome]:
         return [o for o in self.outcomes if o.severity == "warn" and not o.success]
+
+    @property
+    def severity(self) -> str | None:
+        """"error" if an error expectation failed, else "warn" if a warning did, else None."""
+        if self.failed_errors:
+            return "error"
+        return "warn" if self.failed_warnings else None
+
+    def samples_markdown(self) -> str:
+        """The offending rows of each failed expectation, as markdown tables."""
+        parts = []
+        for o in self.outcomes:
+            if o.success or not o.sample_rows:
+                continue
+            cols = list(o.sample_rows[0])
+            lines = [
+                f"**{o.label}** ({o.severity}, {o.unexpected_count} rows; first "
+                f"{len(o.sample_rows)})",
+                "",
+                "| " + " | ".join(cols) + " |",
+                "|" + "---|" * len(cols),
+            ]
+            lines += [
+                "| " + " | ".join(_md_cell(_fmt(r.get(c), 40)) for c in cols) + " |"
+                for r in o.sample_rows
+            ]
+            parts.append("\n".join(lines))
+        return "\n\n".join(parts) or "_(no offending rows)_"
 
     def to_markdown(self) -> str:
         header = (
@@ -283,9 +326,16 @@ class SuiteOutcome:
 
 
 def validate_dataframe(
-    df: pd.DataFrame, suite_name: str, *, suites_dir: Path | None = None
+    df: pd.DataFrame,
+    suite_name: str,
+    *,
+    parameters: dict[str, Any] | None = None,
+    suites_dir: Path | None = None,
 ) -> SuiteOutcome:
-    """Validate one partition against a suite, in a fresh in-memory GX context."""
+    """Validate one partition against a suite, in a fresh in-memory GX context.
+
+    ``parameters`` fill the suite's ``{"$PARAMETER": name}`` placeholders.
+    """
     spec = load_suite_spec(suite_name, suites_dir=suites_dir)
     suite = build_suite(spec)
     gx = _gx()
@@ -308,20 +358,53 @@ def validate_dataframe(
             suite=context.suites.add(suite),
         )
     )
-    result = validation.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
+    row_id = [c for c in spec.get("row_id", []) if c in df.columns]
+    result_format: dict[str, Any] = {"result_format": "SUMMARY"}
+    if row_id:
+        result_format["unexpected_index_column_names"] = row_id
+    result = validation.run(
+        batch_parameters={"dataframe": df},
+        expectation_parameters=parameters or {},
+        result_format=result_format,
+    )
 
     by_index: dict[int, Any] = {}
     for r in result.results:
         by_index[int(r.expectation_config.meta[_INDEX_META])] = r
     outcomes = [
-        _outcome(item, by_index.get(i), suite_name, i)
+        _outcome(item, by_index.get(i), suite_name, i, df, row_id)
         for i, item in enumerate(spec["expectations"])
     ]
     return SuiteOutcome(suite=suite_name, rows=len(df), outcomes=outcomes)
 
 
-def _outcome(item: dict, r: Any, suite_name: str, index: int) -> ExpectationOutcome:
-    kwargs = {k: v for k, v in item["kwargs"].items() if k != "column"}
+def _sample_rows(df: pd.DataFrame, row_id: list[str], index_list: list) -> list[dict]:
+    """Whole rows for the first offending rows GX named by their row_id values."""
+    keys = [tuple(entry.get(c) for c in row_id) for entry in index_list[:SAMPLE_SIZE]]
+    if not keys or not row_id:
+        return []
+    wanted = pd.MultiIndex.from_tuples(keys, names=row_id)
+    mask = pd.MultiIndex.from_frame(df[row_id]).isin(wanted)
+    rows = df.loc[mask].head(SAMPLE_SIZE)
+    return [
+        {k: (None if _missing(v) else v) for k, v in rec.items()}
+        for rec in rows.astype(object).to_dict("records")
+    ]
+
+
+def _missing(v: object) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _outcome(
+    item: dict, r: Any, suite_name: str, index: int, df: pd.DataFrame, row_id: list[str]
+) -> ExpectationOutcome:
+    # The kwargs GX evaluated: suite parameters substituted by their values.
+    evaluated = dict(r.expectation_config.kwargs) if r is not None else dict(item["kwargs"])
+    kwargs = {k: v for k, v in evaluated.items() if k not in ("column", "batch_id")}
     column = item["kwargs"].get("column")
     if r is None:
         # Should not happen; failing closed beats silently dropping a check.
@@ -363,6 +446,9 @@ def _outcome(item: dict, r: Any, suite_name: str, index: int) -> ExpectationOutc
         sample=list(res.get("partial_unexpected_list") or [])[:SAMPLE_SIZE],
         why=item["why"],
         exception=exception,
+        sample_rows=[]
+        if r.success
+        else _sample_rows(df, row_id, list(res.get("partial_unexpected_index_list") or [])),
     )
 
 

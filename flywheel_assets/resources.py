@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import PrivateAttr
 
-from .config import FlywheelPaths
+from .config import FlywheelPaths, QualityThresholds
 from .event_contract import FieldMap
 from .field_maps import FieldMapError, load_field_maps
 from .kafka_ingest import KafkaSettings
@@ -54,6 +54,14 @@ class FlywheelConfig(dg.ConfigurableResource):
     # YAML/JSON field map for producers with other field names (flywheel_assets/field_maps.py);
     # unset means FLYWHEEL_FIELD_MAP, else the built-in aliases only.
     field_map_file: str | None = None
+    # Data-quality thresholds (config.QualityThresholds): None = FLYWHEEL_<NAME> or default.
+    max_quarantine_share: float | None = None
+    volume_max_drop: float | None = None
+    volume_max_rise: float | None = None
+    freshness_hours: float | None = None
+    drift_psi_warn: float | None = None
+    drift_psi_error: float | None = None
+    drift_ks_alpha: float | None = None
     min_log_loss_gain: float = 0.0
     max_ndcg_drop: float = 0.01
     prior_strength: float = 20.0
@@ -81,6 +89,13 @@ class FlywheelConfig(dg.ConfigurableResource):
             env = os.environ.get("FLYWHEEL_MAX_EVENT_LATENESS_DAYS")
             days = float(env) if env else DEFAULT_MAX_EVENT_LATENESS_DAYS
         return None if days <= 0 else dt.timedelta(days=days)
+
+    def quality(self) -> QualityThresholds:
+        names = QualityThresholds.__dataclass_fields__
+        try:
+            return QualityThresholds.resolve({k: getattr(self, k, None) for k in names})
+        except ValueError as exc:
+            raise dg.Failure(description=f"quality thresholds: {exc}", allow_retries=False) from exc
 
     def future_tolerance(self) -> dt.timedelta:
         return dt.timedelta(hours=self.future_tolerance_hours)

@@ -228,16 +228,19 @@ def test_duplicate_event_ids_keep_the_first_valid_occurrence() -> None:
         _event(event_id="y", event_type="bogus"),  # invalid first copy ...
         _event(event_id="y", event_type="click"),  # ... so this one is kept
         _event(event_id=" x ", event_type="purchase"),
+        _event(event_id="x", event_type="view"),  # an exact redelivery of the first
     ]
     batch = _events(rows)
     assert batch.accepted[["event_id", "event_type"]].values.tolist() == [
         ["x", "view"],
         ["y", "click"],
     ]
+    # Copies that differ in what happened are id conflicts (a producer bug), not redeliveries.
     assert batch.rejected[["line_no", "reason"]].values.tolist() == [
-        [2, "duplicate_event_id"],
+        [2, "event_id_conflict"],
         [3, "invalid_event_type:bogus"],
-        [5, "duplicate_event_id"],
+        [5, "event_id_conflict"],
+        [6, "duplicate_event_id"],
     ]
 
 

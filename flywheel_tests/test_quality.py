@@ -26,7 +26,7 @@ EVENT_COLUMNS = [
     "event_id", "event_type", "event_time", "user_id", "item_id", "session_id", "request_id",
     "position", "propensity", "model_version", "variant", "price", "dt",
 ]  # fmt: skip
-N_ERROR_EXPECTATIONS_EVENTS = 12
+N_ERROR_EXPECTATIONS_EVENTS = 14
 
 
 def clean_events(n: int = 200) -> pd.DataFrame:
@@ -51,6 +51,9 @@ def clean_events(n: int = 200) -> pd.DataFrame:
             "variant": "A",
             "price": np.round(rng.uniform(1, 100, n), 2),
             "dt": "2026-01-01",
+            # Relational facts computed by sql/quality/events_partition.sql.
+            "item_in_catalog_at_event_time": 1,
+            "purchase_after_engagement": 1,
         }
     )
     # Boundaries that must pass: position 0 and propensity exactly 1.

@@ -109,7 +109,9 @@ def check_days(
     if len(results) == 1:
         return results[0][1]
     failed = [(d, r) for d, r in results if not r.passed]
-    shown = failed[0][1] if failed else results[-1][1]
+    # An ERROR failure on any day outranks warnings on others: it must block.
+    errors = [(d, r) for d, r in failed if r.severity == dg.AssetCheckSeverity.ERROR]
+    shown = (errors or failed)[0][1] if failed else results[-1][1]
     return dg.AssetCheckResult(
         passed=not failed,
         severity=shown.severity,

@@ -142,6 +142,8 @@ def _ingest_source(
         )
         wh.insert_df(conn, "ingested_files", log)
         kafka = _copy_kafka_rows(wh, conn, day, table) if with_kafka else pd.DataFrame()
+        # Rows fixed and released from quarantine (flywheel quarantine release) rejoin the day.
+        released = wh.run(conn, "quality/apply_releases", dt=day) if with_kafka else 0
         # Events are accounted for when accepted_events finishes their day.
         accounting = None if with_kafka else record_accounting(wh, conn, day, source, now)
 
@@ -165,6 +167,7 @@ def _ingest_source(
         "files": dg.MetadataValue.int(len(files)),
         "rows_read": dg.MetadataValue.int(n_read),
         "rows_quarantined": dg.MetadataValue.int(n_bad),
+        "rows_released": dg.MetadataValue.int(released),
         "quarantine_share": dg.MetadataValue.float(n_bad / n_read if n_read else 0.0),
         "quarantine_reasons": dg.MetadataValue.md(
             md_table(reasons.rename(columns={"n": "rows"})) if len(reasons) else "_(none)_"

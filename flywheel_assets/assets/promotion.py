@@ -6,6 +6,7 @@ import os
 import tempfile
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from .. import registry
@@ -41,6 +42,7 @@ def offline_evaluation(
             )
             champion = registry.get_model(conn, champion_version) if champion_version else None
         rows = []
+        samples: list[pd.DataFrame] = []
         if challenger is not None and challenger.metrics.get("holdout_cutoff"):
             frame = training_frame(wh, day, day)
             holdout = frame[
@@ -50,10 +52,15 @@ def offline_evaluation(
             for role, rec in (("challenger", challenger), ("champion", champion)):
                 if rec is None:
                     continue
-                m = offline_metrics(holdout, predict(rec.load(), rec.schema, holdout), label_col)
+                scores = predict(rec.load(), rec.schema, holdout)
+                m = offline_metrics(holdout, scores, label_col)
                 rows.append({"role": role, "model_version": rec.model_version, **m.as_dict()})
+                samples.append(_score_sample(day, role, rec.model_version, scores))
         now = utcnow()
         with wh.begin() as conn:
+            wh.run(conn, "registry/delete_score_samples", dt=day)
+            for sample in samples:
+                wh.insert_df(conn, "score_samples", sample)
             wh.run(conn, "registry/delete_evaluations", dt=day)
             for r in rows:
                 wh.run(
@@ -78,6 +85,19 @@ def offline_evaluation(
         return dg.MaterializeResult(metadata=meta)
 
     return materialize_days(context, build)
+
+
+# Scores kept per day and role for the score-drift check: enough for PSI deciles and KS.
+SCORE_SAMPLE_SIZE = 20_000
+
+
+def _score_sample(day: dt.date, role: str, version: str, scores: object) -> pd.DataFrame:
+    values = np.asarray(scores, dtype=float)
+    if len(values) > SCORE_SAMPLE_SIZE:
+        # Seeded by the day: re-materialising keeps the same sample.
+        rng = np.random.default_rng(day.toordinal())
+        values = values[np.sort(rng.choice(len(values), SCORE_SAMPLE_SIZE, replace=False))]
+    return pd.DataFrame({"dt": day, "role": role, "model_version": version, "score": values})
 
 
 def _finite(x: float) -> float | None:
