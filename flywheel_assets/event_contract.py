@@ -245,16 +245,20 @@ def normalise_events(
     if dup.any():
         # A copy that differs from the first in what happened is two events sharing an id (a
         # producer bug), not a redelivery: it gets its own reason and counts as a data fault.
-        same = pd.DataFrame(
-            {
-                "event_id": pd.arrays.ArrowExtensionArray(event_ids),
-                "event_type": pd.arrays.ArrowExtensionArray(event_type.filter(valid)),
-                "event_time": event_time[checks.ok],
-                "user_id": pd.arrays.ArrowExtensionArray(pseudo_users),
-                "item_id": pd.arrays.ArrowExtensionArray(cols["item_id"].filter(valid)),
-                "price": price[checks.ok],
-            }
-        ).duplicated(keep="first").to_numpy()
+        same = (
+            pd.DataFrame(
+                {
+                    "event_id": pd.arrays.ArrowExtensionArray(event_ids),
+                    "event_type": pd.arrays.ArrowExtensionArray(event_type.filter(valid)),
+                    "event_time": event_time[checks.ok],
+                    "user_id": pd.arrays.ArrowExtensionArray(pseudo_users),
+                    "item_id": pd.arrays.ArrowExtensionArray(cols["item_id"].filter(valid)),
+                    "price": price[checks.ok],
+                }
+            )
+            .duplicated(keep="first")
+            .to_numpy()
+        )
         rows = np.flatnonzero(checks.ok)
         conflict_rows = np.zeros(len(records), dtype=bool)
         conflict_rows[rows[dup & ~same]] = True

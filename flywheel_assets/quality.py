@@ -256,7 +256,7 @@ class SuiteOutcome:
 
     @property
     def severity(self) -> str | None:
-        """"error" if an error expectation failed, else "warn" if a warning did, else None."""
+        """ "error" if an error expectation failed, else "warn" if a warning did, else None."""
         if self.failed_errors:
             return "error"
         return "warn" if self.failed_warnings else None
