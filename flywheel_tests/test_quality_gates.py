@@ -316,3 +316,31 @@ def test_quarantined_rows_are_fixed_released_and_accounted_for(shop: Path) -> No
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def test_open_quarantine_lists_and_exports_on_postgresql(pg_database: str, tmp_path: Path) -> None:
+    # The release command's queries on PostgreSQL, which types a NULL parameter strictly.
+    wh = Warehouse(pg_database)
+    wh.migrate()
+    at = dt.datetime(2026, 3, 8, 12)
+    with wh.begin() as conn:
+        for line, reason in ((1, "invalid_price"), (2, "invalid_event_time")):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO quarantine (dt, source, stage, source_file, line_no, reason, "
+                    "payload, quarantined_at) VALUES (:d, 'events', 'ingestion', 'f.jsonl', "
+                    ":n, :r, :p, :at)"
+                ),
+                {"d": DAY, "n": line, "r": reason, "p": json.dumps({"price": "-1"}), "at": at},
+            )
+    try:
+        from flywheel_assets.quarantine import open_rows
+
+        assert sorted(open_rows(wh, DAY)["reason"]) == ["invalid_event_time", "invalid_price"]
+        assert open_rows(wh, DAY, "invalid_price")["line_no"].tolist() == [1]
+        out = tmp_path / "fix.jsonl"
+        assert export_rows(wh, DAY, out, reason="invalid_event_time") == 1
+        row = json.loads(out.read_text())
+        assert row[REF_FILE] == "f.jsonl" and row["_quarantined_line"] == 2
+    finally:
+        wh.dispose()

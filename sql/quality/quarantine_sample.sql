@@ -4,12 +4,8 @@ SELECT stage, reason, source_file, line_no, payload
 FROM (
     SELECT q.stage, q.reason, q.source_file, q.line_no, q.payload,
            ROW_NUMBER() OVER (PARTITION BY q.reason ORDER BY q.source_file, q.line_no) AS k
-    FROM quarantine q
+    FROM quarantine_open q
     WHERE q.dt = :dt AND q.source = 'events'
-      AND NOT EXISTS (SELECT 1 FROM quarantine_releases r
-                      WHERE q.stage IN ('ingestion', 'kafka')
-                    AND r.dt = q.dt AND r.source_file = q.source_file
-                        AND r.line_no = q.line_no)
 ) s
 WHERE k <= :per_reason
 ORDER BY reason, source_file, line_no

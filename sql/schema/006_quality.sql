@@ -47,3 +47,14 @@ CREATE TABLE IF NOT EXISTS score_samples (
     model_version VARCHAR NOT NULL,
     score DOUBLE PRECISION NOT NULL
 );
+
+-- Quarantine rows still open: every row except the ingestion- and Kafka-stage rows a release
+-- fixed (those now count in raw_events). The one definition of "open" the checks, the
+-- accounting and the release command share.
+CREATE OR REPLACE VIEW quarantine_open AS
+SELECT q.dt, q.source, q.stage, q.source_file, q.line_no, q.reason, q.payload, q.quarantined_at
+FROM quarantine q
+WHERE NOT (q.stage IN ('ingestion', 'kafka')
+           AND EXISTS (SELECT 1 FROM quarantine_releases r
+                       WHERE r.dt = q.dt AND r.source_file = q.source_file
+                         AND r.line_no = q.line_no));
