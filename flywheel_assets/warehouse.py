@@ -58,6 +58,12 @@ def load_sql(name: str) -> str:
     return path.read_text()
 
 
+def named_params(sql: str, params: dict[str, object]) -> dict[str, object]:
+    """The entries of ``params`` that ``sql`` names as ``:name``: one set of bounds can serve
+    several SQL files, each binding only what it uses."""
+    return {k: v for k, v in params.items() if f":{k}" in sql}
+
+
 def split_statements(text: str) -> list[str]:
     """Split a reviewed schema file on statement-ending semicolons (no semicolons in literals)."""
     lines = [ln for ln in text.splitlines() if not ln.strip().startswith("--")]

@@ -114,8 +114,6 @@ def drift_result(
 ) -> dg.AssetCheckResult:
     """One day's drift verdict over ``columns`` as a check result (metadata: table and plot).
     ``warming_up`` (a reason) reports the figures without judging them."""
-    if not columns:
-        return dg.AssetCheckResult(passed=True, description=f"{what}: not monitored")
     missing = [c for c in columns if c not in current.columns]
     if missing:
         raise dg.Failure(
@@ -181,24 +179,15 @@ def _feature_drift_for(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
         warehouse: WarehouseResource,
         flywheel: FlywheelConfig,
     ) -> dg.AssetCheckResult:
-        q = flywheel.quality()
-        columns = drift_columns(table)
-
-        def check(day: dt.date) -> dg.AssetCheckResult:
-            wh = warehouse.get()
-            with wh.begin() as conn:
-                warming = _warming_up(wh, conn, day, q)
-                current = wh.query_df(conn, load_sql(f"quality/{table}_partition"), dt=day)
-                reference = wh.query_df(
-                    conn,
-                    load_sql(f"quality/{table}_reference"),
-                    start_dt=day - dt.timedelta(days=q.drift_reference_days),
-                    end_dt=day - dt.timedelta(days=1),
-                )
-            n_days = reference["dt"].nunique() if len(reference) else 0
-            return drift_result(reference, current, columns, q, n_days, table, warming)
-
-        return check_days(context, check)
+        return _drift_check(
+            context,
+            warehouse,
+            flywheel.quality(),
+            table,
+            table,
+            f"quality/{table}_partition",
+            f"quality/{table}_reference",
+        )
 
     return _check
 
@@ -217,27 +206,50 @@ def challenger_score_drift(
     warehouse: WarehouseResource,
     flywheel: FlywheelConfig,
 ) -> dg.AssetCheckResult:
-    q = flywheel.quality()
-    columns = drift_columns("score_samples")
+    return _drift_check(
+        context,
+        warehouse,
+        flywheel.quality(),
+        "challenger scores",
+        "score_samples",
+        "quality/score_day",
+        "quality/score_reference",
+        role="challenger",
+    )
+
+
+def _drift_check(
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    q: QualityThresholds,
+    what: str,
+    monitored: str,
+    day_sql: str,
+    reference_sql: str,
+    **params: object,
+) -> dg.AssetCheckResult:
+    """Each day's rows of ``day_sql`` against the reference days' rows of ``reference_sql``,
+    over the columns monitored for ``monitored``; nothing is read when none are."""
+    columns = drift_columns(monitored)
+    if not columns:
+        return dg.AssetCheckResult(passed=True, description=f"{what}: not monitored")
 
     def check(day: dt.date) -> dg.AssetCheckResult:
         wh = warehouse.get()
         with wh.begin() as conn:
             warming = _warming_up(wh, conn, day, q)
-            current = wh.query_df(conn, load_sql("quality/score_day"), dt=day, role="challenger")
+            current = wh.query_df(conn, load_sql(day_sql), dt=day, **params)
             reference = wh.query_df(
                 conn,
-                load_sql("quality/score_reference"),
-                role="challenger",
+                load_sql(reference_sql),
                 start_dt=day - dt.timedelta(days=q.drift_reference_days),
                 end_dt=day - dt.timedelta(days=1),
+                **params,
             )
         if current.empty:
-            return dg.AssetCheckResult(
-                passed=True, description="no challenger scores recorded for the day"
-            )
+            return dg.AssetCheckResult(passed=True, description=f"{what}: no rows for {day}")
         n_days = reference["dt"].nunique() if len(reference) else 0
-        return drift_result(reference, current, columns, q, n_days, "challenger scores", warming)
+        return drift_result(reference, current, columns, q, n_days, what, warming)
 
     return check_days(context, check)
 

@@ -9,7 +9,7 @@ import datetime as dt
 import dagster as dg
 
 from ..resources import FlywheelConfig, WarehouseResource
-from ..warehouse import load_sql
+from ..warehouse import load_sql, named_params
 from .common import daily_asset, day_start, materialize_days
 from .ingestion import catalog_items, users
 from .quality import accepted_events
@@ -37,12 +37,9 @@ def _build(
         wh = warehouse.get()
         params = _window_params(day, flywheel.prior_strength)
         sql_name = f"features/{table}"
-        # Each statement only binds the parameters its SQL names.
-        text = load_sql(sql_name)
-        used = {k: v for k, v in params.items() if f":{k}" in text}
         with wh.begin() as conn:
             wh.delete_partition(conn, table, day)
-            wh.run(conn, sql_name, **used)
+            wh.run(conn, sql_name, **named_params(load_sql(sql_name), params))
             n = wh.count_partition(conn, table, day)
         return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(n)})
 

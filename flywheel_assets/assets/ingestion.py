@@ -143,7 +143,7 @@ def _ingest_source(
         wh.insert_df(conn, "ingested_files", log)
         kafka = _copy_kafka_rows(wh, conn, day, table) if with_kafka else pd.DataFrame()
         # Rows fixed and released from quarantine (flywheel quarantine release) rejoin the day.
-        released = wh.run(conn, "quality/apply_releases", dt=day) if with_kafka else 0
+        released = wh.run(conn, "quality/apply_releases", dt=day) if source == "events" else 0
         # Events are accounted for when accepted_events finishes their day.
         accounting = None if with_kafka else record_accounting(wh, conn, day, source, now)
 

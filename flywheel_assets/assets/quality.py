@@ -16,7 +16,7 @@ from ..accounting import record_accounting, source_accounting
 from ..config import QualityThresholds
 from ..quality import validate_dataframe
 from ..resources import FlywheelConfig, WarehouseResource
-from ..warehouse import Warehouse, load_sql
+from ..warehouse import Warehouse, load_sql, named_params
 from .common import (
     WAREHOUSE_POOL,
     accounting_metadata,
@@ -190,12 +190,6 @@ def suite_check(
     )
 
 
-def bind_day(sql: str, day: dt.date) -> dict[str, object]:
-    """The day parameters a partition query names (:dt, :prev_dt)."""
-    params = {"dt": day, "prev_dt": day - dt.timedelta(days=1)}
-    return {k: v for k, v in params.items() if f":{k}" in sql}
-
-
 def _suite_check_day(
     warehouse: WarehouseResource,
     day: dt.date,
@@ -206,7 +200,10 @@ def _suite_check_day(
     wh = warehouse.get()
     sql = load_sql(sql_name)
     with wh.begin() as conn:
-        df = wh.query_df(conn, sql, **bind_day(sql, day))
+        # Partition queries bind :dt, and :prev_dt when they look at the day before.
+        df = wh.query_df(
+            conn, sql, **named_params(sql, {"dt": day, "prev_dt": day - dt.timedelta(days=1)})
+        )
         params, note = parameters(wh, conn, day) if parameters else ({}, "")
     outcome = validate_dataframe(df, suite, parameters=params)
     meta: dict[str, object] = {
