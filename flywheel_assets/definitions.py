@@ -9,7 +9,7 @@ import dagster as dg
 from .assets.automation import AUTOMATION_JOBS, AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
 from .assets.common import daily
 from .assets.feature_checks import FEATURE_CHECKS
-from .assets.features import FEATURE_ASSETS
+from .assets.features import ACTIVITY_ASSETS, FEATURE_ASSETS
 from .assets.ingestion import catalog_items, raw_events, users
 from .assets.kafka import kafka_events
 from .assets.promotion import champion_model, offline_evaluation, promotion_decision
@@ -22,6 +22,7 @@ ALL_ASSETS = [
     users,
     raw_events,
     accepted_events,
+    *ACTIVITY_ASSETS,
     *FEATURE_ASSETS,
     training_examples,
     challenger_model,

@@ -65,6 +65,9 @@ class FlywheelConfig(dg.ConfigurableResource):
     min_log_loss_gain: float = 0.0
     max_ndcg_drop: float = 0.01
     prior_strength: float = 20.0
+    # A click or purchase labels an impression of the same request and item when it happened
+    # at most this long after it (and arrived the same day).
+    label_window_hours: float = 24.0
 
     def paths(self) -> FlywheelPaths:
         base = FlywheelPaths.from_env(self.home)

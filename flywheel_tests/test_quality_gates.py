@@ -46,7 +46,11 @@ SAVED = (
     *ENV,
 )
 DOWNSTREAM_OF_EVENTS = {
+    "user_activity_daily",
+    "item_activity_daily",
+    "user_item_activity_daily",
     "user_features",
+    "user_brand_features",
     "item_features",
     "user_item_features",
     "user_category_features",

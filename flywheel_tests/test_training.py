@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import mannwhitneyu
 
 from flywheel_assets.training import (
     FEATURES,
@@ -47,7 +48,11 @@ def test_learns_interaction_and_is_reproducible_byte_for_byte():
     test = frame(seed=1)
     p = predict(a.booster, a.schema, test, at_top=True)
     good = ((test["region"] == "n") == (test["category"] == "a")).to_numpy()
-    assert p[good].mean() > 2 * p[~good].mean()
+    # Ranking is what the model is for: nearly every "good" pair must score above every other
+    # (AUC from the Mann-Whitney U statistic), among dozens of pure-noise features.
+    auc = mannwhitneyu(p[good], p[~good]).statistic / (good.sum() * (~good).sum())
+    assert auc > 0.95
+    assert p[good].mean() > 1.5 * p[~good].mean()
 
 
 def test_no_positive_labels_is_a_clear_error():

@@ -19,7 +19,7 @@ from ..drift import DriftThresholds, drift_report, histogram_markdown, report_fr
 from ..resources import FlywheelConfig, WarehouseResource
 from ..warehouse import Warehouse, load_sql
 from .common import WAREHOUSE_POOL, check_days, md_table
-from .features import FEATURE_ASSETS
+from .features import ACTIVITY_ASSETS, FEATURE_ASSETS
 from .promotion import offline_evaluation
 from .quality import suite_check
 
@@ -255,7 +255,7 @@ def _drift_check(
 
 
 FEATURE_CHECKS = [
-    *[_suite_for(a) for a in FEATURE_ASSETS],
+    *[_suite_for(a) for a in [*ACTIVITY_ASSETS, *FEATURE_ASSETS]],
     *[_feature_drift_for(a) for a in FEATURE_ASSETS if a.key.path[-1] in DEFAULT_DRIFT_COLUMNS],
     challenger_score_drift,
 ]

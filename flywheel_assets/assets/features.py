@@ -1,7 +1,13 @@
-"""Feature snapshots as of the end of each day, computed by the SQL files in sql/features.
+"""Feature tables, computed by the SQL files in sql/features, in two layers.
 
-Snapshot D uses only events with event_time before D + 1 day that arrived in partitions up to
-D, so serving on day D + 1 and training on day D + 1's impressions see exactly the same values.
+Daily activity aggregates (``*_activity_daily``) are the only feature assets that read
+``events``, and each reads one partition: the events that arrived on day D, grouped by the
+day they happened. Snapshots (``*_features``) sum the aggregates of partitions up to D over a
+window of event days before D + 1, so snapshot D uses only events that happened before the end
+of D and had arrived by then. A day costs one partition of events plus a sum over small daily
+rows, never a re-read of 28 days of events; and because a partition's aggregate depends only on
+that partition, a backfill over a range gives the values the daily runs gave. Serving on day
+D + 1 and training on day D + 1's impressions both read snapshot D.
 """
 
 import datetime as dt
@@ -15,13 +21,16 @@ from .ingestion import catalog_items, users
 from .quality import accepted_events
 
 
-def _window_params(day: dt.date, prior_strength: float) -> dict[str, object]:
-    cutoff = day_start(day) + dt.timedelta(days=1)
+def window_params(day: dt.date, prior_strength: float) -> dict[str, object]:
+    """The bound parameters of every feature SQL file for snapshot ``day``: windows are whole
+    event days ending with ``day``; ``cutoff`` (the end of ``day``) is what ages count to."""
     return {
         "dt": day,
-        "cutoff": cutoff,
-        "start_28d": cutoff - dt.timedelta(days=28),
-        "start_7d": cutoff - dt.timedelta(days=7),
+        "cutoff": day_start(day) + dt.timedelta(days=1),
+        "end_day": day + dt.timedelta(days=1),
+        "start_28d": day - dt.timedelta(days=27),
+        "start_7d": day - dt.timedelta(days=6),
+        "start_1d": day,
         "week_ago": day - dt.timedelta(days=7),
         "prior_strength": prior_strength,
     }
@@ -35,7 +44,7 @@ def _build(
 ) -> dg.MaterializeResult:
     def build(day: dt.date) -> dg.MaterializeResult | dict[str, object]:
         wh = warehouse.get()
-        params = _window_params(day, flywheel.prior_strength)
+        params = window_params(day, flywheel.prior_strength)
         sql_name = f"features/{table}"
         with wh.begin() as conn:
             wh.delete_partition(conn, table, day)
@@ -49,13 +58,26 @@ def _build(
 _COMMON = daily_asset("features", {"sql", "duckdb"})
 
 
+# A snapshot of day D sums the daily aggregates of D and the 27 days before: its lineage says
+# so, and re-materialising an old day's aggregate marks every snapshot that read it stale.
+window_28d = dg.TimeWindowPartitionMapping(
+    start_offset=-27, end_offset=0, allow_nonexistent_upstream_partitions=True
+)
+
+
+def _dep(asset: dg.AssetsDefinition) -> dg.AssetDep | dg.AssetsDefinition:
+    if asset.key.path[-1].endswith("_activity_daily"):
+        return dg.AssetDep(asset, partition_mapping=window_28d)
+    return asset
+
+
 def feature_asset(
     table: str, deps: list[dg.AssetsDefinition], description: str
 ) -> dg.AssetsDefinition:
     """A daily feature snapshot computed by ``sql/features/<table>.sql``: every feature table
     is the same asset over a different reviewed SQL file."""
 
-    @dg.asset(name=table, **_COMMON, deps=deps, description=description)
+    @dg.asset(name=table, **_COMMON, deps=[_dep(d) for d in deps], description=description)
     def _asset(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
     ) -> dg.MaterializeResult:
@@ -64,15 +86,33 @@ def feature_asset(
     return _asset
 
 
+user_activity_daily = feature_asset(
+    "user_activity_daily",
+    [accepted_events],
+    "Per-user event counts of the events that arrived this day, by the day they happened.",
+)
+item_activity_daily = feature_asset(
+    "item_activity_daily",
+    [accepted_events],
+    "Per-item event counts of the events that arrived this day, by the day they happened.",
+)
+user_item_activity_daily = feature_asset(
+    "user_item_activity_daily",
+    [accepted_events],
+    "Per user x item event counts of the events that arrived this day, by the day they happened.",
+)
+ACTIVITY_ASSETS = [user_activity_daily, item_activity_daily, user_item_activity_daily]
+
 user_features = feature_asset(
     "user_features",
-    [accepted_events, users],
-    "Per-user activity, smoothed CTR/conversion, recency, region and device.",
+    [user_activity_daily, users],
+    "Per-user counts over 1, 7 and 28 days, smoothed CTR/conversion, recency, frequency, price "
+    "affinity, region and device.",
 )
 item_features = feature_asset(
     "item_features",
-    [accepted_events, catalog_items],
-    "Per-item catalog attributes, price change, popularity, smoothed CTR/conversion.",
+    [item_activity_daily, catalog_items],
+    "Per-item catalog attributes, price change, age, popularity, smoothed CTR/conversion.",
 )
 
 FEATURE_ASSETS = [
@@ -80,20 +120,27 @@ FEATURE_ASSETS = [
     item_features,
     feature_asset(
         "user_category_features",
-        [accepted_events, item_features],
+        [user_item_activity_daily, item_features],
         "User x category affinity over 28 days.",
     ),
     feature_asset(
-        "user_item_features", [accepted_events], "User x item past interactions over 28 days."
+        "user_brand_features",
+        [user_item_activity_daily, item_features],
+        "User x brand affinity over 28 days.",
+    ),
+    feature_asset(
+        "user_item_features",
+        [user_item_activity_daily],
+        "User x item past interactions over 28 days and time since the last.",
     ),
     feature_asset(
         "region_category_features",
-        [accepted_events, user_features, item_features],
+        [user_item_activity_daily, user_features, item_features],
         "Region x category response over 28 days (segment-level taste).",
     ),
     feature_asset(
         "region_brand_features",
-        [accepted_events, user_features, item_features],
+        [user_item_activity_daily, user_features, item_features],
         "Region x brand response over 28 days (segment-level taste).",
     ),
 ]

@@ -35,14 +35,18 @@ previous_day = dg.TimeWindowPartitionMapping(
     ),
 )
 def training_examples(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
 ) -> dg.MaterializeResult:
     def build(day: dt.date) -> dg.MaterializeResult | dict[str, object]:
         wh = warehouse.get()
         with wh.begin() as conn:
             wh.delete_partition(conn, "training_examples", day)
             wh.run(
-                conn, "training/training_examples", dt=day, feature_dt=day - dt.timedelta(days=1)
+                conn,
+                "training/training_examples",
+                dt=day,
+                feature_dt=day - dt.timedelta(days=1),
+                label_window_seconds=flywheel.label_window_hours * 3600.0,
             )
             summary = wh.query_df(
                 conn, load_sql("training/training_examples_summary"), dt=day

@@ -11,13 +11,19 @@ SELECT c.*,
        uf.u_impressions_28d, uf.u_clicks_28d, uf.u_carts_28d, uf.u_purchases_28d,
        uf.u_clicks_7d, uf.u_purchases_7d, uf.u_ctr_28d, uf.u_conversion_28d,
        uf.u_avg_click_price_28d, uf.u_days_since_last_event,
+       uf.u_impressions_1d, uf.u_clicks_1d, uf.u_purchases_1d,
+       uf.u_impressions_7d, uf.u_carts_7d, uf.u_active_days_28d, uf.u_avg_purchase_price_28d,
        i.i_price, i.i_price_change_7d, i.i_days_in_catalog, i.i_impressions_28d,
        i.i_clicks_28d, i.i_purchases_28d, i.i_ctr_28d, i.i_conversion_28d,
+       i.i_impressions_7d, i.i_clicks_7d, i.i_purchases_7d, i.i_carts_28d,
        CASE WHEN uf.u_avg_click_price_28d > 0 THEN i.i_price / uf.u_avg_click_price_28d END
            AS ui_price_ratio,
        uc.uc_impressions_28d, uc.uc_clicks_28d, uc.uc_carts_28d, uc.uc_purchases_28d,
        uc.uc_ctr_28d, uc.uc_click_share_28d,
        ui.ui_impressions_28d, ui.ui_clicks_28d, ui.ui_purchases_28d, ui.ui_days_since_last_click,
+       ui.ui_views_28d, ui.ui_carts_28d, ui.ui_days_since_last_event,
+       ub.ub_impressions_28d, ub.ub_clicks_28d, ub.ub_carts_28d, ub.ub_purchases_28d,
+       ub.ub_ctr_28d, ub.ub_click_share_28d,
        rc.rc_impressions_28d, rc.rc_ctr_28d, rc.rc_purchase_rate_28d,
        rb.rb_impressions_28d, rb.rb_ctr_28d, rb.rb_purchase_rate_28d
 FROM candidates c
@@ -25,6 +31,8 @@ LEFT JOIN item_features i ON i.item_id = c.item_id AND i.dt = c.feature_dt
 LEFT JOIN user_features uf ON uf.user_id = c.user_id AND uf.dt = c.feature_dt
 LEFT JOIN user_category_features uc
        ON uc.user_id = c.user_id AND uc.category = i.category AND uc.dt = c.feature_dt
+LEFT JOIN user_brand_features ub
+       ON ub.user_id = c.user_id AND ub.brand = i.brand AND ub.dt = c.feature_dt
 LEFT JOIN user_item_features ui
        ON ui.user_id = c.user_id AND ui.item_id = c.item_id AND ui.dt = c.feature_dt
 LEFT JOIN region_category_features rc

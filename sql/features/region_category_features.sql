@@ -1,17 +1,19 @@
 -- Region x category response as of the end of day :dt: impressions, clicks and purchases of users
 -- of each region on items of each category, smoothed towards the overall rates (Beta prior of
 -- strength :prior_strength). Region and category come from the same day's user and item
--- snapshots, so there is one definition of "the catalog / the user as of :dt".
-INSERT INTO region_category_features
+-- snapshots, so there is one definition of "the catalog / the user as of :dt"; activity is summed
+-- from user_item_activity_daily (same point-in-time window as user_features.sql).
+INSERT INTO region_category_features (
+    dt, region, category, rc_impressions_28d, rc_clicks_28d, rc_purchases_28d,
+    rc_ctr_28d, rc_purchase_rate_28d
+)
 WITH agg AS (
     SELECT u.region, i.category,
-           SUM(CASE WHEN e.event_type = 'impression' THEN 1 ELSE 0 END) AS imps,
-           SUM(CASE WHEN e.event_type = 'click' THEN 1 ELSE 0 END) AS clicks,
-           SUM(CASE WHEN e.event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases
-    FROM events e
-    JOIN user_features u ON u.user_id = e.user_id AND u.dt = :dt
-    JOIN item_features i ON i.item_id = e.item_id AND i.dt = :dt
-    WHERE e.dt <= :dt AND e.event_time >= :start_28d AND e.event_time < :cutoff
+           SUM(a.impressions) AS imps, SUM(a.clicks) AS clicks, SUM(a.purchases) AS purchases
+    FROM user_item_activity_daily a
+    JOIN user_features u ON u.user_id = a.user_id AND u.dt = :dt
+    JOIN item_features i ON i.item_id = a.item_id AND i.dt = :dt
+    WHERE a.dt <= :dt AND a.event_day >= :start_28d AND a.event_day < :end_day
       AND u.region IS NOT NULL AND i.category IS NOT NULL
     GROUP BY u.region, i.category
 ),

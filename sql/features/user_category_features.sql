@@ -1,16 +1,17 @@
--- User x category affinity as of the end of day :dt, the category taken from the same day's
--- item snapshot.
-INSERT INTO user_category_features
+-- User x category affinity as of the end of day :dt, summed from user_item_activity_daily with
+-- the category from the same day's item snapshot (same point-in-time window as user_features).
+INSERT INTO user_category_features (
+    dt, user_id, category, uc_impressions_28d, uc_clicks_28d, uc_carts_28d, uc_purchases_28d,
+    uc_ctr_28d, uc_click_share_28d
+)
 WITH agg AS (
-    SELECT e.user_id, i.category,
-           SUM(CASE WHEN e.event_type = 'impression' THEN 1 ELSE 0 END) AS imps,
-           SUM(CASE WHEN e.event_type = 'click' THEN 1 ELSE 0 END) AS clicks,
-           SUM(CASE WHEN e.event_type = 'add_to_cart' THEN 1 ELSE 0 END) AS carts,
-           SUM(CASE WHEN e.event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases
-    FROM events e
-    JOIN item_features i ON i.item_id = e.item_id AND i.dt = :dt
-    WHERE e.dt <= :dt AND e.event_time >= :start_28d AND e.event_time < :cutoff
-    GROUP BY e.user_id, i.category
+    SELECT a.user_id, i.category,
+           SUM(a.impressions) AS imps, SUM(a.clicks) AS clicks,
+           SUM(a.carts) AS carts, SUM(a.purchases) AS purchases
+    FROM user_item_activity_daily a
+    JOIN item_features i ON i.item_id = a.item_id AND i.dt = :dt
+    WHERE a.dt <= :dt AND a.event_day >= :start_28d AND a.event_day < :end_day
+    GROUP BY a.user_id, i.category
 ),
 tot AS (
     SELECT user_id, SUM(clicks) AS clicks FROM agg GROUP BY user_id

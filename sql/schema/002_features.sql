@@ -17,7 +17,17 @@ CREATE TABLE IF NOT EXISTS user_features (
     u_ctr_28d DOUBLE PRECISION,
     u_conversion_28d DOUBLE PRECISION,
     u_avg_click_price_28d DOUBLE PRECISION,
-    u_days_since_last_event DOUBLE PRECISION
+    u_days_since_last_event DOUBLE PRECISION,
+    u_impressions_1d BIGINT,
+    u_views_1d BIGINT,
+    u_clicks_1d BIGINT,
+    u_carts_1d BIGINT,
+    u_purchases_1d BIGINT,
+    u_impressions_7d BIGINT,
+    u_views_7d BIGINT,
+    u_carts_7d BIGINT,
+    u_active_days_28d BIGINT,
+    u_avg_purchase_price_28d DOUBLE PRECISION
 );
 
 CREATE TABLE IF NOT EXISTS item_features (
@@ -32,7 +42,11 @@ CREATE TABLE IF NOT EXISTS item_features (
     i_clicks_28d BIGINT,
     i_purchases_28d BIGINT,
     i_ctr_28d DOUBLE PRECISION,
-    i_conversion_28d DOUBLE PRECISION
+    i_conversion_28d DOUBLE PRECISION,
+    i_impressions_7d BIGINT,
+    i_clicks_7d BIGINT,
+    i_purchases_7d BIGINT,
+    i_carts_28d BIGINT
 );
 
 CREATE TABLE IF NOT EXISTS user_category_features (
@@ -54,7 +68,22 @@ CREATE TABLE IF NOT EXISTS user_item_features (
     ui_impressions_28d BIGINT,
     ui_clicks_28d BIGINT,
     ui_purchases_28d BIGINT,
-    ui_days_since_last_click DOUBLE PRECISION
+    ui_days_since_last_click DOUBLE PRECISION,
+    ui_views_28d BIGINT,
+    ui_carts_28d BIGINT,
+    ui_days_since_last_event DOUBLE PRECISION
+);
+
+CREATE TABLE IF NOT EXISTS user_brand_features (
+    dt DATE NOT NULL,
+    user_id VARCHAR NOT NULL,
+    brand VARCHAR NOT NULL,
+    ub_impressions_28d BIGINT,
+    ub_clicks_28d BIGINT,
+    ub_carts_28d BIGINT,
+    ub_purchases_28d BIGINT,
+    ub_ctr_28d DOUBLE PRECISION,
+    ub_click_share_28d DOUBLE PRECISION
 );
 
 CREATE TABLE IF NOT EXISTS training_examples (
