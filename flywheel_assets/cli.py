@@ -123,6 +123,49 @@ def _quarantine(args: argparse.Namespace) -> int:
         wh.dispose()
 
 
+def _model(args: argparse.Namespace) -> int:
+    from . import challenger, registry
+
+    wh = _warehouse()
+    try:
+        with wh.begin() as conn:
+            version = args.version or registry.get_alias(conn, args.alias)
+            record = registry.get_model(conn, version) if version else None
+        if record is None:
+            print(f"no model {version or args.alias!r} in the registry", file=sys.stderr)
+            return 1
+        if args.action == "show":
+            spec = json.loads(record.training_spec_json) if record.training_spec_json else None
+            print(f"model {record.model_version} (trained for {record.dt})")
+            print(f"  artefact   {record.artefact_uri}")
+            print(f"  sha256     {record.sha256}")
+            print(f"  objective  {record.objective}, label {record.label}")
+            print(f"  code       {record.code_version or '-'}")
+            print(f"  champion   {record.champion_at_training or '-'} when trained")
+            print(f"  warm start {record.base_model_version or 'no (full retrain)'}")
+            print(f"  rows       {record.n_train_rows} train, {record.n_valid_rows} validation")
+            for part, n in (record.partition_rows or {}).items():
+                print(f"    {part}  {n} rows")
+            if spec:
+                print(f"  spec       {json.dumps(spec, sort_keys=True)}")
+            metrics = {k: v for k, v in record.metrics.items() if v is not None}
+            print(f"  metrics    {json.dumps(metrics, sort_keys=True, default=str)}")
+            return 0
+        try:
+            result = challenger.reproduce(wh, record.model_version)
+        except challenger.LineageError as exc:
+            print(f"cannot reproduce: {exc}", file=sys.stderr)
+            return 1
+        verdict = "identical" if result.matches else "DIFFERENT"
+        print(
+            f"{record.model_version}: re-trained from its lineage, SHA-256 {result.sha256} "
+            f"({verdict}; registered {record.sha256})"
+        )
+        return 0 if result.matches else 1
+    finally:
+        wh.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="flywheel", description="A data flywheel for e-commerce on Dagster."
@@ -167,6 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--by", default="", help="release: who releases (audit log)")
     q.add_argument("--why", default="", help="release: why the rows are now right (audit log)")
     q.set_defaults(func=_quarantine)
+
+    m = sub.add_parser(
+        "model",
+        help="show a registered model's lineage, or re-train it from its lineage",
+        description="show: parameters, partitions and rows, metrics. reproduce: re-train from "
+        "the recorded lineage and compare the SHA-256 (exit 1 if it differs).",
+    )
+    m.add_argument("action", choices=["show", "reproduce"])
+    m.add_argument("version", nargs="?", default=None, help="a model version (default: --alias)")
+    m.add_argument("--alias", default="champion", choices=["champion", "challenger"])
+    m.set_defaults(func=_model)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -17,8 +17,6 @@ PSI >= ``psi_warn``, else ``ok``.
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from dataclasses import dataclass
 
@@ -168,11 +166,9 @@ def report_frame(report: list[ColumnDrift]) -> pd.DataFrame:
 
 def histogram_markdown(reference: object, current: object, title: str) -> str:
     """A small PNG of both distributions (reference deciles as bins), as markdown."""
-    import matplotlib
+    from .plots import png_markdown, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ref, cur = _clean(reference), _clean(current)
     if len(ref) == 0 or len(cur) == 0:
         return "_(no values to plot)_"
@@ -186,9 +182,4 @@ def histogram_markdown(reference: object, current: object, title: str) -> str:
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f"![{title}](data:image/png;base64,{data})"
+    return png_markdown(fig, title)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import xgboost as xgb
 from sqlalchemy.engine import Connection
@@ -32,6 +32,9 @@ class ModelRecord:
     n_valid_rows: int
     code_version: str | None
     champion_at_training: str | None
+    partition_rows: dict[str, int] = field(default_factory=dict)
+    training_spec_json: str | None = None
+    base_model_version: str | None = None
 
     def load(self) -> xgb.Booster:
         return load_artefact(self.artefact_uri, self.sha256)
@@ -68,6 +71,9 @@ def register_model(
         n_valid_rows=record.n_valid_rows,
         code_version=record.code_version,
         champion_at_training=record.champion_at_training,
+        partition_rows_json=json.dumps(record.partition_rows, sort_keys=True),
+        training_spec_json=record.training_spec_json,
+        base_model_version=record.base_model_version,
         created_at=now,
         created_by=created_by,
     )
@@ -94,6 +100,9 @@ def get_model(conn: Connection, model_version: str) -> ModelRecord | None:
         n_valid_rows=int(r["n_valid_rows"]),
         code_version=r["code_version"],
         champion_at_training=r["champion_at_training"],
+        partition_rows=json.loads(r["partition_rows_json"] or "{}"),
+        training_spec_json=r["training_spec_json"],
+        base_model_version=r["base_model_version"],
     )
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from .challenger import TrainingSpec
 from .config import FlywheelPaths, QualityThresholds
 from .event_contract import FieldMap
 from .field_maps import FieldMapError, load_field_maps
 from .kafka_ingest import KafkaSettings
 from .pseudonym import Pseudonymiser
+from .training import BIAS_CORRECTIONS
 from .warehouse import Warehouse
 
 _MIGRATED: set[str] = set()
@@ -47,6 +50,15 @@ class FlywheelConfig(dg.ConfigurableResource):
     training_window_days: int = 14
     label: str = "purchase"
     holdout_fraction: float = 0.3
+    # How training removes the logging policy's bias (training.BIAS_CORRECTIONS; decision 34).
+    bias_correction: str = "position"
+    max_ipw_weight: float = 20.0
+    # XGBoost parameters over training.DEFAULT_PARAMS, as JSON (e.g. '{"max_depth": 6}').
+    xgb_params_json: str = "{}"
+    # Continue boosting from the champion on the partitions it has not seen, instead of
+    # training from scratch on the whole window (decision 35).
+    warm_start: bool = False
+    warm_start_rounds: int = 200
     future_tolerance_hours: float = 1.0
     # Events older than this before their delivery day are quarantined as too_old_event;
     # None accepts any lateness. FLYWHEEL_MAX_EVENT_LATENESS_DAYS overrides the default.
@@ -99,6 +111,40 @@ class FlywheelConfig(dg.ConfigurableResource):
             return QualityThresholds.resolve({k: getattr(self, k, None) for k in names})
         except ValueError as exc:
             raise dg.Failure(description=f"quality thresholds: {exc}", allow_retries=False) from exc
+
+    def training_spec(self, day: dt.date, warm_start_from: str | None = None) -> TrainingSpec:
+        """The challenger's training specification for ``day``; FLYWHEEL_BIAS_CORRECTION and
+        FLYWHEEL_XGB_PARAMS (JSON) override the fields when set."""
+        bias = os.environ.get("FLYWHEEL_BIAS_CORRECTION") or self.bias_correction
+        text = os.environ.get("FLYWHEEL_XGB_PARAMS") or self.xgb_params_json
+        try:
+            params = json.loads(text)
+            if not isinstance(params, dict):
+                raise ValueError("must be a JSON object of XGBoost parameters")
+        except ValueError as exc:
+            raise dg.Failure(
+                description=f"XGBoost parameters {text!r}: {exc}", allow_retries=False
+            ) from exc
+        if bias not in BIAS_CORRECTIONS:
+            raise dg.Failure(
+                description=f"bias correction {bias!r} is not one of {list(BIAS_CORRECTIONS)}",
+                allow_retries=False,
+            )
+        return TrainingSpec(
+            day=day,
+            window_days=self.training_window_days,
+            holdout_fraction=self.holdout_fraction,
+            label=self.label,
+            bias_correction=bias,
+            max_ipw_weight=self.max_ipw_weight,
+            params=params,
+            num_boost_round=self.warm_start_rounds if warm_start_from else 1000,
+            warm_start_from=warm_start_from,
+        )
+
+    def warm_start_enabled(self) -> bool:
+        env = os.environ.get("FLYWHEEL_WARM_START")
+        return env.lower() in ("1", "true", "yes") if env else self.warm_start
 
     def future_tolerance(self) -> dt.timedelta:
         return dt.timedelta(hours=self.future_tolerance_hours)

@@ -104,12 +104,12 @@ class FeatureSchema:
         )
 
     @classmethod
-    def fit(cls, df: pd.DataFrame) -> FeatureSchema:
+    def fit(cls, df: pd.DataFrame, numeric: list[str] | None = None) -> FeatureSchema:
         cats = {
             c: sorted(str(v) for v in df[c].dropna().unique()) if c in df else []
             for c in CATEGORICAL_FEATURES
         }
-        return cls(numeric=list(NUMERIC_FEATURES), categorical=cats)
+        return cls(numeric=list(NUMERIC_FEATURES if numeric is None else numeric), categorical=cats)
 
     def matrix(self, df: pd.DataFrame) -> pd.DataFrame:
         """The model input in a fixed column order; unseen categories become missing."""
@@ -152,6 +152,48 @@ def time_split(
     return df[~later], df[later]
 
 
+BIAS_CORRECTIONS = ("position", "ipw", "position+ipw", "none", "unbiased_lambdarank")
+
+
+def ipw_weights(propensity: pd.Series, max_weight: float = 20.0) -> np.ndarray:
+    """Inverse-propensity weights of logged impressions, clipped at ``max_weight`` (bounded
+    variance for a little bias) and normalised to mean 1 so regularisation keeps its scale.
+    A missing or invalid propensity (a row logged without one) weighs 1."""
+    p = pd.to_numeric(propensity, errors="coerce").to_numpy(dtype="float64")
+    ok = np.isfinite(p) & (p > 0) & (p <= 1)
+    w = np.ones(len(p))
+    w[ok] = np.minimum(1.0 / p[ok], max_weight)
+    return w / w.mean() if len(w) else w
+
+
+def _matrix(
+    schema: FeatureSchema, df: pd.DataFrame, label_col: str, bias: str, max_weight: float
+) -> xgb.DMatrix:
+    weight = ipw_weights(df["propensity"], max_weight) if "ipw" in bias else None
+    qid = None
+    if bias == "unbiased_lambdarank":
+        # One query group per request, rows in position order (XGBoost reads a document's
+        # position from its order in the group); ``df`` is sorted that way by the caller.
+        qid = pd.factorize(df["request_id"])[0]
+    return xgb.DMatrix(
+        schema.matrix(df),
+        label=df[label_col].to_numpy(),
+        weight=weight,
+        qid=qid,
+        enable_categorical=True,
+    )
+
+
+def sort_for_ranking(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by request (in time order) and by position inside each request."""
+    first = df.groupby("request_id", sort=False)["event_time"].transform("min")
+    return (
+        df.assign(_first=first)
+        .sort_values(["_first", "request_id", "position"], kind="stable")
+        .drop(columns="_first")
+    )
+
+
 def train_model(
     train: pd.DataFrame,
     valid: pd.DataFrame,
@@ -160,10 +202,26 @@ def train_model(
     params: dict[str, object] | None = None,
     num_boost_round: int = 1000,
     early_stopping_rounds: int = 20,
+    bias_correction: str = "position",
+    max_ipw_weight: float = 20.0,
+    warm_start: xgb.Booster | None = None,
+    schema: FeatureSchema | None = None,
 ) -> TrainedModel:
-    """Fit a binary XGBoost model with early stopping on the (later) validation frame."""
+    """Fit an XGBoost model with early stopping on the (later) validation frame.
+
+    ``bias_correction`` says how the logging policy's bias is removed (docs/decisions.md, 34):
+    ``position`` (default) learns the position effect as a feature and scores at the top;
+    ``ipw`` weights each impression by its inverse logged propensity; ``position+ipw`` both;
+    ``none`` is the naive model (no position, no weights); ``unbiased_lambdarank`` is XGBoost's
+    unbiased LambdaMART (``rank:ndcg`` with ``lambdarank_unbiased``, one group per request),
+    whose scores rank but are not probabilities. ``warm_start`` continues boosting from an
+    existing model (its schema must be passed as ``schema``, so the inputs line up)."""
     if label not in LABELS:
         raise ValueError(f"label must be one of {sorted(LABELS)}, got {label!r}")
+    if bias_correction not in BIAS_CORRECTIONS:
+        raise ValueError(
+            f"bias_correction must be one of {list(BIAS_CORRECTIONS)}, got {bias_correction!r}"
+        )
     label_col = LABELS[label]
     if train.empty or train[label_col].sum() == 0:
         raise ValueError(
@@ -171,16 +229,26 @@ def train_model(
             "widen the training window or wait for more feedback"
         )
     merged = {**DEFAULT_PARAMS, **(params or {})}
-    schema = FeatureSchema.fit(train)
-    dtrain = xgb.DMatrix(
-        schema.matrix(train), label=train[label_col].to_numpy(), enable_categorical=True
-    )
+    numeric = list(NUMERIC_FEATURES)
+    if bias_correction in ("none", "ipw", "unbiased_lambdarank"):
+        numeric.remove("position")
+    if bias_correction == "unbiased_lambdarank":
+        merged.update(
+            {
+                "objective": "rank:ndcg",
+                "eval_metric": "ndcg@10",
+                "lambdarank_unbiased": True,
+                "lambdarank_pair_method": "topk",
+                "lambdarank_num_pair_per_sample": 10,
+            }
+        )
+        train, valid = sort_for_ranking(train), sort_for_ranking(valid)
+    if schema is None:
+        schema = FeatureSchema.fit(train, numeric=numeric)
+    dtrain = _matrix(schema, train, label_col, bias_correction, max_ipw_weight)
     evals = [(dtrain, "train")]
     if not valid.empty:
-        dvalid = xgb.DMatrix(
-            schema.matrix(valid), label=valid[label_col].to_numpy(), enable_categorical=True
-        )
-        evals.append((dvalid, "valid"))
+        evals.append((_matrix(schema, valid, label_col, bias_correction, max_ipw_weight), "valid"))
     booster = xgb.train(
         merged,
         dtrain,
@@ -188,8 +256,9 @@ def train_model(
         evals=evals,
         early_stopping_rounds=early_stopping_rounds if len(evals) > 1 else None,
         verbose_eval=False,
+        xgb_model=warm_start,
     )
-    best = int(getattr(booster, "best_iteration", num_boost_round - 1))
+    best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
     if len(evals) > 1:
         # Keep only the trees up to the best round, so the saved model is what was validated.
         booster = booster[: best + 1]
@@ -200,7 +269,7 @@ def predict(
     booster: xgb.Booster, schema: FeatureSchema, df: pd.DataFrame, *, at_top: bool = False
 ) -> np.ndarray:
     """Scores for ``df``; with ``at_top`` every row is scored as if shown at position 0."""
-    frame = df if not at_top else df.assign(position=0)
+    frame = df if not at_top or "position" not in schema.numeric else df.assign(position=0)
     return booster.predict(xgb.DMatrix(schema.matrix(frame), enable_categorical=True))
 
 

@@ -3,15 +3,16 @@
 import datetime as dt
 import getpass
 import subprocess
+import time
 
 import dagster as dg
 import pandas as pd
 
-from .. import registry
+from .. import challenger, registry
 from ..evaluation import offline_metrics
-from ..feature_store import training_frame
+from ..plots import importance_markdown
 from ..resources import FlywheelConfig, WarehouseResource
-from ..training import LABELS, model_bytes, predict, save_artefact, time_split, train_model
+from ..training import LABELS, model_bytes, predict, save_artefact
 from ..warehouse import load_sql
 from .common import WAREHOUSE_POOL, daily_asset, materialize_days, md_table, utcnow
 from .features import FEATURE_ASSETS
@@ -102,40 +103,47 @@ def challenger_model(
 ) -> dg.MaterializeResult:
     def build(day: dt.date) -> dg.MaterializeResult | dict[str, object]:
         wh = warehouse.get()
-        start = day - dt.timedelta(days=flywheel.training_window_days - 1)
-        frame = training_frame(wh, start, day)
-        today = frame[frame["dt"] == day]
-        _, holdout = time_split(today, flywheel.holdout_fraction)
-        holdout_cutoff = holdout["event_time"].min() if not holdout.empty else None
-        learn = frame if holdout_cutoff is None else frame[~frame.index.isin(holdout.index)]
-        train, valid = time_split(learn, 0.2)
-        label_col = LABELS[flywheel.label]
-        if train.empty or train[label_col].sum() == 0:
+        with wh.begin() as conn:
+            champion_version = registry.get_alias(conn, registry.CHAMPION)
+            champion = registry.get_model(conn, champion_version) if champion_version else None
+        base = champion if flywheel.warm_start_enabled() and champion is not None else None
+        spec = flywheel.training_spec(day, base.model_version if base else None)
+        frame = challenger.load_window(wh, spec)
+        after = challenger.last_partition(base.training_partitions) if base else None
+        if after is not None and after >= day:
+            base, after = None, None  # the champion already saw this day: retrain in full
+            spec = flywheel.training_spec(day)
+        data = challenger.split(frame, spec, after=after)
+        label_col = LABELS[spec.label]
+        if data.train.empty or data.train[label_col].sum() == 0:
             context.log.warning(
-                f"no positive {flywheel.label} labels in the window: no challenger for {day}"
+                f"no positive {spec.label} labels in the window: no challenger for {day}"
             )
             return dg.MaterializeResult(
-                metadata={"trained": False, "reason": f"no positive {flywheel.label} labels"}
+                metadata={"trained": False, "reason": f"no positive {spec.label} labels"}
             )
-        model = train_model(train, valid, label=flywheel.label)
-        data = model_bytes(model.booster)
-        uri, sha = save_artefact(data, flywheel.paths().models_dir, f"model-{day:%Y%m%d}")
+        t0 = time.perf_counter()
+        model = challenger.fit(spec, data, (base.load(), base.schema) if base else None)
+        train_seconds = time.perf_counter() - t0
+        data_bytes = model_bytes(model.booster)
+        uri, sha = save_artefact(data_bytes, flywheel.paths().models_dir, f"model-{day:%Y%m%d}")
         version = f"m{day:%Y%m%d}-{sha[:8]}"
         valid_metrics = (
-            offline_metrics(valid, predict(model.booster, model.schema, valid), label_col)
-            if len(valid)
+            offline_metrics(data.valid, predict(model.booster, model.schema, data.valid), label_col)
+            if len(data.valid)
             else None
         )
         metrics = {
             "best_iteration": model.best_iteration,
-            "holdout_cutoff": None if holdout_cutoff is None else str(holdout_cutoff),
+            "holdout_cutoff": None if data.holdout_cutoff is None else str(data.holdout_cutoff),
+            "train_seconds": round(train_seconds, 3),
             **(
                 {f"valid_{k}": v for k, v in valid_metrics.as_dict().items()}
                 if valid_metrics
                 else {}
             ),
         }
-        partitions = sorted({str(d) for d in learn["dt"]})
+        partition_rows = data.partition_rows
         with wh.begin() as conn:
             record = registry.ModelRecord(
                 model_version=version,
@@ -143,15 +151,18 @@ def challenger_model(
                 artefact_uri=uri,
                 sha256=sha,
                 objective=str(model.params["objective"]),
-                label=flywheel.label,
+                label=spec.label,
                 params=model.params,
                 metrics=metrics,
                 schema=model.schema,
-                training_partitions=partitions,
+                training_partitions=list(partition_rows),
                 n_train_rows=model.n_train_rows,
                 n_valid_rows=model.n_valid_rows,
                 code_version=_code_version(),
-                champion_at_training=registry.get_alias(conn, registry.CHAMPION),
+                champion_at_training=champion_version,
+                partition_rows=partition_rows,
+                training_spec_json=spec.to_json(),
+                base_model_version=base.model_version if base else None,
             )
             created = registry.register_model(
                 conn, record, created_by=f"dagster:{getpass.getuser()}", now=utcnow()
@@ -168,23 +179,24 @@ def challenger_model(
                     now=utcnow(),
                     day=day,
                 )
-        gain = model.booster.get_score(importance_type="gain")
-        importance = (
-            pd.DataFrame({"feature": list(gain), "gain": list(gain.values())})
-            .sort_values("gain", ascending=False)
-            .head(12)
-        )
+        gain = model.booster.get_score(importance_type="total_gain")
+        lineage = pd.DataFrame({"partition": list(partition_rows), "rows": partition_rows.values()})
         meta: dict[str, object] = {
             "trained": True,
             "model_version": version,
             "newly_registered": created,
             "sha256": sha,
             "artefact_uri": uri,
+            "bias_correction": spec.bias_correction,
+            "warm_start_from": base.model_version if base else "none (full retrain)",
             "train_rows": dg.MetadataValue.int(model.n_train_rows),
             "valid_rows": dg.MetadataValue.int(model.n_valid_rows),
-            "training_partitions": ", ".join(partitions),
+            "train_seconds": dg.MetadataValue.float(train_seconds),
+            "training_partitions": dg.MetadataValue.md(md_table(lineage)),
             "best_iteration": dg.MetadataValue.int(model.best_iteration),
-            "feature_importance": dg.MetadataValue.md(md_table(importance)),
+            "feature_importance": dg.MetadataValue.md(
+                importance_markdown(gain, f"{version}: feature importance (total gain)")
+            ),
         }
         if valid_metrics:
             meta.update(

@@ -1,6 +1,8 @@
 INSERT INTO model_registry (model_version, dt, artefact_uri, sha256, objective, label, params_json,
                             metrics_json, features_json, training_partitions_json, n_train_rows,
-                            n_valid_rows, code_version, champion_at_training, created_at, created_by)
+                            n_valid_rows, code_version, champion_at_training, partition_rows_json,
+                            training_spec_json, base_model_version, created_at, created_by)
 VALUES (:model_version, :dt, :artefact_uri, :sha256, :objective, :label, :params_json,
         :metrics_json, :features_json, :training_partitions_json, :n_train_rows,
-        :n_valid_rows, :code_version, :champion_at_training, :created_at, :created_by)
+        :n_valid_rows, :code_version, :champion_at_training, :partition_rows_json,
+        :training_spec_json, :base_model_version, :created_at, :created_by)
