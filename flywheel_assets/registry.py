@@ -98,12 +98,17 @@ def get_model(conn: Connection, model_version: str) -> ModelRecord | None:
         training_partitions=json.loads(r["training_partitions_json"]),
         n_train_rows=int(r["n_train_rows"]),
         n_valid_rows=int(r["n_valid_rows"]),
-        code_version=r["code_version"],
-        champion_at_training=r["champion_at_training"],
-        partition_rows=json.loads(r["partition_rows_json"] or "{}"),
-        training_spec_json=r["training_spec_json"],
-        base_model_version=r["base_model_version"],
+        code_version=_text(r["code_version"]),
+        champion_at_training=_text(r["champion_at_training"]),
+        partition_rows=json.loads(_text(r["partition_rows_json"]) or "{}"),
+        training_spec_json=_text(r["training_spec_json"]),
+        base_model_version=_text(r["base_model_version"]),
     )
+
+
+def _text(value: object) -> str | None:
+    """A nullable text column as str or None (a frame may hold NULL as NaN)."""
+    return value if isinstance(value, str) else None
 
 
 def get_alias(conn: Connection, alias: str) -> str | None:
