@@ -63,7 +63,8 @@ class GreedyRanker:
         )
         features = serving_frame(self.wh, rows, self.feature_dt)
         scores = predict(self.booster, self.schema, features, at_top=True)
-        return epsilon_greedy_slates(candidates, scores, k=10, epsilon=0.0, seed=0)
+        slates = epsilon_greedy_slates(candidates, scores, k=10, epsilon=0.0, seed=0)
+        return slates.assign(model_version="bench", variant="bench")
 
 
 def serve(sim_args: tuple[int, dt.date], day: dt.date, ranker: GreedyRanker) -> float:

@@ -19,7 +19,7 @@ DEFAULT_PARTITION_START = "2024-01-01"
 class FlywheelPaths:
     home: Path
     landing_dir: Path
-    models_dir: Path
+    models_dir: Path | str  # a folder, or an fsspec URL such as s3://bucket/models
     warehouse_url: str
 
     @classmethod
@@ -28,9 +28,14 @@ class FlywheelPaths:
         landing = os.environ.get("FLYWHEEL_LANDING_DIR") or str(root / "landing")
         models = os.environ.get("FLYWHEEL_MODELS_DIR") or str(root / "models")
         url = os.environ.get("FLYWHEEL_WAREHOUSE_URL") or f"duckdb:///{root / 'warehouse.duckdb'}"
-        return cls(
-            root, Path(landing).expanduser().resolve(), Path(models).expanduser().resolve(), url
-        )
+        return cls(root, Path(landing).expanduser().resolve(), models_location(models), url)
+
+
+def models_location(text: str) -> Path | str:
+    """A local folder as an absolute Path; a URL with a scheme (``s3://…``) as given."""
+    if "://" in text and not text.startswith("file://"):
+        return text
+    return Path(text.removeprefix("file://")).expanduser().resolve()
 
 
 def partition_start() -> str:

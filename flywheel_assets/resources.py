@@ -11,7 +11,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from .challenger import TrainingSpec
-from .config import FlywheelPaths, QualityThresholds
+from .config import FlywheelPaths, QualityThresholds, models_location
 from .event_contract import FieldMap
 from .field_maps import FieldMapError, load_field_maps
 from .kafka_ingest import KafkaSettings
@@ -88,7 +88,9 @@ class FlywheelConfig(dg.ConfigurableResource):
             landing_dir=base.landing_dir
             if self.landing_dir is None
             else _resolve(self.landing_dir),
-            models_dir=base.models_dir if self.models_dir is None else _resolve(self.models_dir),
+            models_dir=base.models_dir
+            if self.models_dir is None
+            else models_location(self.models_dir),
             warehouse_url=base.warehouse_url,
         )
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from upath import UPath
 
 CATEGORICAL_FEATURES = ["region", "device", "category", "brand"]
 NUMERIC_FEATURES = [
@@ -277,36 +278,53 @@ def model_bytes(booster: xgb.Booster) -> bytes:
     return bytes(booster.save_raw(raw_format="ubj"))
 
 
-def save_artefact(data: bytes, models_dir: Path, name: str) -> tuple[str, str]:
+def _location(models_dir: str | os.PathLike[str]) -> UPath:
+    return UPath(models_dir)
+
+
+def _is_local(path: UPath) -> bool:
+    return path.protocol in ("", "file", "local")
+
+
+def save_artefact(data: bytes, models_dir: str | os.PathLike[str], name: str) -> tuple[str, str]:
     """Write an immutable, content-addressed artefact; returns (uri, sha256).
 
-    Written to a temporary file and renamed, so a crash never leaves a half-written model; an
-    existing artefact with the same content is reused, and one with other content is an error.
+    ``models_dir`` is a folder or any fsspec URL (``s3://bucket/models``, ``gs://…``,
+    ``memory://…``). Locally the file is written to a temporary name and renamed, so a crash
+    never leaves a half-written model; object stores make a whole object visible only when its
+    upload completes. An existing artefact with the same content is reused; one with other
+    content is an error (artefacts are immutable).
     """
     sha = hashlib.sha256(data).hexdigest()
-    models_dir.mkdir(parents=True, exist_ok=True)
-    path = models_dir / f"{name}-{sha[:12]}.ubj"
+    folder = _location(models_dir)
+    path = folder / f"{name}-{sha[:12]}.ubj"
+    uri = Path(path.path).as_uri() if _is_local(path) else str(path)
     if path.exists():
         if hashlib.sha256(path.read_bytes()).hexdigest() != sha:
-            raise RuntimeError(
-                f"artefact {path} exists with other content; artefacts are immutable"
-            )
-        return path.as_uri(), sha
-    fd, tmp = tempfile.mkstemp(dir=models_dir, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-    return path.as_uri(), sha
+            raise RuntimeError(f"artefact {uri} exists with other content; artefacts are immutable")
+        return uri, sha
+    if _is_local(path):
+        local = Path(path.path)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=local.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, local)
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return uri, sha
 
 
 def load_artefact(uri: str, sha256: str) -> xgb.Booster:
-    """Load a model, refusing one whose bytes do not match the registered SHA-256."""
-    path = Path(uri.removeprefix("file://"))
+    """Load a model from its URI (file:// or any fsspec URL), refusing one whose bytes do not
+    match the registered SHA-256."""
+    path = UPath(uri)
     data = path.read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         raise RuntimeError(
-            f"model artefact {path} has SHA-256 {actual}, registry says {sha256}: it was altered"
+            f"model artefact {uri} has SHA-256 {actual}, registry says {sha256}: it was altered"
         )
     booster = xgb.Booster()
     booster.load_model(bytearray(data))
