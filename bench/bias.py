@@ -79,6 +79,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1, help="the demo's --seed")
     ap.add_argument("--start", default="2026-01-01", help="the demo's --start")
     ap.add_argument("--days", type=int, required=True, help="days the demo ran")
+    ap.add_argument(
+        "--eval-days",
+        type=int,
+        default=3,
+        help="train for each of the last E days and serve the day after each",
+    )
+    ap.add_argument("--variants", default=",".join(BIAS_CORRECTIONS))
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "bias.json"))
     args = ap.parse_args()
 
@@ -92,26 +99,44 @@ def main() -> None:
     pseudonymiser = Pseudonymiser(key)
     sim_args = (args.seed, start)
 
-    rows = []
+    variants = [v for v in args.variants.split(",") if v]
+    per_day = []
+    for back in range(args.eval_days - 1, -1, -1):
+        train_day = day - dt.timedelta(days=back)
+        served = train_day + dt.timedelta(days=1)
+        day_frame = challenger.load_window(wh, challenger.TrainingSpec(day=train_day))
+        log(f"window ending {train_day}: {len(day_frame)} examples; serving {served}")
+        for bias in variants:
+            spec = challenger.TrainingSpec(day=train_day, bias_correction=bias)
+            data = challenger.split(day_frame, spec)
+            t0 = time.perf_counter()
+            model = challenger.fit(spec, data)
+            seconds = time.perf_counter() - t0
+            share = serve(sim_args, served, GreedyRanker(wh, pseudonymiser, train_day, model))
+            per_day.append(
+                {
+                    "variant": bias,
+                    "served": str(served),
+                    "oracle_share": share,
+                    "train_seconds": seconds,
+                    "rounds": model.best_iteration + 1,
+                    "learn_rows": len(data.learn),
+                }
+            )
+            log(f"  {bias:>20}: oracle_share {share:.4f} ({seconds:.1f} s)")
+    table = pd.DataFrame(per_day)
+    rows = [
+        {
+            "variant": v,
+            "oracle_share": float(g["oracle_share"].mean()),
+            "train_seconds": float(g["train_seconds"].mean()),
+            "rounds": int(g["rounds"].mean()),
+            "learn_rows": int(g["learn_rows"].mean()),
+            "per_day": [round(x, 4) for x in g["oracle_share"]],
+        }
+        for v, g in table.groupby("variant", sort=False)
+    ]
     frame = challenger.load_window(wh, challenger.TrainingSpec(day=day))
-    log(f"window ending {day}: {len(frame)} examples; serving {target}")
-    for bias in BIAS_CORRECTIONS:
-        spec = challenger.TrainingSpec(day=day, bias_correction=bias)
-        data = challenger.split(frame, spec)
-        t0 = time.perf_counter()
-        model = challenger.fit(spec, data)
-        seconds = time.perf_counter() - t0
-        share = serve(sim_args, target, GreedyRanker(wh, pseudonymiser, day, model))
-        rows.append(
-            {
-                "variant": bias,
-                "oracle_share": share,
-                "train_seconds": seconds,
-                "rounds": model.best_iteration + 1,
-                "learn_rows": len(data.learn),
-            }
-        )
-        log(f"  {bias:>20}: oracle_share {share:.4f} ({seconds:.1f} s)")
 
     # Warm start: yesterday's model (full window ending day - 1), boosted on day's rows only.
     prev = day - dt.timedelta(days=1)
@@ -126,7 +151,16 @@ def main() -> None:
     warm = challenger.fit(warm_spec, warm_data, base)
     warm_seconds = time.perf_counter() - t0
     warm_share = serve(sim_args, target, GreedyRanker(wh, pseudonymiser, day, warm))
-    full = next(r for r in rows if r["variant"] == "position")
+    full_spec = challenger.TrainingSpec(day=day)
+    full_data = challenger.split(frame, full_spec)
+    t0 = time.perf_counter()
+    full_model = challenger.fit(full_spec, full_data)
+    full = {
+        "oracle_share": serve(sim_args, target, GreedyRanker(wh, pseudonymiser, day, full_model)),
+        "train_seconds": time.perf_counter() - t0,
+        "rounds": full_model.best_iteration + 1,
+        "learn_rows": len(full_data.learn),
+    }
     warm_rows = [
         {
             "variant": f"yesterday's model, unchanged ({prev})",
@@ -154,17 +188,27 @@ def main() -> None:
         "served": str(target),
         "examples": len(frame),
         "bias": rows,
+        "bias_per_day": per_day,
         "warm_start": warm_rows,
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}",
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2, default=float))
     print(
-        f"\nbench/bias: seed {args.seed}, trained for {day} on {len(frame)} examples, "
-        f"served {target} greedily"
+        f"\nbench/bias: seed {args.seed}; each variant trained for each of the last "
+        f"{args.eval_days} days and served the next day greedily"
     )
+    print(
+        "\n| variant | mean oracle_share | per served day | train s | rounds |\n|---|---|---|---|---|"
+    )
+    for r in rows:
+        print(
+            f"| {r['variant']} | {r['oracle_share']:.4f} | {r['per_day']} | "
+            f"{r['train_seconds']:.1f} | {r['rounds']} |"
+        )
+    print(f"\nwarm start, trained for {day}, served {target}:")
     print("\n| variant | oracle_share | train s | rounds | rows learnt |\n|---|---|---|---|---|")
-    for r in rows + warm_rows:
+    for r in warm_rows:
         seconds = r["train_seconds"]
         print(
             f"| {r['variant']} | {r['oracle_share']:.4f} | "

@@ -18,8 +18,11 @@ What is the same as the single-process path (``training.train_model``):
   valid_fraction`` quantile of ``event_time``, as ``training.time_split``. The quantile is the
   exact order statistic over all parts, found in two small passes (a sorted sample of each
   part's times brackets it, then only the times inside the bracket are fetched), so the split
-  is row for row the single-process one (``time_split`` interpolates in float64, so with
-  sub-microsecond timestamps the two may differ by the rows of one instant);
+  is row for row the single-process one. (``time_split`` interpolates the quantile in float64:
+  exact for the warehouse's microsecond timestamps; with nanosecond ones the two could differ
+  by the rows of one instant.) The validation rows usually sit in the last day or two, so
+  they are sliced across the workers: XGBoost needs rows of every DMatrix on every worker
+  that trains with categorical features;
 * the parameters (``DEFAULT_PARAMS`` without ``nthread``: each worker uses its own threads),
   early stopping on the later rows, the trees cut at the best iteration, and the result type
   (``TrainedModel``), so registry, scoring and evaluation code is unchanged.
@@ -27,8 +30,10 @@ What is the same as the single-process path (``training.train_model``):
 Where the data comes from, in production: the workers connect to the warehouse themselves.
 Use PostgreSQL, or Parquet exports on storage every worker can read. DuckDB allows one writing
 process per file, and a reader in another process fails while any process holds the file for
-writing, so a DuckDB warehouse (opened read-only by the workers) only works when nothing
-writes to it during training: fine for a test or a laptop, not for a busy Dagster deployment.
+writing, so a DuckDB warehouse (opened read-only by the workers, which must see the same file)
+only works while nothing else has it open to write: fine for a test or a laptop (the
+``flywheel_warehouse`` pool runs one warehouse step at a time, and the training step holds no
+connection while the cluster reads), not for a deployment with concurrent writers.
 The warehouse URL travels to the workers inside the task graph: give ``None`` to let each
 worker read ``FLYWHEEL_WAREHOUSE_URL`` from its own environment instead, so a password in the
 URL never leaves the machines that already have it. Workers need this package installed (the
@@ -202,11 +207,19 @@ def _time_ns(values: pd.Series) -> np.ndarray:
 
 
 def _slim(df: pd.DataFrame, label_col: str) -> pd.DataFrame:
-    """What training needs of a raw part: the features as read, the label and the time."""
+    """What training needs of a raw part: the numeric features as float32 (as
+    ``FeatureSchema.matrix`` converts them), the categorical ones as read, the label and the
+    event time; the rest of the feature vector is dropped at once."""
     missing = [c for c in (label_col, TIME_COL) if c not in df.columns]
     if missing:
         raise ValueError(f"a training part lacks the columns {missing}")
-    out = df[[c for c in FEATURES if c in df.columns]].reset_index(drop=True)
+    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+    for c in NUMERIC_FEATURES:
+        if c in df.columns:
+            out[c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype="float32")
+    for c in CATEGORICAL_FEATURES:
+        if c in df.columns:
+            out[c] = df[c].to_numpy()
     out[_LABEL] = pd.to_numeric(df[label_col], errors="raise").to_numpy(dtype="float32")
     out[_TIME_NS] = _time_ns(df[TIME_COL])
     return out
@@ -232,10 +245,14 @@ def _time_window(df: pd.DataFrame, lo: int | None, hi: int) -> tuple[int, np.nda
 
 
 def _split_mask(df: pd.DataFrame, side: str, cutoff: int | None) -> np.ndarray:
+    """The rows of one side of the time split: "upto" (time <= cutoff; every row when there is
+    no cutoff) or "after" (time > cutoff; none when there is no cutoff)."""
     t = df[_TIME_NS].to_numpy()
+    if side not in ("upto", "after"):
+        raise ValueError(f"unknown side {side!r}")
     if cutoff is None:
-        return np.ones(len(t), bool) if side == "train" else np.zeros(len(t), bool)
-    return t <= cutoff if side == "train" else t > cutoff
+        return np.full(len(t), side == "upto")
+    return t <= cutoff if side == "upto" else t > cutoff
 
 
 def _part_stats(df: pd.DataFrame, side: str, cutoff: int | None) -> dict[str, Any]:
@@ -313,15 +330,16 @@ def _slim_futures(client: Client, parts: Any, label_col: str) -> list[Future]:
     )
 
 
-def _time_quantile(client: Client, slim: list[Future], q: float) -> tuple[int, int | None]:
-    """(rows, t) with t the order statistic of rank floor((rows - 1) * q) of the event times
-    over all parts, exactly, moving only a sample and a narrow bracket. Rows later than t are
-    those ``time_split`` puts after its ``quantile(q)``, whatever the interpolation."""
+def _time_quantile(client: Client, slim: list[Future], q: float) -> int | None:
+    """The order statistic of rank floor((rows - 1) * q) of the event times over all parts
+    (None without rows), exactly, moving only a sample and a narrow bracket. The rows later
+    than it are those ``time_split`` puts after its ``quantile(q)``, whatever the
+    interpolation."""
     samples = client.gather(client.map(_time_sample, slim, points=_SAMPLE_POINTS))
     samples = [s for s in samples if s[0] > 0]
     n = sum(s[0] for s in samples)
     if n == 0:
-        return 0, None
+        return None
     k = math.floor((n - 1) * q)
     candidates = np.unique(np.concatenate([values for _, _, values in samples]))
     # Bounds on how many times are <= each candidate, from each part's sorted sample.
@@ -338,7 +356,7 @@ def _time_quantile(client: Client, slim: list[Future], q: float) -> tuple[int, i
     windows = client.gather(client.map(_time_window, slim, lo=lo, hi=hi))
     before = sum(b for b, _ in windows)
     inside = np.sort(np.concatenate([w for _, w in windows]))
-    return n, int(inside[k - before])
+    return int(inside[k - before])
 
 
 def _gather_stats(client: Client, slim: list[Future], side: str, cutoff: int | None) -> list:
@@ -398,7 +416,7 @@ def _placed_matrix(
             )
         )
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in (*FEATURES, _LABEL, _TIME_NS)})
-    return dd.from_delayed(futures, meta=_prepare(empty, schema, side, None), verify_meta=False)
+    return dd.from_delayed(futures, meta=_prepare(empty, schema, "upto", None), verify_meta=False)
 
 
 def _fit_schema(stats: list) -> FeatureSchema:
@@ -449,12 +467,12 @@ def train_model_distributed(
     learn = _slim_futures(client, parts, label_col)
     if valid is None:
         # The time-based split of the single-process path: validation = the later rows.
-        _, cutoff = _time_quantile(client, learn, 1.0 - valid_fraction)
-        held_out, valid_side = learn, "valid"
+        cutoff = _time_quantile(client, learn, 1.0 - valid_fraction)
+        held_out, valid_side = learn, "after"
     else:
-        cutoff = None
-        held_out, valid_side = _slim_futures(client, valid, label_col), "train"
-    train_stats = _gather_stats(client, learn, "train", cutoff)
+        cutoff = None  # every row of `parts` trains, every row of `valid` validates
+        held_out, valid_side = _slim_futures(client, valid, label_col), "upto"
+    train_stats = _gather_stats(client, learn, "upto", cutoff)
     valid_stats = _gather_stats(client, held_out, valid_side, cutoff)
     n_train = sum(s["rows"] for s in train_stats)
     n_valid = sum(s["rows"] for s in valid_stats)
@@ -468,7 +486,7 @@ def train_model_distributed(
 
     # Every worker that trains needs rows on both sides (see _placed_matrix).
     workers = sorted(client.nthreads())[: max(1, min(n_train, n_valid or n_train))]
-    train_df = _placed_matrix(client, learn, train_stats, schema, "train", cutoff, workers)
+    train_df = _placed_matrix(client, learn, train_stats, schema, "upto", cutoff, workers)
     valid_df = (
         _placed_matrix(client, held_out, valid_stats, schema, valid_side, cutoff, workers)
         if n_valid

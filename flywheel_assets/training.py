@@ -153,6 +153,15 @@ def time_split(
     return df[~later], df[later]
 
 
+RANKING_PARAMS: dict[str, object] = {
+    "objective": "rank:ndcg",
+    "eval_metric": "ndcg@10",
+    "lambdarank_unbiased": True,
+    "lambdarank_pair_method": "topk",
+    "lambdarank_num_pair_per_sample": 10,
+    "min_child_weight": 0.1,
+}
+
 BIAS_CORRECTIONS = ("position", "ipw", "position+ipw", "none", "unbiased_lambdarank")
 
 
@@ -234,15 +243,9 @@ def train_model(
     if bias_correction in ("none", "ipw", "unbiased_lambdarank"):
         numeric.remove("position")
     if bias_correction == "unbiased_lambdarank":
-        merged.update(
-            {
-                "objective": "rank:ndcg",
-                "eval_metric": "ndcg@10",
-                "lambdarank_unbiased": True,
-                "lambdarank_pair_method": "topk",
-                "lambdarank_num_pair_per_sample": 10,
-            }
-        )
+        # Ranking defaults under the caller's parameters. LambdaMART's hessians are small, so
+        # the binary model's min_child_weight of 50 would forbid every split.
+        merged = {**DEFAULT_PARAMS, **RANKING_PARAMS, **(params or {})}
         train, valid = sort_for_ranking(train), sort_for_ranking(valid)
     if schema is None:
         schema = FeatureSchema.fit(train, numeric=numeric)

@@ -2,8 +2,11 @@
 
 import datetime as dt
 import getpass
+import importlib.metadata
+import os
 import subprocess
 import time
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -80,13 +83,27 @@ def training_examples_suite(
 
 
 def _code_version() -> str | None:
+    """The code that trained a model: FLYWHEEL_CODE_VERSION (a deployment sets it, e.g. to the
+    image's git SHA), else the checkout's git SHA, else the installed package version."""
+    if os.environ.get("FLYWHEEL_CODE_VERSION"):
+        return os.environ["FLYWHEEL_CODE_VERSION"]
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+            ["git", "describe", "--always", "--dirty", "--abbrev=40"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            cwd=Path(__file__).resolve().parent,
         )
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return f"flywheel=={importlib.metadata.version('flywheel')}"
+    except importlib.metadata.PackageNotFoundError:
         return None
-    return out.stdout.strip() or None
 
 
 @dg.asset(
