@@ -107,6 +107,53 @@ def fit(
     )
 
 
+@dataclass(frozen=True)
+class DistributedFit:
+    model: TrainedModel
+    holdout_cutoff: pd.Timestamp | None
+    partition_rows: dict[str, int]
+
+
+def fit_distributed(
+    wh: Warehouse,
+    spec: TrainingSpec,
+    address: str,
+    *,
+    after: dt.date | None = None,
+    base: tuple[xgb.Booster, FeatureSchema] | None = None,
+) -> DistributedFit:
+    """The same training on a Dask cluster (decision 37): each worker reads whole days of the
+    window from the warehouse; this process reads day D only, to place the holdout."""
+    from .distributed_training import client_for, train_model_distributed, training_parts
+
+    if spec.bias_correction == "unbiased_lambdarank":
+        raise ValueError("unbiased_lambdarank trains in one process (whole requests per group)")
+    _, holdout = time_split(training_frame(wh, spec.day, spec.day), spec.holdout_fraction)
+    cutoff = holdout["event_time"].min() if not holdout.empty else None
+    start = spec.day - dt.timedelta(days=spec.window_days - 1)
+    if after is not None:
+        start = max(start, after + dt.timedelta(days=1))
+    with client_for(address) as client:
+        model = train_model_distributed(
+            client,
+            training_parts(wh.url, start, spec.day, before=cutoff),
+            label=spec.label,
+            params=spec.params,
+            num_boost_round=spec.num_boost_round,
+            early_stopping_rounds=spec.early_stopping_rounds,
+            valid_fraction=VALIDATION_FRACTION,
+            bias_correction=spec.bias_correction,
+            max_ipw_weight=spec.max_ipw_weight,
+            warm_start=None if base is None else base[0],
+            schema=None if base is None else base[1],
+        )
+    days = [start + dt.timedelta(days=i) for i in range((spec.day - start).days + 1)]
+    with wh.begin() as conn:
+        rows = {str(d): wh.count_partition(conn, "training_examples", d) for d in days}
+    rows[str(spec.day)] -= len(holdout)
+    return DistributedFit(model, cutoff, {k: v for k, v in rows.items() if v > 0})
+
+
 def last_partition(partitions: list[str]) -> dt.date | None:
     return max((dt.date.fromisoformat(p) for p in partitions), default=None)
 
@@ -150,21 +197,35 @@ def reproduce(wh: Warehouse, model_version: str) -> Reproduction:
             raise LineageError(f"warm-start base {record.base_model_version} is not registered")
         base = (base_record.load(), base_record.schema)
         after = last_partition(base_record.training_partitions)
+    trained_on = str(record.metrics.get("trained_on", "one process"))
+    if trained_on.startswith("dask"):
+        from .distributed_training import scheduler_address
+
+        address = scheduler_address()
+        if address is None:
+            raise LineageError(
+                f"{model_version} was trained on a Dask cluster ({trained_on}); set "
+                "FLYWHEEL_DASK_SCHEDULER to re-train it on one (a single process gives a model "
+                "of the same quality but not the same bytes)"
+            )
+        fitted = fit_distributed(wh, spec, address, after=after, base=base)
+        _same_rows(model_version, record.partition_rows, fitted.partition_rows)
+        sha = hashlib.sha256(model_bytes(fitted.model.booster)).hexdigest()
+        return Reproduction(fitted.model, sha, sha == record.sha256)
     data = split(load_window(wh, spec), spec, after=after)
-    if data.partition_rows != record.partition_rows:
-        changed = sorted(
-            p
-            for p in set(data.partition_rows) | set(record.partition_rows)
-            if data.partition_rows.get(p) != record.partition_rows.get(p)
-        )
+    _same_rows(model_version, record.partition_rows, data.partition_rows)
+    model = fit(spec, data, base)
+    sha = hashlib.sha256(model_bytes(model.booster)).hexdigest()
+    return Reproduction(model, sha, sha == record.sha256)
+
+
+def _same_rows(model_version: str, then: dict[str, int], now: dict[str, int]) -> None:
+    if now != then:
+        changed = sorted(p for p in set(now) | set(then) if now.get(p) != then.get(p))
         detail = ", ".join(
-            f"{p}: {record.partition_rows.get(p, 0)} rows then, {data.partition_rows.get(p, 0)} now"
-            for p in changed[:5]
+            f"{p}: {then.get(p, 0)} rows then, {now.get(p, 0)} now" for p in changed[:5]
         )
         raise LineageError(
             f"the training data of {model_version} changed since it was trained ({detail}); "
             "re-materialise those partitions as they were, or train a new version"
         )
-    model = fit(spec, data, base)
-    sha = hashlib.sha256(model_bytes(model.booster)).hexdigest()
-    return Reproduction(model, sha, sha == record.sha256)

@@ -24,8 +24,18 @@ What is the same as the single-process path (``training.train_model``):
   they are sliced across the workers: XGBoost needs rows of every DMatrix on every worker
   that trains with categorical features;
 * the parameters (``DEFAULT_PARAMS`` without ``nthread``: each worker uses its own threads),
-  early stopping on the later rows, the trees cut at the best iteration, and the result type
-  (``TrainedModel``), so registry, scoring and evaluation code is unchanged.
+  the bias corrections that act on single rows (``position``, ``ipw``, ``position+ipw``,
+  ``none``; IPW weights normalised over all rows of a side, as ``training.ipw_weights``),
+  warm starts, early stopping on the later rows, the trees cut at the best iteration, and the
+  result type (``TrainedModel``), so registry, scoring and evaluation code is unchanged.
+  ``unbiased_lambdarank`` (whole requests as query groups) is refused: it trains in one
+  process.
+
+Quality, not bytes: XGBoost sketches the histogram bins per worker and samples rows per worker,
+so the distributed model is as good as the single-process one (the test compares AUC and log
+loss on fresh data) but not byte-identical to it: re-training it in one process (``flywheel
+model reproduce``) gives another SHA-256. Repeated runs on the same parts and cluster size
+gave the same bytes in our runs.
 
 Where the data comes from, in production: the workers connect to the warehouse themselves.
 Use PostgreSQL, or Parquet exports on storage every worker can read. DuckDB allows one writing
@@ -53,6 +63,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+import xgboost as xgb
 
 from .training import (
     CATEGORICAL_FEATURES,
@@ -74,11 +85,15 @@ TIME_COL = "event_time"
 # Columns of the slim per-part frames kept on the workers.
 _LABEL = "__label"
 _TIME_NS = "__event_time_ns"
+_WEIGHT = "__weight"
 # Sorted sample points per part when bracketing the validation cutoff: the bracket then holds
 # about 2 / _SAMPLE_POINTS of the rows.
 _SAMPLE_POINTS = 1024
 # Parameters that belong to one process, not to a cluster whose workers own their threads.
 _PROCESS_PARAMS = ("nthread", "n_jobs")
+# The bias corrections that weight or feature single rows; unbiased LambdaMART needs whole
+# requests, sorted, in one group each, and stays single-process.
+_POINTWISE = ("position", "ipw", "position+ipw", "none")
 
 
 def _require_dask() -> None:
@@ -206,11 +221,22 @@ def _time_ns(values: pd.Series) -> np.ndarray:
     return t.astype("datetime64[ns]").to_numpy().astype("int64")
 
 
-def _slim(df: pd.DataFrame, label_col: str) -> pd.DataFrame:
+def _clipped_ipw(propensity: pd.Series, max_weight: float) -> np.ndarray:
+    """``training.ipw_weights`` before its normalisation to mean 1, which needs every row of
+    a side and so happens once the parts' sums are known (a test keeps the two equal)."""
+    p = pd.to_numeric(propensity, errors="coerce").to_numpy(dtype="float64")
+    ok = np.isfinite(p) & (p > 0) & (p <= 1)
+    w = np.ones(len(p))
+    w[ok] = np.minimum(1.0 / p[ok], max_weight)
+    return w
+
+
+def _slim(df: pd.DataFrame, label_col: str, max_ipw_weight: float | None = None) -> pd.DataFrame:
     """What training needs of a raw part: the numeric features as float32 (as
-    ``FeatureSchema.matrix`` converts them), the categorical ones as read, the label and the
-    event time; the rest of the feature vector is dropped at once."""
-    missing = [c for c in (label_col, TIME_COL) if c not in df.columns]
+    ``FeatureSchema.matrix`` converts them), the categorical ones as read, the label, the
+    event time and, for IPW, the clipped inverse propensity; the rest is dropped at once."""
+    needed = [label_col, TIME_COL, *(["propensity"] if max_ipw_weight is not None else [])]
+    missing = [c for c in needed if c not in df.columns]
     if missing:
         raise ValueError(f"a training part lacks the columns {missing}")
     out = pd.DataFrame(index=pd.RangeIndex(len(df)))
@@ -222,6 +248,8 @@ def _slim(df: pd.DataFrame, label_col: str) -> pd.DataFrame:
             out[c] = df[c].to_numpy()
     out[_LABEL] = pd.to_numeric(df[label_col], errors="raise").to_numpy(dtype="float32")
     out[_TIME_NS] = _time_ns(df[TIME_COL])
+    if max_ipw_weight is not None:
+        out[_WEIGHT] = _clipped_ipw(df["propensity"], max_ipw_weight)
     return out
 
 
@@ -256,11 +284,13 @@ def _split_mask(df: pd.DataFrame, side: str, cutoff: int | None) -> np.ndarray:
 
 
 def _part_stats(df: pd.DataFrame, side: str, cutoff: int | None) -> dict[str, Any]:
-    """Rows, positives and the distinct categories of one part's rows on one side."""
+    """Rows, positives, the IPW weight sum and the distinct categories of one part's rows on
+    one side."""
     rows = df[_split_mask(df, side, cutoff)]
     return {
         "rows": len(rows),
         "positives": float(rows[_LABEL].sum()),
+        "weight": float(rows[_WEIGHT].sum()) if _WEIGHT in rows.columns else float(len(rows)),
         "categories": {
             c: {str(v) for v in rows[c].dropna().unique()} if c in rows.columns else set()
             for c in CATEGORICAL_FEATURES
@@ -275,14 +305,18 @@ def _prepare(
     cutoff: int | None,
     piece: int = 0,
     pieces: int = 1,
+    weight_scale: float | None = None,
 ) -> pd.DataFrame:
     """One part's rows of one side (or its ``piece``-th of ``pieces`` row slices) as the
-    model's input: ``schema.matrix`` plus the label."""
+    model's input: ``schema.matrix``, the label and, with ``weight_scale``, the IPW weight
+    normalised over the whole side."""
     rows = df[_split_mask(df, side, cutoff)]
     if pieces > 1:
         rows = rows.iloc[len(rows) * piece // pieces : len(rows) * (piece + 1) // pieces]
     out = schema.matrix(rows)
     out[_LABEL] = rows[_LABEL].to_numpy(dtype="float32")
+    if weight_scale is not None:
+        out[_WEIGHT] = rows[_WEIGHT].to_numpy(dtype="float64") * weight_scale
     return out.reset_index(drop=True)
 
 
@@ -302,7 +336,7 @@ def _delayed_parts(parts: Any, label_col: str) -> list[Any]:
             "futures, callables or a dask DataFrame), not a pandas DataFrame: use train_model"
         )
     if hasattr(parts, "to_delayed") and hasattr(parts, "columns"):  # a dask DataFrame
-        keep = [c for c in (*FEATURES, label_col, TIME_COL) if c in parts.columns]
+        keep = [c for c in (*FEATURES, label_col, TIME_COL, "propensity") if c in parts.columns]
         return list(parts[keep].to_delayed())
     out: list[Any] = []
     for p in parts:
@@ -317,16 +351,19 @@ def _delayed_parts(parts: Any, label_col: str) -> list[Any]:
             out.append(dask.delayed(p, pure=False)())
         else:
             raise TypeError(f"not a training part: {type(p).__name__}")
-    if not out:
-        raise ValueError("no training parts")
     return out
 
 
-def _slim_futures(client: Client, parts: Any, label_col: str) -> list[Future]:
+def _slim_futures(
+    client: Client, parts: Any, label_col: str, max_ipw_weight: float | None
+) -> list[Future]:
     import dask
 
     return client.compute(
-        [dask.delayed(_slim)(p, label_col) for p in _delayed_parts(parts, label_col)]
+        [
+            dask.delayed(_slim)(p, label_col, max_ipw_weight)
+            for p in _delayed_parts(parts, label_col)
+        ]
     )
 
 
@@ -381,14 +418,17 @@ def _placed_matrix(
     side: str,
     cutoff: int | None,
     workers: list[str],
+    weighted: bool,
 ) -> dd.DataFrame:
     """One side's model input as a dask DataFrame whose partitions are pinned so that every
     training worker holds some rows: XGBoost refuses a worker with an empty categorical
     DMatrix (it could not know the categories), and the validation rows often sit in one part.
-    Slices are balanced by rows, preferring the worker that already holds the part."""
+    Slices are balanced by rows, preferring the worker that already holds the part. IPW
+    weights are normalised to mean 1 over the side, as ``training.ipw_weights`` does."""
     import dask.dataframe as dd
 
     rows = [s["rows"] for s in stats]
+    scale = sum(rows) / sum(s["weight"] for s in stats) if weighted else None
     holders = client.who_has(slim)
     slices = [
         (i, piece, n, rows[i] / n)
@@ -410,21 +450,24 @@ def _placed_matrix(
                 cutoff,
                 piece,
                 n,
+                scale,
                 workers=[worker],
                 allow_other_workers=False,
                 pure=False,
             )
         )
-    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in (*FEATURES, _LABEL, _TIME_NS)})
-    return dd.from_delayed(futures, meta=_prepare(empty, schema, "upto", None), verify_meta=False)
+    columns = (*FEATURES, _LABEL, _TIME_NS, *([_WEIGHT] if weighted else []))
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    meta = _prepare(empty, schema, "upto", None, weight_scale=scale)
+    return dd.from_delayed(futures, meta=meta, verify_meta=False)
 
 
-def _fit_schema(stats: list) -> FeatureSchema:
+def _fit_schema(stats: list, numeric: list[str]) -> FeatureSchema:
     """``FeatureSchema.fit`` of the concatenated rows, from the parts' distinct categories."""
     categories = {
         c: sorted(set().union(*(s["categories"][c] for s in stats))) for c in CATEGORICAL_FEATURES
     }
-    return FeatureSchema(numeric=list(NUMERIC_FEATURES), categorical=categories)
+    return FeatureSchema(numeric=list(numeric), categorical=categories)
 
 
 def train_model_distributed(
@@ -438,40 +481,57 @@ def train_model_distributed(
     early_stopping_rounds: int = 20,
     valid: Sequence[Delayed | Future | Callable[[], pd.DataFrame]] | dd.DataFrame | None = None,
     valid_fraction: float = 0.2,
+    bias_correction: str = "position",
+    max_ipw_weight: float = 20.0,
+    warm_start: xgb.Booster | None = None,
 ) -> TrainedModel:
     """``train_model`` on a Dask cluster, from parts that are only ever read on the workers.
 
     ``parts``: ``dask.delayed`` objects, futures or callables each returning one chunk (e.g.
     ``training_parts``), or a ``dask.dataframe`` (e.g. ``parquet_parts``); a chunk has the
-    feature columns, the label column and ``event_time``. ``schema``: the ``FeatureSchema``
-    every chunk is converted with; None fits it on the cluster from the training rows (the
-    union of their categories: ``FeatureSchema.fit`` of the whole training set). ``valid``:
-    validation parts for early stopping; None splits ``parts`` by time as ``time_split(learn,
-    valid_fraction)`` does (the rows after the exact quantile are validation). Returns the
-    single-process ``TrainedModel``: trees cut at the best iteration, params without
-    ``nthread``.
+    feature columns, the label column, ``event_time`` and, for IPW, ``propensity``.
+    ``schema``: the ``FeatureSchema`` every chunk is converted with; None fits it on the
+    cluster from the training rows (the union of their categories: ``FeatureSchema.fit`` of
+    the whole training set). ``valid``: validation parts for early stopping; None splits
+    ``parts`` by time as ``time_split(learn, valid_fraction)`` does (the rows after the exact
+    quantile validate). ``bias_correction`` (``position``, ``ipw``, ``position+ipw``, ``none``),
+    ``max_ipw_weight`` and ``warm_start`` (with its ``schema``) as in ``train_model``; the
+    listwise ``unbiased_lambdarank`` trains in one process only. Returns the single-process
+    ``TrainedModel``: trees cut at the best iteration, params without ``nthread``.
     """
     _require_dask()
-    import xgboost as xgb
     import xgboost.dask as dxgb
 
     if label not in LABELS:
         raise ValueError(f"label must be one of {sorted(LABELS)}, got {label!r}")
+    if bias_correction not in _POINTWISE:
+        raise ValueError(
+            f"distributed training supports bias_correction in {list(_POINTWISE)}, got "
+            f"{bias_correction!r} (unbiased_lambdarank needs whole requests in one process: "
+            "train it without FLYWHEEL_DASK_SCHEDULER)"
+        )
     if not 0 < valid_fraction < 1:
         raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
     label_col = LABELS[label]
     merged = {**DEFAULT_PARAMS, **(params or {})}
     for key in _PROCESS_PARAMS:
         merged.pop(key, None)
+    numeric = list(NUMERIC_FEATURES)
+    if bias_correction in ("none", "ipw"):
+        numeric.remove("position")
+    weighted = "ipw" in bias_correction
+    max_weight = max_ipw_weight if weighted else None
 
-    learn = _slim_futures(client, parts, label_col)
+    learn = _slim_futures(client, parts, label_col, max_weight)
+    if not learn:
+        raise ValueError("no training parts")
     if valid is None:
         # The time-based split of the single-process path: validation = the later rows.
         cutoff = _time_quantile(client, learn, 1.0 - valid_fraction)
         held_out, valid_side = learn, "after"
     else:
         cutoff = None  # every row of `parts` trains, every row of `valid` validates
-        held_out, valid_side = _slim_futures(client, valid, label_col), "upto"
+        held_out, valid_side = _slim_futures(client, valid, label_col, max_weight), "upto"
     train_stats = _gather_stats(client, learn, "upto", cutoff)
     valid_stats = _gather_stats(client, held_out, valid_side, cutoff)
     n_train = sum(s["rows"] for s in train_stats)
@@ -482,28 +542,35 @@ def train_model_distributed(
             "widen the training window or wait for more feedback"
         )
     if schema is None:
-        schema = _fit_schema(train_stats)
+        schema = _fit_schema(train_stats, numeric)
 
     # Every worker that trains needs rows on both sides (see _placed_matrix).
     workers = sorted(client.nthreads())[: max(1, min(n_train, n_valid or n_train))]
-    train_df = _placed_matrix(client, learn, train_stats, schema, "upto", cutoff, workers)
+    train_df = _placed_matrix(client, learn, train_stats, schema, "upto", cutoff, workers, weighted)
     valid_df = (
-        _placed_matrix(client, held_out, valid_stats, schema, valid_side, cutoff, workers)
+        _placed_matrix(client, held_out, valid_stats, schema, valid_side, cutoff, workers, weighted)
         if n_valid
         else None
     )
     del learn, held_out  # the slim parts go once the matrices are built from them
     columns = [*schema.numeric, *schema.categorical]
+
+    def matrix(frame: dd.DataFrame, ref: Any = None) -> Any:
+        return dxgb.DaskQuantileDMatrix(
+            client,
+            frame[columns],
+            frame[_LABEL],
+            weight=frame[_WEIGHT] if weighted else None,
+            ref=ref,
+            enable_categorical=True,
+        )
+
     # xgboost.dask looks the client up as the current one even when it is given one.
     with client.as_current():
-        dtrain = dxgb.DaskQuantileDMatrix(
-            client, train_df[columns], train_df[_LABEL], enable_categorical=True
-        )
+        dtrain = matrix(train_df)
         evals: list[tuple[Any, str]] = [(dtrain, "train")]
         if valid_df is not None:
-            dvalid = dxgb.DaskQuantileDMatrix(
-                client, valid_df[columns], valid_df[_LABEL], ref=dtrain, enable_categorical=True
-            )
+            dvalid = matrix(valid_df, ref=dtrain)
             if set(dvalid.worker_map) != set(dtrain.worker_map):
                 raise RuntimeError(
                     "training and validation rows ended up on different workers "
@@ -519,9 +586,10 @@ def train_model_distributed(
             evals=evals,
             early_stopping_rounds=early_stopping_rounds if len(evals) > 1 else None,
             verbose_eval=False,
+            xgb_model=warm_start,
         )
     booster: xgb.Booster = out["booster"]
-    best = int(getattr(booster, "best_iteration", num_boost_round - 1))
+    best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
     if len(evals) > 1:
         # Keep only the trees up to the best round, so the saved model is what was validated.
         booster = booster[: best + 1]

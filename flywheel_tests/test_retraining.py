@@ -136,6 +136,53 @@ def test_a_warm_start_boosts_the_champion_on_new_partitions_only(
 
 
 @pytest.mark.slow
+def test_with_a_dask_scheduler_the_challenger_trains_on_the_cluster(
+    shop: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distributed import LocalCluster
+
+    from flywheel_assets.assets.training import challenger_model
+    from flywheel_assets.definitions import resources
+    from flywheel_assets.evaluation import offline_metrics
+
+    monkeypatch.delenv("FLYWHEEL_WARM_START", raising=False)
+    reg = versions(shop)
+    local = reg[reg["dt"].astype(str) == str(LAST)].iloc[0]
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        monkeypatch.setenv("FLYWHEEL_DASK_SCHEDULER", cluster.scheduler_address)
+        result = dg.materialize(
+            [challenger_model],
+            partition_key=LAST.isoformat(),
+            resources=resources(),
+            instance=dg.DagsterInstance.ephemeral(),
+        )
+        assert result.success
+        meta = result.asset_materializations_for_node("challenger_model")[0].metadata
+        assert meta["trained_on"].value.startswith("dask")
+        version = meta["model_version"].value
+        # Trained again on the cluster from its lineage: the same bytes.
+        assert challenger.reproduce(shop, version).matches
+    with shop.begin() as conn:
+        remote = registry.get_model(conn, version)
+        single = registry.get_model(conn, local["model_version"])
+    assert remote is not None and single is not None
+    assert remote.partition_rows == single.partition_rows  # the same rows, read per day
+    # The same quality on the day's holdout as the single-process model.
+    spec = challenger.TrainingSpec.from_json(single.training_spec_json)
+    holdout = challenger.split(challenger.load_window(shop, spec), spec).holdout
+    y = holdout["label_purchase"]
+    a = offline_metrics(holdout, predict(single.load(), single.schema, holdout), "label_purchase")
+    b = offline_metrics(holdout, predict(remote.load(), remote.schema, holdout), "label_purchase")
+    assert y.sum() > 0
+    assert abs(a.auc - b.auc) < 0.03 and abs(a.log_loss - b.log_loss) < 0.03 * a.log_loss
+    monkeypatch.delenv("FLYWHEEL_DASK_SCHEDULER")
+    with pytest.raises(challenger.LineageError, match="Dask cluster"):
+        challenger.reproduce(shop, version)
+
+
+@pytest.mark.slow
 def test_changed_training_data_is_reported_not_silently_retrained(shop: Warehouse) -> None:
     reg = versions(shop)
     first = reg.iloc[0]

@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from .. import challenger, registry
+from ..distributed_training import scheduler_address
 from ..evaluation import offline_metrics
 from ..plots import importance_markdown
 from ..resources import FlywheelConfig, WarehouseResource
@@ -125,42 +126,65 @@ def challenger_model(
             champion = registry.get_model(conn, champion_version) if champion_version else None
         base = champion if flywheel.warm_start_enabled() and champion is not None else None
         spec = flywheel.training_spec(day, base.model_version if base else None)
-        frame = challenger.load_window(wh, spec)
         after = challenger.last_partition(base.training_partitions) if base else None
-        if after is not None and after >= day:
+        if after is not None and after >= spec.day:
             base, after = None, None  # the champion already saw this day: retrain in full
             spec = flywheel.training_spec(day)
-        data = challenger.split(frame, spec, after=after)
         label_col = LABELS[spec.label]
-        if data.train.empty or data.train[label_col].sum() == 0:
-            context.log.warning(
-                f"no positive {spec.label} labels in the window: no challenger for {day}"
-            )
-            return dg.MaterializeResult(
-                metadata={"trained": False, "reason": f"no positive {spec.label} labels"}
-            )
+        address = scheduler_address()
+        base_model = (base.load(), base.schema) if base else None
+        valid = None
         t0 = time.perf_counter()
-        model = challenger.fit(spec, data, (base.load(), base.schema) if base else None)
+        if address is not None and spec.bias_correction != "unbiased_lambdarank":
+            try:
+                fitted = challenger.fit_distributed(wh, spec, address, after=after, base=base_model)
+            except ValueError as exc:
+                if "no positive" not in str(exc):
+                    raise
+                context.log.warning(f"{exc}: no challenger for {day}")
+                return dg.MaterializeResult(metadata={"trained": False, "reason": str(exc)})
+            model, holdout_cutoff, partition_rows = (
+                fitted.model,
+                fitted.holdout_cutoff,
+                fitted.partition_rows,
+            )
+            trained_on = f"dask ({address})"
+        else:
+            data = challenger.split(challenger.load_window(wh, spec), spec, after=after)
+            if data.train.empty or data.train[label_col].sum() == 0:
+                context.log.warning(
+                    f"no positive {spec.label} labels in the window: no challenger for {day}"
+                )
+                return dg.MaterializeResult(
+                    metadata={"trained": False, "reason": f"no positive {spec.label} labels"}
+                )
+            model = challenger.fit(spec, data, base_model)
+            holdout_cutoff, partition_rows, valid = (
+                data.holdout_cutoff,
+                data.partition_rows,
+                data.valid,
+            )
+            trained_on = "one process"
         train_seconds = time.perf_counter() - t0
         data_bytes = model_bytes(model.booster)
         uri, sha = save_artefact(data_bytes, flywheel.paths().models_dir, f"model-{day:%Y%m%d}")
         version = f"m{day:%Y%m%d}-{sha[:8]}"
         valid_metrics = (
-            offline_metrics(data.valid, predict(model.booster, model.schema, data.valid), label_col)
-            if len(data.valid)
-            else None
+            offline_metrics(valid, predict(model.booster, model.schema, valid), label_col)
+            if valid is not None and len(valid)
+            else None  # on a cluster the validation rows stay on the workers
         )
         metrics = {
             "best_iteration": model.best_iteration,
-            "holdout_cutoff": None if data.holdout_cutoff is None else str(data.holdout_cutoff),
+            "holdout_cutoff": None if holdout_cutoff is None else str(holdout_cutoff),
             "train_seconds": round(train_seconds, 3),
+            "trained_on": trained_on,
             **(
                 {f"valid_{k}": v for k, v in valid_metrics.as_dict().items()}
                 if valid_metrics
                 else {}
             ),
         }
-        partition_rows = data.partition_rows
         with wh.begin() as conn:
             record = registry.ModelRecord(
                 model_version=version,
@@ -205,6 +229,7 @@ def challenger_model(
             "sha256": sha,
             "artefact_uri": uri,
             "bias_correction": spec.bias_correction,
+            "trained_on": trained_on,
             "warm_start_from": base.model_version if base else "none (full retrain)",
             "train_rows": dg.MetadataValue.int(model.n_train_rows),
             "valid_rows": dg.MetadataValue.int(model.n_valid_rows),
