@@ -27,7 +27,7 @@ TABLES = [
     "user_features",
     "item_features",
     "user_category_features",
-    "user_item_features",
+    "user_item_activity_daily",
     "region_category_features",
     "region_brand_features",
     "training_examples",
@@ -287,7 +287,7 @@ def test_the_same_cycle_runs_on_postgresql(tmp_path, clean_env, pg_database):
     wh = Warehouse(pg_database)
     assert wh.dialect == "postgresql"
     before = counts(wh)
-    assert before["events"] > 0 and before["user_item_features"] > 0
+    assert before["events"] > 0 and before["user_item_activity_daily"] > 0
     materialize_day(START + dt.timedelta(days=1))
     assert counts(wh) == before
     wh.dispose()

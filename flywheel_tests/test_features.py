@@ -35,7 +35,6 @@ TABLES = {
     "item_features": ["dt", "item_id"],
     "user_category_features": ["dt", "user_id", "category"],
     "user_brand_features": ["dt", "user_id", "brand"],
-    "user_item_features": ["dt", "user_id", "item_id"],
     "region_category_features": ["dt", "region", "category"],
     "region_brand_features": ["dt", "region", "brand"],
 }
@@ -169,6 +168,21 @@ def table(wh: Warehouse, name: str) -> pd.DataFrame:
     return df[sorted(df.columns)]
 
 
+def pair_features(wh: Warehouse, pairs: pd.DataFrame, feature_dt: dt.date) -> pd.DataFrame:
+    """The feature vector of (user, item) pairs as of snapshot ``feature_dt``, by pair."""
+    candidates = pairs[["user_id", "item_id"]].assign(
+        request_id="r", position=0, event_time=day_ts(feature_dt + dt.timedelta(days=1), 12)
+    )
+    vector = feature_store.serving_frame(wh, candidates, feature_dt)
+    for c in vector.columns:
+        if vector[c].dtype == object:  # an all-NULL column arrives as None on PostgreSQL
+            try:
+                vector[c] = pd.to_numeric(vector[c])
+            except (ValueError, TypeError):
+                pass
+    return vector.set_index(["user_id", "item_id"])
+
+
 def assert_same_tables(a: Warehouse, b: Warehouse) -> None:
     for name in TABLES:
         left, right = table(a, name), table(b, name)
@@ -200,11 +214,7 @@ def test_daily_runs_equal_one_backfill_and_a_full_recompute_from_events(tmp_path
     for d in range(DAYS):
         day = START + dt.timedelta(days=d)
         expected = feature_reference.snapshot(events, day, PRIOR)
-        for name, keys in (
-            ("user_features", ["user_id"]),
-            ("item_features", ["item_id"]),
-            ("user_item_features", ["user_id", "item_id"]),
-        ):
+        for name, keys in (("user_features", ["user_id"]), ("item_features", ["item_id"])):
             got = table(daily, name)
             got = got[got["dt"] == pd.Timestamp(day)].set_index(keys)
             want = expected[name]
@@ -218,6 +228,17 @@ def test_daily_runs_equal_one_backfill_and_a_full_recompute_from_events(tmp_path
                 rtol=1e-9,
                 obj=f"{name} {day}",
             )
+        # User x item history is computed on demand by the feature vector, for candidates.
+        want = expected["user_item_features"]
+        got = pair_features(daily, want.index.to_frame(index=False), day)
+        pd.testing.assert_frame_equal(
+            got[list(want.columns)].sort_index(),
+            want.sort_index(),
+            check_dtype=False,
+            check_exact=False,
+            rtol=1e-9,
+            obj=f"user x item {day}",
+        )
 
 
 # ----- point in time ---------------------------------------------------------------------------
@@ -296,11 +317,18 @@ def mutate_sql(tmp_path: Path, change: Callable[[str], str]) -> Path:
 
 MUTATIONS = {
     # An event at exactly the cutoff counted as before it.
-    "uses <=": lambda s: s.replace("event_day < :end_day", "event_day <= :end_day"),
+    "uses <=": lambda s: s.replace("event_day < :end_day", "event_day <= :end_day").replace(
+        "a.event_day < p.feature_dt + 1", "a.event_day <= p.feature_dt + 1"
+    ),
     # Every row that happened before the cutoff, whenever it arrived.
     "ignores arrival time": lambda s: re.sub(
         r"\b(a\.)?dt <= :dt AND (a\.)?event_day", r"\2event_day", s
+    ).replace("AND a.dt <= p.feature_dt AND", "AND"),
+    # The same two mistakes in the on-demand user x item history alone.
+    "pair history uses <=": lambda s: s.replace(
+        "a.event_day < p.feature_dt + 1", "a.event_day <= p.feature_dt + 1"
     ),
+    "pair history ignores arrival": lambda s: s.replace("AND a.dt <= p.feature_dt AND", "AND"),
 }
 
 
@@ -330,6 +358,16 @@ def test_duckdb_and_postgresql_compute_the_same_features(tmp_path: Path, pg_data
         load(wh, "events", events)
         build(wh.url, tmp_path, START, last)
     assert_same_tables(duck, pg)
+    # The whole feature vector (with the on-demand user x item history) of every pair that
+    # has events, on every day's snapshot.
+    pairs = events[["user_id", "item_id"]].drop_duplicates()
+    for d in (3, 9, DAYS - 1):
+        day = START + dt.timedelta(days=d)
+        left, right = pair_features(duck, pairs, day), pair_features(pg, pairs, day)
+        assert left["ui_impressions_28d"].notna().sum() > 100
+        pd.testing.assert_frame_equal(
+            left.sort_index(), right.sort_index(), check_dtype=False, rtol=1e-12, obj=str(day)
+        )
     pg.dispose()
 
 

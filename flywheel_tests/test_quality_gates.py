@@ -52,7 +52,6 @@ DOWNSTREAM_OF_EVENTS = {
     "user_features",
     "user_brand_features",
     "item_features",
-    "user_item_features",
     "user_category_features",
     "region_category_features",
     "region_brand_features",

@@ -41,7 +41,6 @@ TABLES: dict[str, tuple[list[str], str]] = {
         ["user_id", "brand"],
         "One day-end snapshot of user x brand affinity.",
     ),
-    "user_item_features": (["user_id", "item_id"], "One day-end snapshot of user x item history."),
     "region_category_features": (
         ["region", "category"],
         "One day-end snapshot of region x category response.",

@@ -129,11 +129,6 @@ FEATURE_ASSETS = [
         "User x brand affinity over 28 days.",
     ),
     feature_asset(
-        "user_item_features",
-        [user_item_activity_daily],
-        "User x item past interactions over 28 days and time since the last.",
-    ),
-    feature_asset(
         "region_category_features",
         [user_item_activity_daily, user_features, item_features],
         "Region x category response over 28 days (segment-level taste).",

@@ -3,6 +3,11 @@
 -- snapshot of its own feature_dt. Training (candidates = logged impressions of day D with
 -- feature_dt = D - 1) and serving (candidates = the request's items with the latest snapshot)
 -- both use this one query, so the two cannot drift apart.
+--
+-- User x item history is computed here, for the candidate pairs only, from
+-- user_item_activity_daily with the snapshot's point-in-time window (rows that arrived by
+-- feature_dt, event days feature_dt - 27 .. feature_dt): a daily table of every pair active in
+-- 28 days would be nearly as large as the events themselves, every day (decision 39).
 SELECT c.*,
        uf.region, uf.device, i.category, i.brand,
        EXTRACT(HOUR FROM c.event_time) AS ctx_hour,
@@ -33,8 +38,22 @@ LEFT JOIN user_category_features uc
        ON uc.user_id = c.user_id AND uc.category = i.category AND uc.dt = c.feature_dt
 LEFT JOIN user_brand_features ub
        ON ub.user_id = c.user_id AND ub.brand = i.brand AND ub.dt = c.feature_dt
-LEFT JOIN user_item_features ui
-       ON ui.user_id = c.user_id AND ui.item_id = c.item_id AND ui.dt = c.feature_dt
+LEFT JOIN (
+    SELECT p.user_id, p.item_id, p.feature_dt,
+           SUM(a.impressions) AS ui_impressions_28d, SUM(a.clicks) AS ui_clicks_28d,
+           SUM(a.purchases) AS ui_purchases_28d, SUM(a.views) AS ui_views_28d,
+           SUM(a.carts) AS ui_carts_28d,
+           EXTRACT(EPOCH FROM (CAST(p.feature_dt AS TIMESTAMP) + INTERVAL '1 day'
+                               - MAX(a.last_click_time))) / 86400.0 AS ui_days_since_last_click,
+           EXTRACT(EPOCH FROM (CAST(p.feature_dt AS TIMESTAMP) + INTERVAL '1 day'
+                               - MAX(a.last_event_time))) / 86400.0 AS ui_days_since_last_event
+    FROM (SELECT DISTINCT user_id, item_id, feature_dt FROM candidates) p
+    JOIN user_item_activity_daily a
+      ON a.user_id = p.user_id AND a.item_id = p.item_id
+     AND a.dt <= p.feature_dt AND a.event_day >= p.feature_dt - 27
+     AND a.event_day < p.feature_dt + 1
+    GROUP BY p.user_id, p.item_id, p.feature_dt
+) ui ON ui.user_id = c.user_id AND ui.item_id = c.item_id AND ui.feature_dt = c.feature_dt
 LEFT JOIN region_category_features rc
        ON rc.region = uf.region AND rc.category = i.category AND rc.dt = c.feature_dt
 LEFT JOIN region_brand_features rb

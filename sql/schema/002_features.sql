@@ -61,19 +61,6 @@ CREATE TABLE IF NOT EXISTS user_category_features (
     uc_click_share_28d DOUBLE PRECISION
 );
 
-CREATE TABLE IF NOT EXISTS user_item_features (
-    dt DATE NOT NULL,
-    user_id VARCHAR NOT NULL,
-    item_id VARCHAR NOT NULL,
-    ui_impressions_28d BIGINT,
-    ui_clicks_28d BIGINT,
-    ui_purchases_28d BIGINT,
-    ui_days_since_last_click DOUBLE PRECISION,
-    ui_views_28d BIGINT,
-    ui_carts_28d BIGINT,
-    ui_days_since_last_event DOUBLE PRECISION
-);
-
 CREATE TABLE IF NOT EXISTS user_brand_features (
     dt DATE NOT NULL,
     user_id VARCHAR NOT NULL,

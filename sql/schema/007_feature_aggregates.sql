@@ -61,6 +61,3 @@ ALTER TABLE item_features ADD COLUMN IF NOT EXISTS i_impressions_7d BIGINT;
 ALTER TABLE item_features ADD COLUMN IF NOT EXISTS i_clicks_7d BIGINT;
 ALTER TABLE item_features ADD COLUMN IF NOT EXISTS i_purchases_7d BIGINT;
 ALTER TABLE item_features ADD COLUMN IF NOT EXISTS i_carts_28d BIGINT;
-ALTER TABLE user_item_features ADD COLUMN IF NOT EXISTS ui_views_28d BIGINT;
-ALTER TABLE user_item_features ADD COLUMN IF NOT EXISTS ui_carts_28d BIGINT;
-ALTER TABLE user_item_features ADD COLUMN IF NOT EXISTS ui_days_since_last_event DOUBLE PRECISION;

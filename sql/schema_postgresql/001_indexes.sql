@@ -11,7 +11,6 @@ CREATE INDEX IF NOT EXISTS users_user_dt ON users (user_id, dt);
 CREATE INDEX IF NOT EXISTS user_features_key ON user_features (dt, user_id);
 CREATE INDEX IF NOT EXISTS item_features_key ON item_features (dt, item_id);
 CREATE INDEX IF NOT EXISTS user_category_features_key ON user_category_features (dt, user_id, category);
-CREATE INDEX IF NOT EXISTS user_item_features_key ON user_item_features (dt, user_id, item_id);
 CREATE INDEX IF NOT EXISTS region_category_features_key ON region_category_features (dt, region, category);
 CREATE INDEX IF NOT EXISTS region_brand_features_key ON region_brand_features (dt, region, brand);
 CREATE INDEX IF NOT EXISTS training_examples_dt ON training_examples (dt);
