@@ -1,11 +1,12 @@
--- Per-user activity that arrived in partition :dt, by the UTC day it happened (event_day).
--- The only user-feature step that reads `events`, and it reads one partition: every window
--- (1, 7, 28 days) is summed from these rows (user_features.sql).
+-- Per-user activity of each arrival partition in [:start_dt, :end_dt], by the UTC day it
+-- happened (event_day). The only user-feature step that reads `events`: a daily run reads its
+-- own partition (start = end), a backfill its whole range in one pass; every window (1, 7,
+-- 28 days) is summed from these rows (user_features.sql).
 INSERT INTO user_activity_daily (
     dt, event_day, user_id, impressions, views, clicks, carts, purchases,
     click_price_sum, click_price_n, purchase_price_sum, purchase_price_n, last_event_time
 )
-SELECT CAST(:dt AS DATE), CAST(event_time AS DATE), user_id,
+SELECT dt, CAST(event_time AS DATE), user_id,
        SUM(CASE WHEN event_type = 'impression' THEN 1 ELSE 0 END),
        SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END),
        SUM(CASE WHEN event_type = 'click' THEN 1 ELSE 0 END),
@@ -17,5 +18,5 @@ SELECT CAST(:dt AS DATE), CAST(event_time AS DATE), user_id,
        SUM(CASE WHEN event_type = 'purchase' AND price IS NOT NULL THEN 1 ELSE 0 END),
        MAX(event_time)
 FROM events
-WHERE dt = :dt
-GROUP BY CAST(event_time AS DATE), user_id
+WHERE dt >= :start_dt AND dt <= :end_dt
+GROUP BY dt, CAST(event_time AS DATE), user_id

@@ -1,10 +1,11 @@
--- Per user x item activity that arrived in partition :dt, by the UTC day it happened. The
+-- Per user x item activity of each arrival partition in [:start_dt, :end_dt], by the UTC day it
+-- happened. The
 -- user x item, user x category, user x brand and region snapshots all sum these rows.
 INSERT INTO user_item_activity_daily (
     dt, event_day, user_id, item_id, impressions, views, clicks, carts, purchases,
     last_click_time, last_event_time
 )
-SELECT CAST(:dt AS DATE), CAST(event_time AS DATE), user_id, item_id,
+SELECT dt, CAST(event_time AS DATE), user_id, item_id,
        SUM(CASE WHEN event_type = 'impression' THEN 1 ELSE 0 END),
        SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END),
        SUM(CASE WHEN event_type = 'click' THEN 1 ELSE 0 END),
@@ -13,5 +14,5 @@ SELECT CAST(:dt AS DATE), CAST(event_time AS DATE), user_id, item_id,
        MAX(CASE WHEN event_type = 'click' THEN event_time END),
        MAX(event_time)
 FROM events
-WHERE dt = :dt
-GROUP BY CAST(event_time AS DATE), user_id, item_id
+WHERE dt >= :start_dt AND dt <= :end_dt
+GROUP BY dt, CAST(event_time AS DATE), user_id, item_id
