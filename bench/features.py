@@ -64,7 +64,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import shutil
 import sys
 import tempfile
@@ -77,6 +76,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchkit import code_version, cpu_marks, log, other_cpu, peak_rss_gb  # noqa: E402
+
 FIRST = dt.date(2026, 1, 1)
 SESSION = 20  # events per session
 AGGREGATES = ("user_activity_daily", "item_activity_daily", "user_item_activity_daily")
@@ -85,55 +86,6 @@ GOALS = {"pandas_over_full": 3.0, "full_over_bare": 2.0}
 COUNTS = ("impressions", "views", "clicks", "carts", "purchases")
 TYPES = ("impression", "view", "click", "add_to_cart", "purchase")
 BARE_KEYS = {"bare_user": "user_id", "bare_item": "item_id", "bare_user_item": "user_id, item_id"}
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def code_version() -> str:
-    """The commit measured, ``-dirty`` when the package or its SQL has uncommitted changes."""
-    import subprocess
-
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "flywheel_assets", "sql"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return head + ("-dirty" if dirty else "")
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
-
-
-def cpu_marks() -> tuple[float, float]:
-    """(CPU seconds busy on the whole machine, CPU seconds of this process) so far: their
-    difference over a timed section is what other processes took from it (Linux only)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    try:
-        with open("/proc/stat") as fh:
-            ticks = [int(x) for x in fh.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return float("nan"), own.ru_utime + own.ru_stime
-    busy = sum(ticks[i] for i in (0, 1, 2, 5, 6, 7))  # user nice system irq softirq steal
-    return busy / os.sysconf("SC_CLK_TCK"), own.ru_utime + own.ru_stime
-
-
-def other_cpu(start: tuple[float, float]) -> float:
-    """CPU seconds other processes used since ``start`` (a ``cpu_marks()``)."""
-    busy, own = cpu_marks()
-    return max(0.0, (busy - start[0]) - (own - start[1]))
 
 
 # ----- data ---------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -43,6 +42,8 @@ import pyarrow.compute as pc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchkit import code_version, log, peak_rss_gb  # noqa: E402
+
 DAY = dt.date(2026, 1, 1)
 TOPIC = "bench.events"
 FORMATS = ("jsonl", "csv", "parquet")
@@ -54,36 +55,6 @@ BARE_READERS = {
     "csv": "read_csv(?)",
     "parquet": "read_parquet(?)",
 }
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def code_version() -> str:
-    """The commit measured, ``-dirty`` when the package or its SQL has uncommitted changes."""
-    import subprocess
-
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "flywheel_assets", "sql"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return head + ("-dirty" if dirty else "")
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
 
 
 def _prefixed(prefix: str, values: np.ndarray) -> pa.Array:
