@@ -32,6 +32,10 @@ fire (it still tracks the best iteration and the booster is still sliced, as in 
 After timing, the two models are checked to be the same model (predictions on 10k validation
 rows agree to 1e-6), so the ratio compares equal work.
 ratio = pipeline seconds / bare seconds (bare including its DMatrix builds). Goal: <= 1.3.
+Both xgb.train calls do identical work, so the overhead is what the pipeline does outside its
+train call; "est." = (bare train call + pipeline outside its train call) / bare seconds is the
+ratio with the train-call noise taken out (other work on a 2-core machine lands mostly in the
+long train calls). The goal counts as met when both the ratio and est. are <= 1.3.
 
 Where the pipeline's time goes is taken from the measured run itself: ``time_split``,
 ``FeatureSchema.fit``/``.matrix``, ``xgb.DMatrix``, ``xgb.train`` and ``Booster.__getitem__``
@@ -396,6 +400,11 @@ def bench_size(n: int, rounds: int, repeats: int, seed: int, tmp: Path) -> dict[
     bare_train = bare_train_s[bare_s.index(bare)]
     breakdown = breakdowns[pipe_s.index(pipe)]
     ratio = pipe / bare
+    # The pipeline's work outside its xgb.train call, and the ratio if its train call had taken
+    # exactly the bare one's time (same data, same rounds, same model): the long train call is
+    # where other work on the machine lands, so this is the steadier figure of the overhead.
+    outside_train = pipe - breakdown["xgb.train"]
+    ratio_same_train = (bare_train + outside_train) / bare
     return {
         "examples": n,
         "train_rows": n_train,
@@ -408,13 +417,16 @@ def bench_size(n: int, rounds: int, repeats: int, seed: int, tmp: Path) -> dict[
         "bare_dmatrix_seconds": round(bare - bare_train, 2),
         "ratio": round(ratio, 3),
         "ratio_vs_train_call": round(pipe / bare_train, 3),
+        "pipeline_outside_train_seconds": round(outside_train, 2),
+        "ratio_same_train_call": round(ratio_same_train, 3),
         "goal": f"ratio <= {GOAL_RATIO}",
-        "met": ratio <= GOAL_RATIO,
+        "met": ratio <= GOAL_RATIO and ratio_same_train <= GOAL_RATIO,
         "max_prediction_diff": diff,
         "pipeline_breakdown_seconds": {k: round(v, 3) for k, v in breakdown.items()},
         "all_pipeline_seconds": [round(v, 2) for v in pipe_s],
         "all_bare_seconds": [round(v, 2) for v in bare_s],
         "pair_ratios": [round(p / b, 3) for p, b in zip(pipe_s, bare_s, strict=True)],
+        "all_pipeline_breakdowns": [{k: round(v, 3) for k, v in b.items()} for b in breakdowns],
     }
 
 
@@ -470,7 +482,7 @@ def main() -> int:
 
     head = (
         f"{'examples':>10} {'rounds':>6} {'flywheel s':>10} {'bare s':>8} {'(DMatrix':>9} "
-        f"{'train)':>7} {'ratio':>6} {'vs train':>8}  {'goal':<13} met"
+        f"{'train)':>7} {'outside':>7} {'ratio':>6} {'est.':>6}  {'goal':<13} met"
     )
     print(head)
     print("-" * len(head))
@@ -478,10 +490,15 @@ def main() -> int:
         print(
             f"{r['examples']:>10,} {r['rounds']:>6} {r['pipeline_seconds']:>10.2f} "
             f"{r['bare_seconds']:>8.2f} {r['bare_dmatrix_seconds']:>9.2f} "
-            f"{r['bare_train_call_seconds']:>7.2f} {r['ratio']:>6.3f} "
-            f"{r['ratio_vs_train_call']:>8.3f}  {r['goal']:<13} {'yes' if r['met'] else 'NO'}"
+            f"{r['bare_train_call_seconds']:>7.2f} {r['pipeline_outside_train_seconds']:>7.2f} "
+            f"{r['ratio']:>6.3f} {r['ratio_same_train_call']:>6.3f}  {r['goal']:<13} "
+            f"{'yes' if r['met'] else 'NO'}"
         )
-    print("\nwhere flywheel's time goes (seconds, from the measured run):")
+    print(
+        "\n(DMatrix / train): the bare time's two parts; outside: the pipeline's seconds outside"
+        "\nits xgb.train call; est.: the ratio had both train calls taken the bare one's time."
+    )
+    print("\nwhere flywheel's time goes (seconds, its best run):")
     keys = list(rows[0]["pipeline_breakdown_seconds"])
     print(f"  {'step':<40}" + "".join(f"{r['examples']:>12,}" for r in rows))
     for k in keys:
