@@ -7,9 +7,9 @@ every column of ``training.FEATURES`` (44 numeric, NULLs in the user/user-item a
 categoricals region/device/category/brand with 3-60 string values, a few NULL brands),
 ``label_purchase``/``label_click``, ``event_time`` over a 14-day window, ``request_id``,
 ``user_id``, ``item_id``, ``propensity``, ``feature_dt`` and ``dt``, sorted by time like
-``feature_store.training_frame``. The purchase label (~3 %) follows a region x category
+``feature_store.training_frame``. The purchase label (~2 %) follows a region x category
 interaction, a position effect and a few aggregates plus noise, so the trees have something to
-learn and the validation loss flattens out.
+learn (at 200 rounds the validation loss is still falling slowly: best iteration 197-198).
 
 Then, in the same run and on the same rows:
   - flywheel (the "pipeline"): what the ``challenger_model`` asset does with its training frame
