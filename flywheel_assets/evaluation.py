@@ -1,4 +1,11 @@
-"""Offline evaluation and the promotion rule: plain functions, no Dagster."""
+"""Evaluation: offline metrics, the offline gate, and the public statistics API.
+
+Users call the statistics on their own logs::
+
+    from flywheel_assets.evaluation import ab_test, estimate_policy_value, srm_test
+
+Plain functions, no Dagster (docs/evaluation.md).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,44 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
+
+from .off_policy import PolicyValue, estimate_policy_value, estimate_ranking_value
+from .online_stats import (
+    ABTestResult,
+    GuardrailResult,
+    SRMResult,
+    ab_test,
+    assign_variant,
+    cuped_adjust,
+    holm_adjust,
+    non_inferiority_test,
+    required_sample_size,
+    srm_test,
+)
+
+__all__ = [
+    "ABTestResult",
+    "GuardrailResult",
+    "OfflineMetrics",
+    "PolicyValue",
+    "SRMResult",
+    "ab_test",
+    "assign_variant",
+    "auc",
+    "calibration",
+    "cuped_adjust",
+    "estimate_policy_value",
+    "estimate_ranking_value",
+    "holm_adjust",
+    "log_loss",
+    "ndcg_at_k",
+    "non_inferiority_test",
+    "offline_metrics",
+    "promotion_rule",
+    "recall_at_k",
+    "required_sample_size",
+    "srm_test",
+]
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -49,12 +94,50 @@ def ndcg_at_k(groups: np.ndarray, relevance: np.ndarray, score: np.ndarray, k: i
     return float((dcg(by_score) / dcg(ideal)).mean())
 
 
+def recall_at_k(groups: np.ndarray, relevance: np.ndarray, score: np.ndarray, k: int = 10) -> float:
+    """Mean over requests with a relevant item of the share of relevant items in the top k."""
+    df = pd.DataFrame(
+        {"g": groups, "rel": np.asarray(relevance, float) > 0, "s": np.asarray(score, float)}
+    )
+    df = df[df.groupby("g")["rel"].transform("any")]
+    if df.empty:
+        return float("nan")
+    df = df.sort_values(["g", "s"], ascending=[True, False], kind="stable")
+    df["rank"] = df.groupby("g").cumcount()
+    hits = df[df["rank"] < k].groupby("g")["rel"].sum()
+    return float((hits / df.groupby("g")["rel"].sum()).mean())
+
+
+def calibration(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> tuple[float, pd.DataFrame]:
+    """Expected calibration error over equal-count bins of the predicted probability, and the
+    reliability table (mean predicted vs observed rate per bin). Equal-count bins because
+    purchase probabilities crowd near zero, where equal-width bins would put almost every row
+    in the first bin."""
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    if len(y) == 0:
+        return float("nan"), pd.DataFrame(columns=["bin", "n", "predicted", "observed"])
+    order = np.argsort(p, kind="stable")
+    bins = np.empty(len(p), dtype=int)
+    bins[order] = np.arange(len(p)) * n_bins // len(p)
+    table = (
+        pd.DataFrame({"bin": bins, "p": p, "y": y})
+        .groupby("bin")
+        .agg(n=("y", "size"), predicted=("p", "mean"), observed=("y", "mean"))
+        .reset_index()
+    )
+    ece = float((table["n"] * (table["predicted"] - table["observed"]).abs()).sum() / len(y))
+    return ece, table
+
+
 @dataclass(frozen=True)
 class OfflineMetrics:
     n_rows: int
     auc: float
     log_loss: float
     ndcg_at_10: float
+    recall_at_10: float = float("nan")
+    ece: float = float("nan")
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -62,21 +145,28 @@ class OfflineMetrics:
             "auc": self.auc,
             "log_loss": self.log_loss,
             "ndcg_at_10": self.ndcg_at_10,
+            "recall_at_10": self.recall_at_10,
+            "ece": self.ece,
         }
 
 
 def offline_metrics(
     holdout: pd.DataFrame, scores: np.ndarray, label_col: str = "label_purchase"
 ) -> OfflineMetrics:
-    """AUC and log loss on the label; NDCG@10 per request with purchase=2, click=1 gains."""
+    """AUC, log loss and calibration on the label; NDCG@10 (purchase=2, click=1 gains) and
+    recall@10 of purchased items per request."""
     relevance = np.maximum(
         holdout["label_purchase"].to_numpy() * 2, holdout["label_click"].to_numpy()
     )
+    y = holdout[label_col].to_numpy()
+    requests = holdout["request_id"].to_numpy()
     return OfflineMetrics(
         n_rows=len(holdout),
-        auc=auc(holdout[label_col].to_numpy(), scores),
-        log_loss=log_loss(holdout[label_col].to_numpy(), scores),
-        ndcg_at_10=ndcg_at_k(holdout["request_id"].to_numpy(), relevance, scores, k=10),
+        auc=auc(y, scores),
+        log_loss=log_loss(y, scores),
+        ndcg_at_10=ndcg_at_k(requests, relevance, scores, k=10),
+        recall_at_10=recall_at_k(requests, holdout["label_purchase"].to_numpy(), scores, k=10),
+        ece=calibration(y, scores)[0],
     )
 
 
