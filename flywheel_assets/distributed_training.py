@@ -423,13 +423,12 @@ def _placed_matrix(
     """One side's model input as a dask DataFrame whose partitions are pinned so that every
     training worker holds some rows: XGBoost refuses a worker with an empty categorical
     DMatrix (it could not know the categories), and the validation rows often sit in one part.
-    Slices are balanced by rows, preferring the worker that already holds the part. IPW
+    Slices are balanced by rows, deterministically (not by where a part was read). IPW
     weights are normalised to mean 1 over the side, as ``training.ipw_weights`` does."""
     import dask.dataframe as dd
 
     rows = [s["rows"] for s in stats]
     scale = sum(rows) / sum(s["weight"] for s in stats) if weighted else None
-    holders = client.who_has(slim)
     slices = [
         (i, piece, n, rows[i] / n)
         for i, n in enumerate(_slices(rows, len(workers)))
@@ -437,9 +436,11 @@ def _placed_matrix(
     ]
     load = dict.fromkeys(workers, 0.0)
     futures = []
-    for i, piece, n, size in sorted(slices, key=lambda x: -x[3]):
-        held = set(holders.get(slim[i].key, ()))
-        worker = min(workers, key=lambda w: (load[w], w not in held))
+    # Placement depends only on the slices and the sorted workers, never on where the reads
+    # happened to run: which rows each worker holds shapes its histogram sketch, so a
+    # placement that followed the scheduler would make re-training give other bytes.
+    for i, piece, n, size in sorted(slices, key=lambda x: (-x[3], x[0], x[1])):
+        worker = min(sorted(workers), key=lambda w: load[w])
         load[worker] += size
         futures.append(
             client.submit(
