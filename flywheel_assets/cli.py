@@ -166,6 +166,60 @@ def _model(args: argparse.Namespace) -> int:
         wh.dispose()
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    import getpass
+
+    from . import registry
+    from .assets.common import utcnow
+    from .assets.promotion import publish_serving_pointer
+    from .config import FlywheelPaths
+
+    wh = _warehouse()
+    actor = args.by or f"{getpass.getuser()} (flywheel rollback)"
+    try:
+        with wh.begin() as conn:
+            before, after = registry.rollback(
+                conn,
+                to_version=None if args.to in (None, "cold-start") else args.to,
+                to_cold_start=args.to == "cold-start",
+                reason=args.reason,
+                actor=actor,
+                now=utcnow(),
+            )
+        pointer = publish_serving_pointer(wh, FlywheelPaths.from_env().home, "rollback")
+    except registry.RollbackError as exc:
+        print(f"cannot roll back: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        wh.dispose()
+    print(
+        f"champion: {before or 'cold-start'} -> {after or 'cold-start'} "
+        f"(by {actor}: {args.reason}); serving pointer now names {pointer['model_version'] or 'cold-start'}"
+    )
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from .warehouse import load_sql
+
+    wh = _warehouse()
+    try:
+        with wh.begin() as conn:
+            moves = wh.query_df(conn, load_sql("registry/alias_history"), alias=args.alias)
+    finally:
+        wh.dispose()
+    if moves.empty:
+        print(f"the {args.alias} alias has never moved")
+        return 0
+    for m in moves.itertuples(index=False):
+        day = "" if m.dt is None or m.dt != m.dt else f" [{m.dt}]"
+        print(
+            f"{m.moved_at}{day} {m.from_version or 'cold-start'} -> {m.to_version or 'none'} "
+            f"by {m.moved_by}: {m.reason}"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="flywheel", description="A data flywheel for e-commerce on Dagster."
@@ -221,6 +275,21 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("version", nargs="?", default=None, help="a model version (default: --alias)")
     m.add_argument("--alias", default="champion", choices=["champion", "challenger"])
     m.set_defaults(func=_model)
+
+    rb = sub.add_parser(
+        "rollback",
+        help="restore an earlier champion (the previous one, or --to VERSION); serving follows",
+        description="Moves the champion alias back, stops the running experiment, republishes "
+        "the serving pointer and writes alias_history and the audit log (who, when, why).",
+    )
+    rb.add_argument("--to", default=None, help="a registered model version, or 'cold-start'")
+    rb.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    rb.add_argument("--by", default=None, help="who (default: the OS user)")
+    rb.set_defaults(func=_rollback)
+
+    h = sub.add_parser("history", help="every move of the champion (or challenger) alias")
+    h.add_argument("--alias", default="champion", choices=["champion", "challenger"])
+    h.set_defaults(func=_history)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -12,7 +12,13 @@ from .assets.feature_checks import FEATURE_CHECKS
 from .assets.features import ACTIVITY_ASSETS, FEATURE_ASSETS
 from .assets.ingestion import catalog_items, raw_events, users
 from .assets.kafka import kafka_events
-from .assets.promotion import champion_model, offline_evaluation, promotion_decision
+from .assets.promotion import (
+    champion_model,
+    offline_evaluation,
+    online_evaluation,
+    promotion_decision,
+    rollback_job,
+)
 from .assets.quality import QUALITY_CHECKS, accepted_events
 from .assets.training import TRAINING_CHECKS, challenger_model, training_examples
 from .resources import FlywheelConfig, KafkaResource, PseudonymResource, WarehouseResource
@@ -27,6 +33,7 @@ ALL_ASSETS = [
     training_examples,
     challenger_model,
     offline_evaluation,
+    online_evaluation,
     promotion_decision,
     champion_model,
 ]
@@ -71,7 +78,7 @@ def resources() -> dict[str, object]:
 defs = dg.Definitions(
     assets=[*ALL_ASSETS, *STREAM_ASSETS],
     asset_checks=ALL_CHECKS,
-    jobs=[flywheel_cycle, *AUTOMATION_JOBS],
+    jobs=[flywheel_cycle, rollback_job, *AUTOMATION_JOBS],
     schedules=[daily_cycle_schedule, *AUTOMATION_SCHEDULES],
     sensors=AUTOMATION_SENSORS,
     resources=resources(),

@@ -9,6 +9,7 @@ UI shows every run); its promotion decision picks who serves D + 1.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import secrets
 import shutil
@@ -36,16 +37,28 @@ COLUMNS = [
     "baseline_share",
 ]
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_EXPERIMENT_DAYS = 3
 
 
-def prepare_home(home: Path, warehouse_url: str | None = None) -> FlywheelPaths:
+def prepare_home(
+    home: Path, warehouse_url: str | None = None, seed: int | None = None
+) -> FlywheelPaths:
     """Create a fresh home and point the environment at it (warehouse: DuckDB inside it,
-    unless ``warehouse_url`` names another, e.g. an empty PostgreSQL database)."""
+    unless ``warehouse_url`` names another, e.g. an empty PostgreSQL database).
+
+    With ``seed`` the pseudonym key is derived from it, so a demo run is reproducible: users'
+    experiment arms hash their pseudonyms. The simulated shop's ids protect nobody; a real
+    deployment's key is a secret from the environment (docs/decisions.md, 44)."""
     if home.exists() and any(home.iterdir()):
         raise SystemExit(f"{home} is not empty: the demo needs a fresh home (pass another --home)")
     home.mkdir(parents=True, exist_ok=True)
     key_file = home / "pseudonym.key"
-    key_file.write_text(secrets.token_hex(32))
+    key = (
+        secrets.token_hex(32)
+        if seed is None
+        else hashlib.sha256(f"flywheel demo pseudonym key, seed {seed}".encode()).hexdigest()
+    )
+    key_file.write_text(key)
     key_file.chmod(0o600)
     dagster_home = home / "dagster"
     dagster_home.mkdir()
@@ -58,6 +71,9 @@ def prepare_home(home: Path, warehouse_url: str | None = None) -> FlywheelPaths:
         os.environ.pop(var, None)
     if warehouse_url:
         os.environ["FLYWHEEL_WAREHOUSE_URL"] = warehouse_url
+    # A simulated shop is small and its models improve fast: experiments get three daily
+    # looks (production default: 7, a whole week) unless the environment says otherwise.
+    os.environ.setdefault("FLYWHEEL_EXPERIMENT_MAX_DAYS", str(DEMO_EXPERIMENT_DAYS))
     return FlywheelPaths.from_env(home)
 
 
@@ -176,11 +192,16 @@ def run_demo(
     config: SimulatorConfig | None = None,
     warehouse_url: str | None = None,
     kafka: bool = False,
+    after_cycle: Callable[[dt.date, Warehouse], None] | None = None,
 ) -> list[dict[str, object]]:
     """``kafka``: the events go through a Kafka topic (a dev broker started for the demo)
-    instead of landing files; catalog and users still arrive as files."""
+    instead of landing files; catalog and users still arrive as files. ``after_cycle`` is
+    called after each day's cycle (tests use it to act as an operator would)."""
     if not kafka:
-        return _run_demo(days, seed, start, home, fmt, epsilon, on_day, config, warehouse_url)
+        return _run_demo(
+            days, seed, start, home, fmt, epsilon, on_day, config, warehouse_url,
+            after_cycle=after_cycle,
+        )  # fmt: skip
     from .dev_broker import DevBroker, create_topic
 
     with DevBroker() as broker:
@@ -191,7 +212,7 @@ def run_demo(
         try:
             return _run_demo(
                 days, seed, start, home, fmt, epsilon, on_day, config, warehouse_url,
-                kafka=(broker.bootstrap, topic),
+                kafka=(broker.bootstrap, topic), after_cycle=after_cycle,
             )  # fmt: skip
         finally:
             os.environ.pop("FLYWHEEL_KAFKA_BOOTSTRAP", None)
@@ -209,11 +230,12 @@ def _run_demo(
     config: SimulatorConfig | None,
     warehouse_url: str | None,
     kafka: tuple[str, str] | None = None,
+    after_cycle: Callable[[dt.date, Warehouse], None] | None = None,
 ) -> list[dict[str, object]]:
     from .pseudonym import Pseudonymiser
     from .serving import ChampionPolicy
 
-    paths = prepare_home(home, warehouse_url)
+    paths = prepare_home(home, warehouse_url, seed=seed)
     print(f"flywheel demo home: {paths.home}", file=sys.stderr)
     sim = ShopSimulator(config or SimulatorConfig(seed=seed), start=start)
     pseudonymiser = Pseudonymiser(os.environ["FLYWHEEL_PSEUDONYM_KEY"])
@@ -240,6 +262,8 @@ def _run_demo(
             file=sys.stderr,
         )
         materialize_day(day)
+        if after_cycle:
+            after_cycle(day, wh)
         s = day_summary(wh, day)
         row = {
             "day": day.isoformat(),

@@ -183,7 +183,8 @@ def promotion_rule(
     min_log_loss_gain: float = 0.0,
     max_ndcg_drop: float = 0.01,
 ) -> Decision:
-    """The offline gate: a challenger replaces the champion only when it predicts purchases
+    """The offline gate into an online experiment ("promote" = may challenge the champion
+    online; the experiment decides). A challenger passes only when it predicts purchases
     better on the same holdout (lower log loss, a proper scoring rule that uses every row and
     so is far less noisy than a ranking metric on one day's few purchases) without a material
     loss of ranking quality (NDCG@10)."""
@@ -196,7 +197,8 @@ def promotion_rule(
         )
     if champion is None:
         return Decision(
-            "promote", "no champion yet: the first trained model replaces the cold-start policy"
+            "promote",
+            "no champion yet: a model with finite metrics may challenge the cold-start policy",
         )
     gain = champion.log_loss - challenger.log_loss
     ndcg_drop = champion.ndcg_at_10 - challenger.ndcg_at_10

@@ -40,3 +40,37 @@ def importance_markdown(gain: dict[str, float], title: str, top: int = 15) -> st
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
     return png_markdown(fig, title)
+
+
+def reliability_markdown(tables: dict[str, Any], title: str) -> str:
+    """Reliability diagram: mean predicted vs observed rate per bin, one line per model."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=90)
+    top = 0.0
+    for label, table in tables.items():
+        ax.plot(table["predicted"], table["observed"], marker="o", ms=3, label=label)
+        top = max(top, float(table["predicted"].max()), float(table["observed"].max()))
+    ax.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="perfect")
+    ax.set_xlabel("mean predicted probability", fontsize=8)
+    ax.set_ylabel("observed rate", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7)
+    return png_markdown(fig, title)
+
+
+def effect_over_looks_markdown(looks: Any, title: str) -> str:
+    """The primary effect per daily look with its always-valid confidence band."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 3.0), dpi=90)
+    x = [str(d) for d in looks["dt"]]
+    ax.fill_between(x, looks["ci_low"], looks["ci_high"], alpha=0.25, color="#4c72b0",
+                    label="always-valid 95% CI")  # fmt: skip
+    ax.plot(x, looks["effect"], marker="o", color="#4c72b0", label="effect")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_ylabel("challenger - champion", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.tick_params(axis="x", rotation=45)
+    ax.legend(fontsize=7)
+    return png_markdown(fig, title)

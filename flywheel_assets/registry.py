@@ -1,4 +1,5 @@
-"""The model registry on warehouse tables: versions with lineage, aliases with full history."""
+"""The model registry on warehouse tables: versions with lineage, aliases with full history,
+experiments, and rollback."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
+import pandas as pd
 import xgboost as xgb
 from sqlalchemy.engine import Connection
 
+from .experiments import Experiment
+from .policy import COLD_START_VERSION
 from .training import FeatureSchema, load_artefact
 from .warehouse import Warehouse, load_sql
 
@@ -146,3 +150,125 @@ def move_alias(
         dt=day,
     )
     return True
+
+
+# ----- experiments ------------------------------------------------------------------------
+
+
+def experiment_serving_on(conn: Connection, day: dt.date) -> Experiment | None:
+    """The experiment that served (or serves) day ``day``."""
+    df = Warehouse.query_df(conn, load_sql("experiments/serving_on"), dt=day)
+    return None if df.empty else Experiment.from_row(df.iloc[0])
+
+
+def open_experiment(conn: Connection) -> Experiment | None:
+    """The running experiment, whether or not its first serving day has come."""
+    df = Warehouse.query_df(conn, load_sql("experiments/open_experiment"))
+    return None if df.empty else Experiment.from_row(df.iloc[0])
+
+
+def start_experiment(conn: Connection, exp: Experiment, *, now: dt.datetime) -> None:
+    if open_experiment(conn) is not None:
+        raise RuntimeError("an experiment is already running: one at a time")
+    Warehouse.run(
+        conn,
+        "experiments/insert_experiment",
+        experiment_id=exp.experiment_id,
+        challenger=exp.challenger,
+        champion=exp.champion,
+        traffic_share=exp.traffic_share,
+        created_dt=exp.created_dt,
+        start_dt=exp.start_dt,
+        max_days=exp.max_days,
+        planned_n=exp.planned_n,
+        alpha=exp.alpha,
+        at=now,
+    )
+
+
+def end_experiment(
+    conn: Connection, experiment_id: str, *, status: str, end_dt: dt.date, reason: str
+) -> None:
+    Warehouse.run(
+        conn,
+        "experiments/end_experiment",
+        experiment_id=experiment_id,
+        status=status,
+        end_dt=end_dt,
+        reason=reason,
+    )
+
+
+class RollbackError(RuntimeError):
+    pass
+
+
+def previous_champion(conn: Connection) -> str | None:
+    """The champion before the current one (None: the cold-start policy), from alias history."""
+    history = Warehouse.query_df(conn, load_sql("registry/alias_history"), alias=CHAMPION)
+    current = get_alias(conn, CHAMPION)
+    moves = history[history["to_version"].where(history["to_version"].notna(), None) == current]
+    if moves.empty:
+        raise RollbackError("the champion has no earlier version to roll back to")
+    before = moves.iloc[-1]["from_version"]
+    return before if isinstance(before, str) else None
+
+
+def rollback(
+    conn: Connection,
+    *,
+    to_version: str | None,
+    reason: str,
+    actor: str,
+    now: dt.datetime,
+    to_cold_start: bool = False,
+) -> tuple[str | None, str | None]:
+    """Restore an earlier champion: ``to_version``, or the previous one in the alias history.
+    Stops the running experiment (its challenger stops serving too), keeps every move in
+    alias_history and writes the audit trail. Returns (from, to)."""
+    if not reason or not reason.strip():
+        raise RollbackError("a rollback needs a reason (--reason): it goes to the audit trail")
+    current = get_alias(conn, CHAMPION)
+    if to_cold_start:
+        target = None
+    elif to_version is not None:
+        if get_model(conn, to_version) is None:
+            raise RollbackError(f"model version {to_version!r} is not in the registry")
+        target = to_version
+    else:
+        target = previous_champion(conn)
+        if target is None:
+            raise RollbackError(
+                "the previous champion was the cold-start policy (random rankings): "
+                "say so explicitly with --to cold-start, or name a version with --to"
+            )
+    if target == current:
+        raise RollbackError(f"{current or 'the cold-start policy'} is already the champion")
+    last_day = Warehouse.scalar(conn, load_sql("registry/latest_decision"))
+    running = open_experiment(conn)
+    if running is not None:
+        end_experiment(
+            conn,
+            running.experiment_id,
+            status="stopped",
+            end_dt=pd.Timestamp(last_day).date() if last_day is not None else now.date(),
+            reason=f"rollback by {actor}: {reason}",
+        )
+    move_alias(conn, CHAMPION, target, actor=actor, reason=f"rollback: {reason}", now=now)
+    Warehouse.run(
+        conn,
+        "quality/insert_audit",
+        logged_at=now,
+        actor=actor,
+        action="rollback",
+        subject=f"champion {current or COLD_START_VERSION} -> {target or COLD_START_VERSION}",
+        details=json.dumps(
+            {
+                "from": current,
+                "to": target,
+                "stopped_experiment": running.experiment_id if running else None,
+            }
+        ),
+        why=reason,
+    )
+    return current, target

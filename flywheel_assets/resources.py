@@ -13,6 +13,7 @@ from pydantic import PrivateAttr
 from .challenger import TrainingSpec
 from .config import FlywheelPaths, QualityThresholds, models_location
 from .event_contract import FieldMap
+from .experiments import ExperimentPolicy
 from .field_maps import FieldMapError, load_field_maps
 from .kafka_ingest import KafkaSettings
 from .pseudonym import Pseudonymiser
@@ -80,6 +81,39 @@ class FlywheelConfig(dg.ConfigurableResource):
     # A click or purchase labels an impression of the same request and item when it happened
     # at most this long after it (and arrived the same day).
     label_window_hours: float = 24.0
+    # Online experiments (experiments.ExperimentPolicy; FLYWHEEL_<NAME in capitals> overrides):
+    # the challenger's share of users, the longest experiment in daily looks, the test level,
+    # and the guardrails' non-inferiority margins (shares of the champion's value).
+    challenger_traffic_share: float = 0.5
+    experiment_max_days: int = 7
+    experiment_alpha: float = 0.05
+    guardrail_revenue_margin: float = 0.10
+    guardrail_ctr_margin: float = 0.05
+    guardrail_latency_margin: float = 0.25
+
+    def experiment_policy(self) -> ExperimentPolicy:
+        def pick(name: str, cast: type) -> object:
+            env = os.environ.get(f"FLYWHEEL_{name.upper()}")
+            try:
+                return cast(env) if env else getattr(self, name)
+            except ValueError as exc:
+                raise dg.Failure(
+                    description=f"FLYWHEEL_{name.upper()}={env!r}: {exc}", allow_retries=False
+                ) from exc
+
+        try:
+            return ExperimentPolicy(
+                traffic_share=pick("challenger_traffic_share", float),
+                max_days=pick("experiment_max_days", int),
+                alpha=pick("experiment_alpha", float),
+                revenue_margin=pick("guardrail_revenue_margin", float),
+                ctr_margin=pick("guardrail_ctr_margin", float),
+                latency_margin=pick("guardrail_latency_margin", float),
+            )
+        except ValueError as exc:
+            raise dg.Failure(
+                description=f"experiment settings: {exc}", allow_retries=False
+            ) from exc
 
     def paths(self) -> FlywheelPaths:
         base = FlywheelPaths.from_env(self.home)

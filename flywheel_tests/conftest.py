@@ -1,3 +1,4 @@
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,19 +18,29 @@ ENV_VARS = (
     "FLYWHEEL_WAREHOUSE_URL",
     "FLYWHEEL_LANDING_DIR",
     "FLYWHEEL_MODELS_DIR",
+    "FLYWHEEL_EXPERIMENT_MAX_DAYS",
 )
+
+
+@contextlib.contextmanager
+def restored_environment() -> Iterator[None]:
+    """The demo points the process environment at its home: put it back afterwards (for
+    module-scoped fixtures, which cannot use the ``clean_env`` fixture)."""
+    saved = {k: os.environ.get(k) for k in ENV_VARS}
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @pytest.fixture
 def clean_env() -> Iterator[None]:
-    """The demo points the process environment at its home: restore it afterwards."""
-    saved = {k: os.environ.get(k) for k in ENV_VARS}
-    yield
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with restored_environment():
+        yield
 
 
 def _pg_available() -> str | None:

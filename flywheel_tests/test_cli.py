@@ -38,7 +38,8 @@ def test_demo_json_prints_one_object_per_day_with_exactly_the_documented_keys(tm
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [list(r) for r in rows] == [COLUMNS, COLUMNS]
     assert rows[0]["events"] >= 20_000
-    assert rows[0]["champion"] == "cold-start" and rows[1]["champion"] == rows[0]["challenger"]
+    assert rows[0]["champion"] == "cold-start" and rows[0]["decision"] == "experiment"
+    assert rows[1]["champion"] == "cold-start" and rows[1]["challenger"] == rows[0]["challenger"]
     assert 0 < rows[0]["oracle_share"] < rows[0]["baseline_share"] < 1
     # Progress goes to stderr, never into the JSON stream.
     assert "[1/2]" in out.stderr and str(tmp_path / "h") in out.stderr

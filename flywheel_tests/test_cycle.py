@@ -36,6 +36,8 @@ TABLES = [
     "alias_history",
     "offline_evaluations",
     "promotion_decisions",
+    "experiments",
+    "experiment_results",
 ]
 
 
@@ -71,8 +73,10 @@ def test_three_days_turn_the_flywheel(demo_home):
     home, rows = demo_home
     assert [r["day"] for r in rows] == ["2026-02-01", "2026-02-02", "2026-02-03"]
     assert rows[0]["champion"] == "cold-start"
-    assert rows[0]["decision"] == "promote"  # the first model replaces the cold-start policy
-    assert rows[1]["champion"] == rows[0]["challenger"]  # ...and serves the next day
+    # The first model passes the offline gate and must now beat the cold-start policy online:
+    # from the next day it serves half of the users.
+    assert rows[0]["decision"] == "experiment"
+    assert rows[1]["champion"] == "cold-start"
     wh = Warehouse(FlywheelPaths.from_env(home).warehouse_url)
     c = counts(wh)
     assert c["events"] > 0 and c["model_registry"] == 3 and c["promotion_decisions"] == 3
@@ -80,12 +84,16 @@ def test_three_days_turn_the_flywheel(demo_home):
         reg = wh.query_df(conn, "SELECT * FROM model_registry ORDER BY dt")
         served = wh.query_df(
             conn,
-            "SELECT DISTINCT model_version, variant FROM events WHERE dt = :d AND event_type = 'impression'",
+            "SELECT DISTINCT model_version, variant FROM events WHERE dt = :d AND event_type = 'impression' ORDER BY variant",
             d=START + dt.timedelta(days=1),
         )
-        hist = wh.query_df(
-            conn, "SELECT * FROM alias_history WHERE alias = 'champion' ORDER BY moved_at"
+        arms = wh.query_df(
+            conn,
+            "SELECT user_id, COUNT(DISTINCT variant) AS n_arms, MIN(variant) AS variant FROM events "
+            "WHERE dt >= :d AND event_type = 'impression' GROUP BY user_id",
+            d=START + dt.timedelta(days=1),
         )
+        experiments = wh.query_df(conn, "SELECT * FROM experiments")
     # Lineage: exact partitions, parameters and a verifiable artefact for every model.
     assert json.loads(reg.iloc[2]["training_partitions_json"]) == [
         "2026-02-01",
@@ -94,10 +102,15 @@ def test_three_days_turn_the_flywheel(demo_home):
     ]
     assert json.loads(reg.iloc[0]["params_json"])["objective"] == "binary:logistic"
     assert served.to_dict("records") == [
-        {"model_version": rows[0]["challenger"], "variant": "champion"}
+        {"model_version": rows[0]["challenger"], "variant": "challenger"},
+        {"model_version": "cold-start", "variant": "champion"},
     ]
-    assert pd.isna(hist.iloc[0]["from_version"])
-    assert hist.iloc[0]["to_version"] == rows[0]["challenger"]
+    exp = experiments.iloc[0]
+    assert exp["challenger"] == rows[0]["challenger"] and pd.isna(exp["champion"])
+    assert exp["start_dt"] == START + dt.timedelta(days=1)
+    # Assignment by hashing: every user stays in one arm, and the arms split about evenly.
+    assert (arms["n_arms"] == 1).all()
+    assert (arms["variant"] == "challenger").mean() == pytest.approx(0.5, abs=0.06)
     # Serving logged propensities in (0, 1] on every impression.
     with wh.begin() as conn:
         bad = conn.execute(
@@ -143,13 +156,32 @@ def test_rematerialising_a_day_changes_no_row_count(demo_home):
     home, _ = demo_home
     wh = Warehouse(FlywheelPaths.from_env(home).warehouse_url)
     before = counts(wh)
+
+    def state() -> tuple[list, list]:
+        with wh.begin() as conn:
+            exps = wh.query_df(
+                conn,
+                "SELECT experiment_id, challenger, champion, start_dt, status, end_dt, reason "
+                "FROM experiments ORDER BY experiment_id",
+            )
+            decisions = wh.query_df(
+                conn,
+                "SELECT dt, decision, challenger, champion_after, experiment_id, reason "
+                "FROM promotion_decisions ORDER BY dt",
+            )
+        return exps.astype(str).values.tolist(), decisions.astype(str).values.tolist()
+
+    decided = state()
     with wh.begin() as conn:
         champion = conn.execute(
             sa.text("SELECT model_version FROM model_aliases WHERE alias = 'champion'")
         ).scalar()
     materialize_day(START + dt.timedelta(days=1))  # an old day: a later decision exists
-    materialize_day(START + dt.timedelta(days=2))  # the latest day
+    materialize_day(START + dt.timedelta(days=2))  # the latest day: replayed
     assert counts(wh) == before
+    # Replaying the newest day undoes and redoes its decision: the same experiments, the same
+    # decisions, nothing started twice.
+    assert state() == decided
     with wh.begin() as conn:
         assert (
             conn.execute(
@@ -283,7 +315,7 @@ def test_the_same_cycle_runs_on_postgresql(tmp_path, clean_env, pg_database):
     rows = run_demo(
         days=2, seed=11, start=START, home=tmp_path / "pg", config=SMALL, warehouse_url=pg_database
     )
-    assert rows[0]["decision"] == "promote" and rows[1]["champion"] == rows[0]["challenger"]
+    assert rows[0]["decision"] == "experiment" and rows[1]["champion"] == "cold-start"
     wh = Warehouse(pg_database)
     assert wh.dialect == "postgresql"
     before = counts(wh)
@@ -342,4 +374,4 @@ def test_the_loop_takes_csv_and_parquet_landing_files(tmp_path, clean_env, fmt):
     assert len(files) == 1
     assert rows[0]["events"] > 5_000
     assert 0 < rows[0]["quarantined"] < 0.01 * rows[0]["events"]  # the feed's junk, all caught
-    assert rows[0]["decision"] == "promote"
+    assert rows[0]["decision"] == "experiment"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,28 +27,24 @@ from flywheel_assets.simulator import SimulatorConfig
 from flywheel_assets.training import ipw_weights, predict, time_split, train_model
 from flywheel_assets.warehouse import Warehouse
 
+from .conftest import restored_environment
+
 SMALL = SimulatorConfig(
     seed=3, n_users=2_000, n_items=300, sessions_per_day=400, new_users_per_day=30
 )
 START = dt.date(2026, 4, 1)
 DAYS = 4
 LAST = START + dt.timedelta(days=DAYS - 1)
-SAVED = ("FLYWHEEL_HOME", "DAGSTER_HOME", "FLYWHEEL_PSEUDONYM_KEY", "FLYWHEEL_WAREHOUSE_URL")
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
-    saved = {k: os.environ.get(k) for k in SAVED}
     home = tmp_path_factory.mktemp("retrain") / "home"
-    run_demo(days=DAYS, seed=3, start=START, home=home, config=SMALL)
-    wh = Warehouse(FlywheelPaths.from_env(home).warehouse_url)
-    yield wh
-    wh.dispose()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with restored_environment():
+        run_demo(days=DAYS, seed=3, start=START, home=home, config=SMALL)
+        wh = Warehouse(FlywheelPaths.from_env(home).warehouse_url)
+        yield wh
+        wh.dispose()
 
 
 def versions(wh: Warehouse) -> pd.DataFrame:

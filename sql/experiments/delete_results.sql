@@ -1,0 +1,1 @@
+DELETE FROM experiment_results WHERE dt = :dt

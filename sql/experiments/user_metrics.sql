@@ -1,0 +1,37 @@
+-- Per-user outcomes of an experiment from its first serving day to :end_dt, by the arm the
+-- events were served under (variant and model version both as the experiment defined them),
+-- with the CUPED covariate: the user's purchase rate in the pre-period (from pre_start_dt).
+WITH served AS (
+    SELECT user_id, variant, event_type, request_id, price
+    FROM events
+    WHERE dt >= :start_dt AND dt <= :end_dt
+      AND ((variant = 'challenger' AND model_version = :challenger)
+        OR (variant = 'champion' AND model_version = :champion))
+),
+per_user AS (
+    SELECT user_id,
+           MIN(variant) AS variant,
+           COUNT(DISTINCT variant) AS n_variants,
+           COUNT(DISTINCT CASE WHEN event_type = 'impression' THEN request_id END) AS requests,
+           SUM(CASE WHEN event_type = 'impression' THEN 1 ELSE 0 END) AS impressions,
+           SUM(CASE WHEN event_type = 'click' THEN 1 ELSE 0 END) AS clicks,
+           SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases,
+           SUM(CASE WHEN event_type = 'purchase' THEN COALESCE(price, 0) ELSE 0 END) AS revenue
+    FROM served
+    GROUP BY user_id
+),
+pre AS (
+    SELECT user_id,
+           COUNT(DISTINCT CASE WHEN event_type = 'impression' THEN request_id END) AS requests,
+           SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases
+    FROM events
+    WHERE dt >= :pre_start_dt AND dt < :start_dt
+    GROUP BY user_id
+)
+SELECT p.user_id, p.variant, p.n_variants, p.requests, p.impressions, p.clicks, p.purchases,
+       p.revenue,
+       COALESCE(pre.purchases, 0) AS pre_purchases,
+       COALESCE(pre.requests, 0) AS pre_requests
+FROM per_user p
+LEFT JOIN pre ON pre.user_id = p.user_id
+ORDER BY p.user_id

@@ -1,0 +1,1 @@
+SELECT MAX(dt) FROM promotion_decisions
