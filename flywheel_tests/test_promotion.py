@@ -17,7 +17,7 @@ from flywheel_assets.assets.common import utcnow
 from flywheel_assets.cli import main as cli
 from flywheel_assets.config import FlywheelPaths
 from flywheel_assets.definitions import defs
-from flywheel_assets.demo import run_demo
+from flywheel_assets.demo import materialize_day, run_demo
 from flywheel_assets.experiments import Experiment
 from flywheel_assets.feature_store import training_frame
 from flywheel_assets.pseudonym import Pseudonymiser
@@ -273,3 +273,8 @@ def test_rollback_restores_the_earlier_champion_and_serving_follows(loop, capsys
         last = wh.query_df(conn, load_sql("registry/alias_history"), alias="champion").iloc[-1]
     assert last["moved_by"] == "carol" and "from the UI" in last["reason"]
     assert json.loads((home / "serving" / "champion.json").read_text())["model_version"] is None
+    # Re-running the last decided day does not undo the operator's rollback.
+    wh.dispose()
+    materialize_day(START + dt.timedelta(days=DAYS - 1))
+    with wh.begin() as conn:
+        assert registry.get_alias(conn, registry.CHAMPION) is None

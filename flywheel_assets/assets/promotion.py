@@ -343,8 +343,6 @@ def promotion_decision(
                     registry.end_experiment(
                         conn, running.experiment_id, status=status, end_dt=day, reason=reason
                     )
-                    if after != before:
-                        _move(conn, registry.CHAMPION, after, f"{day}: {reason}", now, day)
                     running = None
             elif running is not None:
                 experiment_id, challenger_version = running.experiment_id, running.challenger
@@ -398,6 +396,10 @@ def promotion_decision(
                     reason = started
                 else:
                     reason = f"{reason}; {started}"
+            if not frozen:
+                # The alias follows the decision; a no-op unless it changed (or a replay of the
+                # day decided otherwise than its first run).
+                _move(conn, registry.CHAMPION, after, f"{day}: {reason}", now, day)
             if frozen and not previous.empty:
                 p = previous.iloc[0]
                 decision, reason = str(p["decision"]), str(p["reason"])
