@@ -27,6 +27,17 @@ def training_frame(wh: Warehouse, start: dt.date, end: dt.date) -> pd.DataFrame:
     )
 
 
+def replay_frame(wh: Warehouse, day: dt.date, n_requests: int) -> pd.DataFrame:
+    """Feature vectors of ``n_requests`` of the day's served requests (not the whole day)."""
+    with wh.begin() as conn:
+        return wh.query_df(
+            conn,
+            _vector_sql(load_sql("experiments/replay_candidates")),
+            dt=day,
+            n_requests=n_requests,
+        )
+
+
 def latest_snapshot(wh: Warehouse, day: dt.date) -> dt.date | None:
     with wh.begin() as conn:
         value = wh.scalar(conn, load_sql("features/latest_snapshot"), day=day)

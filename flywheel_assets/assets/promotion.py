@@ -19,7 +19,7 @@ import pandas as pd
 from .. import registry
 from ..evaluation import OfflineMetrics, calibration, offline_metrics, promotion_rule
 from ..experiments import Analysis, Experiment, analyse, planned_n, replay_latency
-from ..feature_store import training_frame
+from ..feature_store import replay_frame, training_frame
 from ..plots import effect_over_looks_markdown, reliability_markdown
 from ..resources import FlywheelConfig, WarehouseResource
 from ..training import LABELS, predict
@@ -169,11 +169,10 @@ def _latency(wh: Warehouse, exp: Experiment, day: dt.date, n: int) -> tuple | No
         challenger = registry.get_model(conn, exp.challenger)
     if champion is None or challenger is None:
         return None
-    frame = training_frame(wh, day, day)
+    frame = replay_frame(wh, day, n)
     if frame.empty:
         return None
-    ids = frame["request_id"].drop_duplicates().head(n)
-    groups = [g for _, g in frame[frame["request_id"].isin(ids)].groupby("request_id")]
+    groups = [g for _, g in frame.groupby("request_id")]
     b_champion, b_challenger = champion.load(), challenger.load()
     return replay_latency(
         lambda f: predict(b_champion, champion.schema, f, at_top=True),
