@@ -20,6 +20,7 @@ from .assets.promotion import (
     rollback_job,
 )
 from .assets.quality import QUALITY_CHECKS, accepted_events
+from .assets.serving import online_features
 from .assets.training import TRAINING_CHECKS, challenger_model, training_examples
 from .resources import FlywheelConfig, KafkaResource, PseudonymResource, WarehouseResource
 
@@ -30,6 +31,7 @@ ALL_ASSETS = [
     accepted_events,
     *ACTIVITY_ASSETS,
     *FEATURE_ASSETS,
+    online_features,
     training_examples,
     challenger_model,
     offline_evaluation,

@@ -85,3 +85,28 @@ def epsilon_greedy_slates(
 def uniform_random_slates(candidates: pd.DataFrame, *, k: int, seed: int) -> pd.DataFrame:
     """The cold-start policy before any model exists: every order equally likely."""
     return epsilon_greedy_slates(candidates, np.zeros(len(candidates)), k=k, epsilon=1.0, seed=seed)
+
+
+def epsilon_greedy_slate(
+    scores: np.ndarray, *, k: int, epsilon: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The same policy as ``epsilon_greedy_slates`` for one request, without the batch
+    machinery (the ranking service's hot path): the chosen candidate indices in slate order and
+    each one's propensity at its position given the items above it.
+
+    Ties are broken by candidate order, as in the batch version, so both log the same
+    probabilities for the same scores."""
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+    # Remaining candidates, best first; stable, so equal scores keep candidate order.
+    remaining = list(np.argsort(-np.asarray(scores, dtype=float), kind="stable"))
+    n = min(k, len(remaining))
+    chosen = np.empty(n, dtype=np.int64)
+    propensity = np.empty(n)
+    explore = rng.random(n) < epsilon
+    for slot in range(n):
+        n_left = len(remaining)
+        pick = int(rng.integers(n_left)) if explore[slot] else 0
+        chosen[slot] = remaining.pop(pick)
+        propensity[slot] = (1.0 - epsilon) * (pick == 0) + epsilon / n_left
+    return chosen, propensity

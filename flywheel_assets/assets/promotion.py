@@ -487,6 +487,8 @@ def publish_serving_pointer(wh: Warehouse, home: Path, published_for: str) -> di
         "artefact_uri": record.artefact_uri if record else None,
         "sha256": record.sha256 if record else None,
         "training_partitions": record.training_partitions if record else [],
+        # what the ranking service needs to build the model's input (flywheel serve)
+        "feature_schema": json.loads(record.schema.to_json()) if record else None,
         "experiment": None
         if exp is None or challenger is None
         else {
@@ -496,6 +498,7 @@ def publish_serving_pointer(wh: Warehouse, home: Path, published_for: str) -> di
             "model_version": challenger.model_version,
             "artefact_uri": challenger.artefact_uri,
             "sha256": challenger.sha256,
+            "feature_schema": json.loads(challenger.schema.to_json()),
         },
         "published_for": published_for,
     }

@@ -1,0 +1,218 @@
+"""Where the ranking service logs what it showed and the feedback it received: the landing
+folder (JSON Lines files the landing sensor ingests) or a Kafka topic (read by the
+``kafka_events`` asset). Either way the events are in the event contract (docs/events.md), so
+they are the next cycle's input.
+
+Landing files are appended as requests come (one write per request, no buffering in the
+process) under a ``.part`` name and published by renaming when they rotate, so the sensor
+never reads half a file; a ``.part`` left by a process that died is published by the next
+service started on the same host. Kafka deliveries that fail fall back to landing files: an
+event is logged somewhere or the request fails, never dropped in silence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+PART_SUFFIX = ".jsonl.part"
+PREFIX = "serve-"
+
+
+class EventSink(Protocol):
+    def write(self, events: Sequence[dict]) -> None: ...
+
+    def tick(self) -> None:
+        """Called about once a second by the service: rotate files, serve callbacks."""
+
+    def close(self) -> None: ...
+
+
+def encode(event: dict) -> bytes:
+    return (json.dumps(event, separators=(",", ":"), default=str) + "\n").encode()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LandingSink:
+    """JSON Lines under ``<landing_dir>/events/dt=<UTC day of arrival>/``."""
+
+    def __init__(
+        self,
+        landing_dir: Path,
+        *,
+        rotate_seconds: float = 300.0,
+        max_rows: int = 200_000,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.landing_dir = Path(landing_dir)
+        self.rotate_seconds = rotate_seconds
+        self.max_rows = max_rows
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.host = socket.gethostname().replace("-", "_")[:40] or "host"
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._day: dt.date | None = None
+        self._opened = 0.0
+        self._rows = 0
+        self._seq = 0
+        self.published: list[Path] = []
+        self.recovered = self.recover()
+
+    def recover(self) -> list[Path]:
+        """Publish ``.part`` files this host's dead service processes left behind."""
+        root = self.landing_dir / "events"
+        done = []
+        if not root.is_dir():
+            return done
+        for part in root.glob(f"dt=*/{PREFIX}{self.host}-*{PART_SUFFIX}"):
+            try:
+                pid = int(part.name.removeprefix(f"{PREFIX}{self.host}-").split("-")[0])
+            except ValueError:
+                continue
+            if pid != os.getpid() and not _pid_alive(pid) and part.stat().st_size > 0:
+                final = part.with_name(part.name.removesuffix(".part"))
+                part.rename(final)
+                done.append(final)
+                log.warning("published %s, left by service process %d", final, pid)
+        return done
+
+    def write(self, events: Sequence[dict]) -> None:
+        if not events:
+            return
+        data = b"".join(encode(e) for e in events)
+        with self._lock:
+            now = self.clock()
+            if self._fd is not None and (now.date() != self._day or self._rows >= self.max_rows):
+                self._publish()
+            if self._fd is None:
+                self._open(now)
+            assert self._fd is not None
+            # One write of whole lines (O_APPEND): a crash leaves complete lines behind, at
+            # most the last one cut short, which ingestion quarantines as malformed.
+            os.write(self._fd, data)
+            self._rows += len(events)
+
+    def tick(self) -> None:
+        with self._lock:
+            if self._fd is None:
+                return
+            now = self.clock()
+            if (
+                now.date() != self._day
+                or time.monotonic() - self._opened >= self.rotate_seconds
+                or self._rows >= self.max_rows
+            ):
+                self._publish()
+
+    def flush(self) -> list[Path]:
+        """Publish the current file now (tests, shutdown)."""
+        with self._lock:
+            if self._fd is not None:
+                self._publish()
+            return list(self.published)
+
+    def close(self) -> None:
+        self.flush()
+
+    def _open(self, now: dt.datetime) -> None:
+        self._day = now.date()
+        folder = self.landing_dir / "events" / f"dt={self._day.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._seq += 1
+        stamp = now.strftime("%Y%m%dT%H%M%S%f")
+        self._path = folder / f"{PREFIX}{self.host}-{os.getpid()}-{stamp}-{self._seq}{PART_SUFFIX}"
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._opened = time.monotonic()
+        self._rows = 0
+
+    def _publish(self) -> None:
+        assert self._fd is not None and self._path is not None
+        os.fsync(self._fd)
+        os.close(self._fd)
+        final = self._path.with_name(self._path.name.removesuffix(".part"))
+        os.replace(self._path, final)
+        self.published.append(final)
+        self._fd, self._path = None, None
+
+
+class KafkaSink:
+    """One JSON message per event on ``topic`` (keyed by request id, so a request's events stay
+    in order on one partition); idempotent producer, acks from all replicas."""
+
+    def __init__(
+        self, producer_config: dict[str, object], topic: str, fallback: LandingSink
+    ) -> None:
+        from confluent_kafka import Producer
+
+        self.topic = topic
+        self.fallback = fallback
+        self.failed = 0
+        self.delivered = 0
+        self.producer = Producer(
+            {
+                **producer_config,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "message.timeout.ms": 60_000,
+            }
+        )
+
+    def _on_delivery(self, err: object, msg: object) -> None:
+        if err is None:
+            self.delivered += 1
+            return
+        # The broker did not take it within message.timeout.ms: keep it in a landing file.
+        self.failed += 1
+        log.error("Kafka delivery failed (%s): event kept in a landing file instead", err)
+        self.fallback.write([json.loads(msg.value())])  # type: ignore[attr-defined]
+
+    def write(self, events: Sequence[dict]) -> None:
+        for event in events:
+            payload = encode(event)[:-1]
+            key = str(event.get("request_id") or "").encode()
+            while True:
+                try:
+                    self.producer.produce(
+                        self.topic, value=payload, key=key, on_delivery=self._on_delivery
+                    )
+                    break
+                except BufferError:
+                    # The local queue is full (the broker is slow or away): wait for room
+                    # rather than drop the event.
+                    self.producer.poll(0.1)
+        self.producer.poll(0)
+
+    def tick(self) -> None:
+        self.producer.poll(0)
+        self.fallback.tick()
+
+    def close(self) -> None:
+        remaining = self.producer.flush(30)
+        if remaining:
+            # Purged messages come back through the delivery callback as failures, which
+            # writes them to the landing fallback.
+            log.error("%d events undelivered to Kafka at shutdown: to landing files", remaining)
+            self.producer.purge()
+            self.producer.flush(5)
+        self.fallback.close()

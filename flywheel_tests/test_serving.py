@@ -1,0 +1,513 @@
+"""The ranking service on a real demo home: features equal to the SQL definition, honest
+propensities, a clear 4xx for every bad request, hot reload under load with no failed request,
+and logs that ingest as the next cycle's input."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import itertools
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from scipy import stats
+
+from flywheel_assets import registry
+from flywheel_assets.assets.promotion import publish_serving_pointer
+from flywheel_assets.demo import run_demo
+from flywheel_assets.event_sink import LandingSink
+from flywheel_assets.feature_store import serving_frame
+from flywheel_assets.online_features import FeatureSnapshot, latest_bundle
+from flywheel_assets.policy import epsilon_greedy_slate, epsilon_greedy_slates
+from flywheel_assets.pseudonym import Pseudonymiser
+from flywheel_assets.ranking_service import RankingService
+from flywheel_assets.service_app import create_app
+from flywheel_assets.simulator import SimulatorConfig
+from flywheel_assets.training import FeatureSchema, predict
+from flywheel_assets.warehouse import Warehouse
+
+from .conftest import restored_environment
+
+SMALL = SimulatorConfig(
+    seed=11, n_users=2_000, n_items=300, sessions_per_day=300, new_users_per_day=30
+)
+START = dt.date(2026, 2, 1)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    """Three simulated days through the real cycle: models registered, a pointer and feature
+    bundles published."""
+    with restored_environment():
+        path = tmp_path_factory.mktemp("serve") / "home"
+        run_demo(days=3, seed=11, start=START, home=path, config=SMALL)
+        yield path
+
+
+def key(home: Path) -> str:
+    return (home / "pseudonym.key").read_text().strip()
+
+
+def models(home: Path) -> list[registry.ModelRecord]:
+    wh = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
+    with wh.begin() as conn:
+        versions = wh.query_df(conn, "SELECT model_version FROM model_registry ORDER BY dt")
+        return [registry.get_model(conn, v) for v in versions["model_version"]]
+
+
+def codes_matrix(schema: FeatureSchema, frame: pd.DataFrame) -> np.ndarray:
+    """schema.matrix (what training and batch scoring feed XGBoost) as plain numbers."""
+    m = schema.matrix(frame.assign(position=0))
+    cols = [
+        m[c].cat.codes.replace(-1, np.nan).to_numpy(dtype=np.float32)
+        if isinstance(m[c].dtype, pd.CategoricalDtype)
+        else m[c].to_numpy(dtype=np.float32)
+        for c in m.columns
+    ]
+    return np.column_stack(cols)
+
+
+def test_online_features_equal_the_sql_feature_vector(home: Path) -> None:
+    """The service assembles vectors in memory from the published bundle; they must be the
+    vectors feature_vector.sql gives for the same pairs, column by column, and score the same."""
+    wh = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
+    bundle = latest_bundle(home / "serving")
+    assert bundle is not None, "online_features published no bundle"
+    snap = FeatureSnapshot.load(bundle)
+    record = models(home)[-1]
+    booster = record.load()
+    rng = np.random.default_rng(0)
+    known_users = list(snap.user_index)
+    # users with user x item history, with features only, and never seen; items known and not
+    with_history = [u for u in snap.user_item_rows if u in snap.user_index][:15]
+    users = (
+        with_history + list(rng.choice(known_users, 15, replace=False)) + ["nobody-1", "nobody-2"]
+    )
+    checked_ui = 0
+    for n, user in enumerate(users):
+        items = list(rng.choice(snap.item_ids, 40, replace=False)) + ["sku-new-1"]
+        if user in snap.user_item_rows:  # include the items the user interacted with
+            codes = snap.user_item_rows[user][0]
+            items = list(dict.fromkeys([*snap.item_ids[codes[codes >= 0]][:10], *items]))
+        when = dt.datetime(2026, 2, 4, n % 24, 13)
+        cands = pd.DataFrame(
+            {
+                "request_id": "r",
+                "user_id": user,
+                "item_id": items,
+                "position": 0,
+                "event_time": pd.Timestamp(when),
+            }
+        )
+        sql = serving_frame(wh, cands, snap.feature_dt)
+        expected = codes_matrix(record.schema, sql)
+        got = snap.matrix(record.schema, user, snap.item_codes(items), when)
+        assert got.shape == expected.shape
+        columns = record.schema.numeric + list(record.schema.categorical)
+        for j, column in enumerate(columns):
+            np.testing.assert_allclose(
+                got[:, j], expected[:, j], rtol=1e-6, equal_nan=True, err_msg=f"{user}: {column}"
+            )
+        checked_ui += int(np.isfinite(got[:, columns.index("ui_impressions_28d")]).sum())
+        np.testing.assert_allclose(
+            booster.inplace_predict(got),
+            predict(booster, record.schema, sql, at_top=True),
+            rtol=1e-6,
+        )
+    assert checked_ui > 0, "no candidate had user x item history: the join went untested"
+
+
+def test_single_request_policy_is_the_batch_policy() -> None:
+    """The service's one-request path and the batch path (simulator, demo) log the same
+    propensities for the same scores, and both pick items with those probabilities."""
+    scores = np.array([0.9, 0.1, 0.5, 0.5, 0.3])
+    eps, k, n = 0.4, 3, 20_000
+    rng = np.random.default_rng(1)
+    single = collections.Counter()
+    for _ in range(n):
+        chosen, prop = epsilon_greedy_slate(scores, k=k, epsilon=eps, rng=rng)
+        assert np.isclose(
+            prop, [exact_conditional(scores, chosen[:i], c, eps) for i, c in enumerate(chosen)]
+        ).all()
+        single[tuple(chosen)] += 1
+    cands = pd.DataFrame(
+        {"request_id": np.repeat(np.arange(n), len(scores)), "item_id": np.tile(np.arange(5), n)}
+    )
+    batch = epsilon_greedy_slates(cands, np.tile(scores, n), k=k, epsilon=eps, seed=2)
+    slates = batch.groupby("request_id")["item_id"].apply(tuple)
+    for slate, group in batch.groupby("request_id"):
+        if slate > 200:
+            break
+        chosen = group["item_id"].to_numpy()
+        expected = [exact_conditional(scores, chosen[:i], c, eps) for i, c in enumerate(chosen)]
+        np.testing.assert_allclose(group["propensity"].to_numpy(), expected)
+    batch_counts = collections.Counter(slates)
+    support = sorted(set(single) | set(batch_counts))
+    table = np.array([[single[s] for s in support], [batch_counts[s] for s in support]])
+    assert stats.chi2_contingency(table).pvalue > 0.001
+
+
+def exact_conditional(scores: np.ndarray, above: np.ndarray, item: int, eps: float) -> float:
+    """P(item next | items above), straight from the policy's definition: with 1 - eps the best
+    remaining item (ties to the earlier candidate), with eps one of the remaining uniformly."""
+    remaining = [i for i in range(len(scores)) if i not in set(above)]
+    best = max(remaining, key=lambda i: (scores[i], -i))
+    return (1 - eps) * (item == best) + eps / len(remaining)
+
+
+def service(home: Path, landing: Path, **kw) -> RankingService:
+    return RankingService(
+        home / "serving", Pseudonymiser(key(home)), LandingSink(landing), reload_seconds=0.5, **kw
+    )
+
+
+def logged(landing: Path) -> pd.DataFrame:
+    files = sorted(landing.glob("events/dt=*/*.jsonl"))
+    if not files:
+        return pd.DataFrame()
+    return pd.concat([pd.read_json(f, lines=True, dtype=False) for f in files], ignore_index=True)
+
+
+def test_logged_propensities_are_the_policys_true_probabilities(home: Path, tmp_path: Path) -> None:
+    """Must-show 3. The same request 4,000 times over HTTP: every logged propensity equals the
+    probability computed from the returned scores and the policy's definition, and the slates
+    the service showed occur as often as the product of those probabilities says."""
+    svc = service(home, tmp_path / "landing", epsilon=0.3, seed=7)
+    candidates = [f"sku-{i:05d}" for i in range(6)]
+    with TestClient(create_app(svc)) as client:
+        responses = [
+            client.post("/rank", json={"user_id": "cust-0000042", "k": 3, "candidates": candidates})
+            for _ in range(4000)
+        ]
+    svc.sink.flush()
+    assert all(r.status_code == 200 for r in responses)
+    first = responses[0].json()
+    score = {it["item_id"]: it["score"] for it in first["items"]}
+    # Scores do not depend on the draw: rank everything once to get all six.
+    all_scores = {}
+    for r in responses:
+        for it in r.json()["items"]:
+            all_scores[it["item_id"]] = it["score"]
+    assert set(all_scores) == set(candidates) and score
+    scores = np.array([all_scores[c] for c in candidates])
+    events = logged(tmp_path / "landing")
+    imps = events[events["event_type"] == "impression"].sort_values(["request_id", "position"])
+    assert len(imps) == 4000 * 3
+    slates = collections.Counter()
+    for _rid, group in imps.groupby("request_id", sort=False):
+        chosen = [candidates.index(i) for i in group["item_id"]]
+        exact = [
+            exact_conditional(scores, np.array(chosen[:i]), c, 0.3) for i, c in enumerate(chosen)
+        ]
+        np.testing.assert_allclose(group["propensity"].to_numpy(), exact, rtol=1e-9)
+        slates[tuple(chosen)] += 1
+    # Goodness of fit of the slate frequencies against the products of the logged propensities.
+    support = [s for s in itertools.permutations(range(6), 3)]
+    expected = np.array(
+        [
+            np.prod([exact_conditional(scores, np.array(s[:i]), c, 0.3) for i, c in enumerate(s)])
+            for s in support
+        ]
+    )
+    assert np.isclose(expected.sum(), 1.0)
+    observed = np.array([slates[s] for s in support])
+    common = expected * 4000 >= 5  # chi-square needs expected counts of 5 or more; pool the rest
+    obs = np.r_[observed[common], observed[~common].sum()]
+    exp = np.r_[expected[common], expected[~common].sum()] * 4000
+    assert stats.chisquare(obs, exp).pvalue > 0.001
+
+
+BAD_RANK_BODIES = [
+    ({}, "user_id"),
+    ({"user_id": ["a"]}, "user_id"),
+    ({"user_id": "u", "k": 0}, "k"),
+    ({"user_id": "u", "k": 10**9}, "k"),
+    ({"user_id": "u", "k": "ten"}, "k"),
+    ({"user_id": "u", "candidates": []}, "candidates must not be empty"),
+    ({"user_id": "u", "candidates": ["a", "a"]}, "duplicates"),
+    ({"user_id": "u", "candidates": [{"id": 1}]}, "candidates"),
+    ({"user_id": "u", "candidates": ["x"] * 10_001}, "candidates"),
+    ({"user_id": "u", "surprise": 1}, "surprise"),
+    ({"user_id": "", "candidates": ["a"]}, "user_id"),
+    ({"user_id": "u" * 5000, "candidates": ["a"]}, "user_id"),
+    ({"user_id": "u", "session_id": "x" * 2000}, "session_id"),
+    ({"user_id": "u", "context": "not an object"}, "context"),
+]
+
+
+def test_invalid_requests_get_a_clear_4xx_never_a_500(home: Path, tmp_path: Path) -> None:
+    svc = service(home, tmp_path / "landing")
+    with TestClient(create_app(svc), raise_server_exceptions=False) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["feature_dt"] is not None
+        schema = client.get("/openapi.json").json()
+        assert {"/rank", "/events", "/healthz", "/readyz"} <= set(schema["paths"])
+        for body, word in BAD_RANK_BODIES:
+            r = client.post("/rank", json=body)
+            assert r.status_code == 422, (body, r.status_code, r.text[:200])
+            assert word in r.json()["error"], (body, r.json())
+        for raw in (b"{not json", b"", b"[1, 2]", "\udcff".encode("utf-8", "surrogatepass")):
+            r = client.post("/rank", content=raw, headers={"content-type": "application/json"})
+            assert 400 <= r.status_code < 500, (raw, r.status_code)
+        ok = client.post("/rank", json={"user_id": 42, "k": 2, "request_id": "mine-1"}).json()
+        assert ok["request_id"] == "mine-1" and len(ok["items"]) == 2
+        assert client.post("/rank", json={"user_id": 42, "request_id": "mine-1"}).status_code == 422
+        shown = ok["items"][0]["item_id"]
+        bad_events = [
+            ({"request_id": "mine-1", "event_type": "teleport", "item_id": shown}, "event_type"),
+            ({"request_id": "mine-1", "event_type": "click", "item_id": "not-shown"}, "not shown"),
+            ({"request_id": "unknown", "event_type": "click", "item_id": shown}, "send user_id"),
+            ({"request_id": "mine-1", "event_type": "click", "item_id": shown, "user_id": "43"}, "does not match"),
+            ({"request_id": "mine-1", "event_type": "click", "item_id": shown,
+              "event_time": "2999-01-01T00:00:00Z"}, "future"),
+            ({"request_id": "mine-1", "event_type": "click", "item_id": shown,
+              "event_time": "yesterday-ish"}, "event_time"),
+            ({"events": []}, "events"),
+            ({"request_id": "mine-1", "event_type": "click", "item_id": shown, "price": -1}, "price"),
+        ]  # fmt: skip
+        for body, word in bad_events:
+            r = client.post("/events", json=body)
+            assert r.status_code == 422, (body, r.status_code, r.text[:200])
+            assert word in r.json()["error"], (body, r.json())
+        good = client.post(
+            "/events", json={"request_id": "mine-1", "event_type": "click", "item_id": shown}
+        )
+        assert good.status_code == 200 and good.json()["accepted"] == 1
+        # a client retrying the same feedback gets the same event id: counted once downstream
+        again = client.post(
+            "/events", json={"request_id": "mine-1", "event_type": "click", "item_id": shown}
+        )
+        assert again.json()["event_ids"] == good.json()["event_ids"]
+
+
+def test_cold_start_and_not_ready(home: Path, tmp_path: Path) -> None:
+    """Before anything is published: the cold-start policy needs candidates; with a model but no
+    feature bundle the service is not ready (503), never wrong."""
+    serving = tmp_path / "serving"
+    svc = RankingService(serving, Pseudonymiser("k" * 32), LandingSink(tmp_path / "l"))
+    with TestClient(create_app(svc)) as client:
+        r = client.post("/rank", json={"user_id": "u", "k": 3, "candidates": ["a", "b", "c", "d"]})
+        body = r.json()
+        assert r.status_code == 200 and body["model_version"] == "cold-start"
+        assert [it["propensity"] for it in body["items"]] == pytest.approx([1 / 4, 1 / 3, 1 / 2])
+        r = client.post("/rank", json={"user_id": "u"})
+        assert r.status_code == 422 and "send candidates" in r.json()["error"]
+        # a model published, its features not yet
+        serving.mkdir()
+        record = models(home)[-1]
+        pointer = json.loads((home / "serving" / "champion.json").read_text())
+        pointer.update(
+            model_version=record.model_version, artefact_uri=record.artefact_uri,
+            sha256=record.sha256, feature_schema=json.loads(record.schema.to_json()),
+            experiment=None,
+        )  # fmt: skip
+        (serving / "champion.json").write_text(json.dumps(pointer))
+        assert svc.reload() is True
+        assert client.get("/readyz").status_code == 503
+        r = client.post("/rank", json={"user_id": "u", "candidates": ["a", "b"]})
+        assert r.status_code == 503 and "feature bundle" in r.json()["error"]
+
+
+class Server:
+    """A real uvicorn server in a thread, on a free port."""
+
+    def __init__(self, app) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def promote(home: Path, version: str) -> None:
+    """What a promotion does to what serving reads: promotion_decision moves the champion
+    alias and ends the experiment, champion_model publishes the pointer."""
+    wh = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with wh.begin() as conn:
+        running = registry.open_experiment(conn)
+        if running is not None:
+            registry.end_experiment(
+                conn, running.experiment_id, status="promoted", end_dt=now.date(), reason="test"
+            )
+        registry.move_alias(
+            conn, registry.CHAMPION, version, actor="test", reason="promotion under load", now=now
+        )
+    publish_serving_pointer(wh, home, "test")
+
+
+def test_a_promotion_under_load_fails_no_request_and_switches_version(
+    home: Path, tmp_path: Path
+) -> None:
+    """Must-show 2: 4 clients send 1,600 requests (k=20 of every catalog item) while the
+    champion changes; every request succeeds, each client sees the old version, then only the
+    new one."""
+    with restored_environment():
+        pointer = json.loads((home / "serving" / "champion.json").read_text())
+        old = pointer["model_version"] or "cold-start"
+        new = next(m.model_version for m in reversed(models(home)) if m.model_version != old)
+        svc = service(home, tmp_path / "landing")
+        snapshot_items = None
+        results: dict[int, list[tuple[int, str, str]]] = collections.defaultdict(list)
+        switched = threading.Event()
+        with Server(create_app(svc)) as url:
+            snapshot_items = list(svc.state.snapshot.item_ids)
+
+            def client(n: int) -> None:
+                rng = np.random.default_rng(n)
+                with httpx.Client(base_url=url, timeout=30) as http:
+                    for i in range(400):
+                        body = {
+                            "user_id": f"cust-{int(rng.integers(2000)):07d}",
+                            "k": 20,
+                            "candidates": snapshot_items,
+                        }
+                        r = http.post("/rank", json=body)
+                        version = (
+                            r.json().get("model_version", "?") if r.status_code == 200 else "?"
+                        )
+                        results[n].append((r.status_code, version, r.json().get("variant", "")))
+                        if n == 0 and i == 100:
+                            switched.set()
+
+            threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+            for t in threads:
+                t.start()
+            assert switched.wait(120)
+            promote(home, new)
+            for t in threads:
+                t.join()
+            reloads = svc.reloads
+    statuses = collections.Counter(s for rs in results.values() for s, _, _ in rs)
+    assert statuses == {200: 1600}, statuses
+    assert reloads >= 2
+    for n, rs in results.items():
+        champions = [v for _s, v, variant in rs if variant == "champion"]
+        assert champions[0] == old and champions[-1] == new, (n, champions[:3], champions[-3:])
+        first_new = champions.index(new)
+        assert set(champions[first_new:]) == {new}, f"client {n} saw {old} after {new}"
+
+
+def test_a_broken_publication_keeps_the_previous_models_serving(home: Path, tmp_path: Path) -> None:
+    import shutil
+
+    serving = tmp_path / "serving"
+    shutil.copytree(home / "serving", serving)
+    svc = RankingService(serving, Pseudonymiser(key(home)), LandingSink(tmp_path / "l"))
+    with TestClient(create_app(svc)) as client:
+        before = client.get("/readyz").json()["model_version"]
+        pointer = json.loads((serving / "champion.json").read_text())
+        pointer["sha256"] = "0" * 64  # an artefact that is not what the registry recorded
+        (serving / "champion.json").write_text(json.dumps(pointer))
+        assert svc.reload() is False
+        ready = client.get("/readyz").json()
+        assert ready["model_version"] == before and "SHA-256" in (ready["error"] or "").upper()
+        r = client.post("/rank", json={"user_id": "u", "k": 5})
+        assert r.status_code == 200 and r.json()["model_version"] == before
+
+
+def test_orphaned_log_files_of_a_dead_service_are_published(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(child.stdout)
+    sink = LandingSink(tmp_path)
+    folder = tmp_path / "events" / "dt=2026-11-25"
+    folder.mkdir(parents=True)
+    part = folder / f"serve-{sink.host}-{dead_pid}-20261125T000000000000-1.jsonl.part"
+    part.write_text('{"event_id": "x"}\n')
+    mine = folder / f"serve-{sink.host}-{os.getpid()}-20261125T000000000000-1.jsonl.part"
+    mine.write_text('{"event_id": "y"}\n')
+    recovered = LandingSink(tmp_path).recovered
+    assert recovered == [folder / part.name.removesuffix(".part")]
+    assert mine.exists(), "a live process's open file must not be published under it"
+
+
+def test_served_logs_ingest_cleanly_as_the_next_cycles_input(home: Path, tmp_path: Path) -> None:
+    """Impressions and feedback written by the service are accepted by the real ingestion
+    assets: every row, none quarantined, feedback joined to its impressions."""
+    from flywheel_assets.assets.ingestion import catalog_items, raw_events, users
+    from flywheel_assets.assets.quality import accepted_events
+    from flywheel_assets.definitions import resources
+
+    svc = service(home, tmp_path / "landing")
+    with TestClient(create_app(svc)) as client:
+        for u in range(30):
+            body = client.post("/rank", json={"user_id": f"cust-{u:07d}", "k": 5}).json()
+            item = body["items"][u % 5]["item_id"]
+            client.post(
+                "/events",
+                json={"request_id": body["request_id"], "event_type": "click", "item_id": item},
+            )
+            if u % 3 == 0:
+                client.post("/events", json={"events": [
+                    {"request_id": body["request_id"], "event_type": "add_to_cart", "item_id": item},
+                    {"request_id": body["request_id"], "event_type": "purchase", "item_id": item},
+                ]})  # fmt: skip
+    svc.sink.flush()
+    landed = logged(tmp_path / "landing")
+    assert len(landed) == 30 * 5 + 30 + 10 * 2
+    day = landed["event_time"].str[:10].iloc[0]
+    with restored_environment():
+        os.environ["FLYWHEEL_HOME"] = str(home)
+        os.environ["FLYWHEEL_PSEUDONYM_KEY"] = key(home)
+        os.environ["DAGSTER_HOME"] = str(home / "dagster")
+        os.environ["FLYWHEEL_LANDING_DIR"] = str(tmp_path / "landing")
+        # the shop's catalog and users of the day, as the demo delivered them
+        for source in ("catalog", "users"):
+            src = sorted((home / "landing" / source).glob("dt=*"))[-1]
+            dst = tmp_path / "landing" / source / f"dt={day}"
+            dst.mkdir(parents=True)
+            for f in src.iterdir():
+                (dst / f.name).write_bytes(f.read_bytes())
+        result = dg.materialize(
+            [catalog_items, users, raw_events, accepted_events],
+            partition_key=day,
+            resources=resources(),
+        )
+        assert result.success
+        wh = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
+        with wh.begin() as conn:
+            got = wh.query_df(
+                conn,
+                "SELECT event_type, COUNT(*) AS n, MIN(propensity) AS p FROM events "
+                "WHERE dt = :dt GROUP BY event_type",
+                dt=dt.date.fromisoformat(day),
+            ).set_index("event_type")
+            quarantined = wh.scalar(
+                conn,
+                "SELECT COUNT(*) FROM quarantine WHERE dt = :dt",
+                dt=dt.date.fromisoformat(day),
+            )
+    assert got["n"].to_dict() == {"impression": 150, "click": 30, "add_to_cart": 10, "purchase": 10}
+    assert quarantined == 0
+    assert 0 < got.loc["impression", "p"] <= 1
