@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import dagster as dg
 
@@ -46,24 +47,56 @@ STREAM_ASSETS = [kafka_events]
 flywheel_cycle = dg.define_asset_job(
     "flywheel_cycle",
     selection=dg.AssetSelection.assets(*ALL_ASSETS),
+    # Warehouse steps run one at a time anyway (pool of 1): a process per step would only add
+    # its start-up, about half of a day's cycle on 2 cores (docs/decisions.md, 48).
+    executor_def=dg.in_process_executor,
     description="One turn of the flywheel for a day: ingest, check, features, train, evaluate, promote.",
 )
 
 
+# When the daily cycle runs: structural (read when definitions load), like the partitions.
+CYCLE_CRON = os.environ.get("FLYWHEEL_CYCLE_CRON", "0 1 * * *")
+CYCLE_TIMEZONE = os.environ.get("FLYWHEEL_CYCLE_TIMEZONE", "UTC")
+
+
 @dg.schedule(
     job=flywheel_cycle,
-    cron_schedule="0 1 * * *",
-    execution_timezone="UTC",
+    cron_schedule=CYCLE_CRON,
+    execution_timezone=CYCLE_TIMEZONE,
     name="daily_flywheel_cycle",
-    description="At 01:00 UTC, the whole cycle for the day that just ended.",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        f"At {CYCLE_CRON!r} ({CYCLE_TIMEZONE}; FLYWHEEL_CYCLE_CRON, FLYWHEEL_CYCLE_TIMEZONE), "
+        "the whole cycle for the day before: ingest, check, features, train, evaluate, decide, "
+        "publish."
+    ),
 )
 def daily_cycle_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     # Not build_schedule_from_partitioned_job: the partitions reach into today (end_offset=1,
     # so today's files can be ingested as they arrive), and that helper would pick today.
+    # Partitions are UTC days; "the day before" is the UTC day before the tick.
     day = context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)
     key = day.isoformat()
     if not daily.has_partition_key(key):
         return dg.SkipReason(f"{key} is before the first partition (FLYWHEEL_PARTITION_START)")
+    # Dagster dedupes a schedule's run keys within one tick only: with a cron that ticks more
+    # than once a day, a day runs again only if its earlier runs failed or were cancelled.
+    earlier = context.instance.get_runs(
+        filters=dg.RunsFilter(
+            job_name=flywheel_cycle.name,
+            tags={"dagster/schedule_name": "daily_flywheel_cycle", "dagster/partition": key},
+        ),
+        limit=20,
+    )
+    done = [
+        r
+        for r in earlier
+        if r.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+    ]
+    if done:
+        return dg.SkipReason(
+            f"{key} already has a cycle run ({done[0].run_id}, {done[0].status.value})"
+        )
     return dg.RunRequest(partition_key=key, run_key=f"daily_cycle:{key}")
 
 
@@ -84,4 +117,5 @@ defs = dg.Definitions(
     schedules=[daily_cycle_schedule, *AUTOMATION_SCHEDULES],
     sensors=AUTOMATION_SENSORS,
     resources=resources(),
+    executor=dg.in_process_executor,
 )

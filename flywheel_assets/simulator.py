@@ -169,10 +169,15 @@ class ShopSimulator:
 
     # ----- landing records for catalog and users -------------------------------------------
 
-    def catalog_records(self, day: dt.date) -> pd.DataFrame:
-        """Items new or changed on ``day`` (the whole catalog on the first day)."""
+    def catalog_records(self, day: dt.date, *, full: bool = False) -> pd.DataFrame:
+        """Items new or changed on ``day`` (the whole catalog on the first day, or with
+        ``full``: every item live on ``day``, as a shop's full export)."""
         self.advance_to(day)
-        idx = self._catalog_changes.get(day, np.empty(0, dtype=int))
+        idx = (
+            np.flatnonzero(self._item_added <= np.datetime64(day, "D"))
+            if full
+            else self._catalog_changes.get(day, np.empty(0, dtype=int))
+        )
         return pd.DataFrame(
             {
                 "item_id": [item_id(i) for i in idx],
@@ -183,10 +188,15 @@ class ShopSimulator:
             }
         )
 
-    def user_records(self, day: dt.date) -> pd.DataFrame:
-        """Users who signed up on ``day`` (everyone on the first day), with personal fields."""
+    def user_records(self, day: dt.date, *, full: bool = False) -> pd.DataFrame:
+        """Users who signed up on ``day`` (everyone on the first day, or with ``full``: everyone
+        signed up by ``day``), with personal fields."""
         self.advance_to(day)
-        idx = self._user_changes.get(day, np.empty(0, dtype=int))
+        idx = (
+            np.flatnonzero(self._user_signup <= np.datetime64(day, "D"))
+            if full
+            else self._user_changes.get(day, np.empty(0, dtype=int))
+        )
         return pd.DataFrame(
             {
                 "user_id": [raw_user_id(u) for u in idx],

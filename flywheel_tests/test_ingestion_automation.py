@@ -222,11 +222,30 @@ def test_kafka_asset_without_a_broker_says_how_to_configure_one(tmp_path, monkey
 
 
 def test_daily_cycle_runs_the_day_that_just_ended():
+    """The day before the tick, once: a cron ticking more often than daily re-runs a day only
+    after its earlier runs failed."""
     from flywheel_assets.definitions import daily_cycle_schedule
 
-    ctx = dg.build_schedule_context(
-        scheduled_execution_time=dt.datetime(2026, 3, 5, 1, 0, tzinfo=dt.UTC)
-    )
-    request = daily_cycle_schedule(ctx)
-    assert isinstance(request, dg.RunRequest)
-    assert request.partition_key == "2026-03-04"
+    def tick(instance: dg.DagsterInstance) -> dg.RunRequest | dg.SkipReason:
+        ctx = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=dt.datetime(2026, 3, 5, 1, 0, tzinfo=dt.UTC),
+        )
+        return daily_cycle_schedule(ctx)
+
+    tags = {"dagster/schedule_name": "daily_flywheel_cycle", "dagster/partition": "2026-03-04"}
+    with dg.instance_for_test() as instance:
+        request = tick(instance)
+        assert isinstance(request, dg.RunRequest)
+        assert request.partition_key == "2026-03-04"
+        instance.add_run(
+            dg.DagsterRun(job_name="flywheel_cycle", status=dg.DagsterRunStatus.FAILURE, tags=tags)
+        )
+        assert isinstance(tick(instance), dg.RunRequest), "a failed day must run again"
+        instance.add_run(
+            dg.DagsterRun(job_name="flywheel_cycle", status=dg.DagsterRunStatus.SUCCESS, tags=tags)
+        )
+        skipped = tick(instance)
+        assert isinstance(skipped, dg.SkipReason) and "already has a cycle run" in str(
+            skipped.skip_message
+        )

@@ -1,0 +1,91 @@
+"""Alerts: what the run-failure sensor records when a flywheel run fails.
+
+Every alert goes to ``FLYWHEEL_HOME/alerts/alerts.jsonl`` (one JSON object per line); to the
+warehouse table ``alerts`` when the warehouse is PostgreSQL (with the embedded DuckDB file, a
+write from the daemon could take the file from a running step, so it stays out); and, when
+``FLYWHEEL_ALERT_WEBHOOK_URL`` is set, as a POST of ``{"text": ..., "alert": {...}}`` (Slack's
+incoming-webhook format; most chat and paging tools take it). A sink that fails does not stop
+the others; the sensor logs what failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from .warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+WEBHOOK_ENV = "FLYWHEEL_ALERT_WEBHOOK_URL"
+
+
+@dataclass(frozen=True)
+class Alert:
+    alert_id: str
+    raised_at: dt.datetime
+    kind: str
+    job_name: str | None
+    run_id: str | None
+    partition_key: str | None
+    message: str
+    details: dict
+
+    def text(self) -> str:
+        where = f" for {self.partition_key}" if self.partition_key else ""
+        return f"flywheel: {self.kind} - {self.job_name}{where} (run {self.run_id}): {self.message}"
+
+    def as_json(self) -> dict:
+        d = asdict(self)
+        d["raised_at"] = self.raised_at.isoformat()
+        return d
+
+
+def alerts_file(home: Path) -> Path:
+    return home / "alerts" / "alerts.jsonl"
+
+
+def read_alerts(home: Path) -> list[dict]:
+    path = alerts_file(home)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def record_alert(alert: Alert, home: Path, warehouse_url: str | None = None) -> list[str]:
+    """Record ``alert`` everywhere configured; returns the problems of sinks that failed."""
+    problems = []
+    path = alerts_file(home)
+    try:
+        if alert.alert_id not in {a["alert_id"] for a in read_alerts(home)}:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as fh:
+                fh.write(json.dumps(alert.as_json()) + "\n")
+    except OSError as exc:
+        problems.append(f"{path}: {exc}")
+    if warehouse_url and warehouse_url.startswith("postgresql"):
+        wh = Warehouse(warehouse_url)
+        try:
+            with wh.begin() as conn:
+                wh.run(
+                    conn,
+                    "alerts/insert_alert",
+                    **{**asdict(alert), "details": json.dumps(alert.details, default=str)},
+                )
+        except Exception as exc:  # noqa: BLE001 - the file and webhook still get it
+            problems.append(f"warehouse: {exc}")
+        finally:
+            wh.dispose()
+    url = os.environ.get(WEBHOOK_ENV)
+    if url:
+        try:
+            r = httpx.post(url, json={"text": alert.text(), "alert": alert.as_json()}, timeout=10)
+            r.raise_for_status()
+        except httpx.HTTPError as exc:
+            problems.append(f"webhook: {exc}")
+    return problems
