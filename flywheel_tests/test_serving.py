@@ -452,13 +452,38 @@ def test_orphaned_log_files_of_a_dead_service_are_published(tmp_path: Path) -> N
     assert mine.exists(), "a live process's open file must not be published under it"
 
 
-def test_served_logs_ingest_cleanly_as_the_next_cycles_input(home: Path, tmp_path: Path) -> None:
-    """Impressions and feedback written by the service are accepted by the real ingestion
-    assets: every row, none quarantined, feedback joined to its impressions."""
+def ingest(home: Path, landing: Path, day: dt.date) -> tuple[pd.DataFrame, int]:
+    """Run the real ingestion assets on ``landing`` for ``day``; events by type, quarantined."""
     from flywheel_assets.assets.ingestion import catalog_items, raw_events, users
     from flywheel_assets.assets.quality import accepted_events
     from flywheel_assets.definitions import resources
 
+    with restored_environment():
+        os.environ["FLYWHEEL_HOME"] = str(home)
+        os.environ["FLYWHEEL_PSEUDONYM_KEY"] = key(home)
+        os.environ["DAGSTER_HOME"] = str(home / "dagster")
+        os.environ["FLYWHEEL_LANDING_DIR"] = str(landing)
+        result = dg.materialize(
+            [catalog_items, users, raw_events, accepted_events],
+            partition_key=day.isoformat(),
+            resources=resources(),
+        )
+        assert result.success
+    wh = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
+    with wh.begin() as conn:
+        got = wh.query_df(
+            conn,
+            "SELECT event_type, COUNT(*) AS n, MIN(propensity) AS p FROM events "
+            "WHERE dt = :dt GROUP BY event_type",
+            dt=day,
+        ).set_index("event_type")
+        quarantined = wh.scalar(conn, "SELECT COUNT(*) FROM quarantine WHERE dt = :dt", dt=day)
+    return got, int(quarantined or 0)
+
+
+def test_served_logs_ingest_cleanly_as_the_next_cycles_input(home: Path, tmp_path: Path) -> None:
+    """Impressions and feedback written by the service are accepted by the real ingestion
+    assets: every row, none quarantined, feedback joined to its impressions."""
     svc = service(home, tmp_path / "landing")
     with TestClient(create_app(svc)) as client:
         for u in range(30):
@@ -477,37 +502,50 @@ def test_served_logs_ingest_cleanly_as_the_next_cycles_input(home: Path, tmp_pat
     landed = logged(tmp_path / "landing")
     assert len(landed) == 30 * 5 + 30 + 10 * 2
     day = landed["event_time"].str[:10].iloc[0]
-    with restored_environment():
-        os.environ["FLYWHEEL_HOME"] = str(home)
-        os.environ["FLYWHEEL_PSEUDONYM_KEY"] = key(home)
-        os.environ["DAGSTER_HOME"] = str(home / "dagster")
-        os.environ["FLYWHEEL_LANDING_DIR"] = str(tmp_path / "landing")
-        # the shop's catalog and users of the day, as the demo delivered them
-        for source in ("catalog", "users"):
-            src = sorted((home / "landing" / source).glob("dt=*"))[-1]
-            dst = tmp_path / "landing" / source / f"dt={day}"
-            dst.mkdir(parents=True)
-            for f in src.iterdir():
-                (dst / f.name).write_bytes(f.read_bytes())
-        result = dg.materialize(
-            [catalog_items, users, raw_events, accepted_events],
-            partition_key=day,
-            resources=resources(),
-        )
-        assert result.success
-        wh = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
-        with wh.begin() as conn:
-            got = wh.query_df(
-                conn,
-                "SELECT event_type, COUNT(*) AS n, MIN(propensity) AS p FROM events "
-                "WHERE dt = :dt GROUP BY event_type",
-                dt=dt.date.fromisoformat(day),
-            ).set_index("event_type")
-            quarantined = wh.scalar(
-                conn,
-                "SELECT COUNT(*) FROM quarantine WHERE dt = :dt",
-                dt=dt.date.fromisoformat(day),
-            )
+    for source in ("catalog", "users"):  # the shop's exports of the day, as the demo's
+        src = sorted((home / "landing" / source).glob("dt=*"))[-1]
+        dst = tmp_path / "landing" / source / f"dt={day}"
+        dst.mkdir(parents=True)
+        for f in src.iterdir():
+            (dst / f.name).write_bytes(f.read_bytes())
+    got, quarantined = ingest(home, tmp_path / "landing", dt.date.fromisoformat(day))
     assert got["n"].to_dict() == {"impression": 150, "click": 30, "add_to_cart": 10, "purchase": 10}
     assert quarantined == 0
     assert 0 < got.loc["impression", "p"] <= 1
+
+
+def test_flywheel_simulate_drives_the_live_service(home: Path, tmp_path: Path) -> None:
+    """`flywheel simulate --url` plays a simulated day against a running service: every request
+    is ranked over HTTP, the service logs the impressions and the posted feedback, and with the
+    shop's exports they ingest as the next cycle's input."""
+    import subprocess
+    import sys
+
+    landing = tmp_path / "landing"
+    svc = service(home, landing)
+    with Server(create_app(svc)) as url:
+        out = subprocess.run(
+            [sys.executable, "-m", "flywheel_assets.cli", "simulate", "--url", url,
+             "--start", str(START), "--from-day", str(START + dt.timedelta(days=3)),
+             "--seed", "11", "--sessions", "80", "--landing-dir", str(landing)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr[-2000:]
+        served = svc.latency.summary()
+    svc.sink.flush()
+    line = out.stdout.strip().splitlines()[-1].split()
+    requests, events_sent = int(line[1]), int(line[2])
+    assert requests >= 80 and sum(v["requests"] for v in served.values()) == requests
+    events = logged(landing)
+    assert len(events) == events_sent
+    imps = events[events["event_type"] == "impression"]
+    feedback = events[events["event_type"] != "impression"]
+    assert imps["request_id"].nunique() == requests and len(feedback) > 0
+    shown = set(zip(imps["request_id"], imps["item_id"], strict=True))
+    assert all(p in shown for p in zip(feedback["request_id"], feedback["item_id"], strict=True))
+    assert feedback["propensity"].notna().all() and feedback["model_version"].notna().all()
+    day = dt.datetime.now(dt.UTC).date()
+    got, quarantined = ingest(home, landing, day)
+    assert quarantined == 0
+    assert int(got["n"].sum()) == len(events)
+    assert got.loc["impression", "n"] == len(imps)
