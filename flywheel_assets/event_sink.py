@@ -160,7 +160,12 @@ class KafkaSink:
     in order on one partition); idempotent producer, acks from all replicas."""
 
     def __init__(
-        self, producer_config: dict[str, object], topic: str, fallback: LandingSink
+        self,
+        producer_config: dict[str, object],
+        topic: str,
+        fallback: LandingSink,
+        *,
+        message_timeout_ms: int = 60_000,
     ) -> None:
         from confluent_kafka import Producer
 
@@ -174,7 +179,7 @@ class KafkaSink:
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,
-                "message.timeout.ms": 60_000,
+                "message.timeout.ms": message_timeout_ms,
             }
         )
 

@@ -452,9 +452,13 @@ def test_orphaned_log_files_of_a_dead_service_are_published(tmp_path: Path) -> N
     assert mine.exists(), "a live process's open file must not be published under it"
 
 
-def ingest(home: Path, landing: Path, day: dt.date) -> tuple[pd.DataFrame, int]:
-    """Run the real ingestion assets on ``landing`` for ``day``; events by type, quarantined."""
+def ingest(
+    home: Path, landing: Path, day: dt.date, kafka: tuple[str, str] | None = None
+) -> tuple[pd.DataFrame, int]:
+    """Run the real ingestion assets on ``landing`` (and the topic, with ``kafka``) for
+    ``day``; events by type, quarantined."""
     from flywheel_assets.assets.ingestion import catalog_items, raw_events, users
+    from flywheel_assets.assets.kafka import kafka_events
     from flywheel_assets.assets.quality import accepted_events
     from flywheel_assets.definitions import resources
 
@@ -463,6 +467,10 @@ def ingest(home: Path, landing: Path, day: dt.date) -> tuple[pd.DataFrame, int]:
         os.environ["FLYWHEEL_PSEUDONYM_KEY"] = key(home)
         os.environ["DAGSTER_HOME"] = str(home / "dagster")
         os.environ["FLYWHEEL_LANDING_DIR"] = str(landing)
+        os.environ.pop("FLYWHEEL_KAFKA_BOOTSTRAP", None)
+        if kafka:
+            os.environ["FLYWHEEL_KAFKA_BOOTSTRAP"], os.environ["FLYWHEEL_KAFKA_TOPIC"] = kafka
+            assert dg.materialize([kafka_events], resources=resources()).success
         result = dg.materialize(
             [catalog_items, users, raw_events, accepted_events],
             partition_key=day.isoformat(),
@@ -479,6 +487,16 @@ def ingest(home: Path, landing: Path, day: dt.date) -> tuple[pd.DataFrame, int]:
         ).set_index("event_type")
         quarantined = wh.scalar(conn, "SELECT COUNT(*) FROM quarantine WHERE dt = :dt", dt=day)
     return got, int(quarantined or 0)
+
+
+def copy_exports(home: Path, landing: Path, day: str) -> None:
+    """The shop's catalog and users exports for ``day``: the demo's last ones."""
+    for source in ("catalog", "users"):
+        src = sorted((home / "landing" / source).glob("dt=*"))[-1]
+        dst = landing / source / f"dt={day}"
+        dst.mkdir(parents=True)
+        for f in src.iterdir():
+            (dst / f.name).write_bytes(f.read_bytes())
 
 
 def test_served_logs_ingest_cleanly_as_the_next_cycles_input(home: Path, tmp_path: Path) -> None:
@@ -502,12 +520,7 @@ def test_served_logs_ingest_cleanly_as_the_next_cycles_input(home: Path, tmp_pat
     landed = logged(tmp_path / "landing")
     assert len(landed) == 30 * 5 + 30 + 10 * 2
     day = landed["event_time"].str[:10].iloc[0]
-    for source in ("catalog", "users"):  # the shop's exports of the day, as the demo's
-        src = sorted((home / "landing" / source).glob("dt=*"))[-1]
-        dst = tmp_path / "landing" / source / f"dt={day}"
-        dst.mkdir(parents=True)
-        for f in src.iterdir():
-            (dst / f.name).write_bytes(f.read_bytes())
+    copy_exports(home, tmp_path / "landing", day)
     got, quarantined = ingest(home, tmp_path / "landing", dt.date.fromisoformat(day))
     assert got["n"].to_dict() == {"impression": 150, "click": 30, "add_to_cart": 10, "purchase": 10}
     assert quarantined == 0
@@ -549,3 +562,64 @@ def test_flywheel_simulate_drives_the_live_service(home: Path, tmp_path: Path) -
     assert quarantined == 0
     assert int(got["n"].sum()) == len(events)
     assert got.loc["impression", "n"] == len(imps)
+
+
+@pytest.fixture(scope="module")
+def broker():
+    from flywheel_assets.dev_broker import DevBroker, broker_binary
+
+    try:
+        if not broker_binary().exists():
+            raise FileNotFoundError(broker_binary())
+    except Exception as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"Kafka broker binary unavailable in CI: {exc}")
+        pytest.skip(f"Kafka broker binary unavailable: {exc}")
+    with DevBroker() as b:
+        yield b
+
+
+def test_kafka_sink_feeds_the_topic_and_falls_back_to_files(
+    home: Path, tmp_path: Path, broker
+) -> None:
+    """FLYWHEEL_SERVE_SINK=kafka: what the service logs goes to a real broker and is ingested
+    from there by the kafka_events asset; when the broker is gone, to landing files instead."""
+    from flywheel_assets.dev_broker import create_topic, free_port
+    from flywheel_assets.event_sink import KafkaSink
+
+    topic = "served.events"
+    create_topic(broker.bootstrap, topic, partitions=2)
+    sink = KafkaSink(
+        {"bootstrap.servers": broker.bootstrap}, topic, fallback=LandingSink(tmp_path / "fallback")
+    )
+    svc = RankingService(home / "serving", Pseudonymiser(key(home)), sink)
+    with TestClient(create_app(svc)) as client:
+        for u in range(20):
+            body = client.post("/rank", json={"user_id": f"cust-{u:07d}", "k": 5}).json()
+            item = body["items"][0]["item_id"]
+            r = client.post(
+                "/events",
+                json={"request_id": body["request_id"], "event_type": "click", "item_id": item},
+            )
+            assert r.status_code == 200
+    # leaving the app closed the sink: everything delivered
+    assert (sink.delivered, sink.failed) == (120, 0)
+    assert not list((tmp_path / "fallback").rglob("*.jsonl"))
+    day = dt.datetime.now(dt.UTC).date()
+    copy_exports(home, tmp_path / "landing", day.isoformat())
+    got, quarantined = ingest(home, tmp_path / "landing", day, kafka=(broker.bootstrap, topic))
+    assert got["n"].to_dict() == {"impression": 100, "click": 20} and quarantined == 0
+
+    gone = KafkaSink(
+        {"bootstrap.servers": f"127.0.0.1:{free_port()}"}, topic,
+        fallback=LandingSink(tmp_path / "fallback"), message_timeout_ms=1500,
+    )  # fmt: skip
+    svc = RankingService(home / "serving", Pseudonymiser(key(home)), gone)
+    with TestClient(create_app(svc)) as client:
+        for u in range(3):
+            assert (
+                client.post("/rank", json={"user_id": f"cust-{u:07d}", "k": 4}).status_code == 200
+            )
+    assert gone.failed == 12
+    kept = logged(tmp_path / "fallback")
+    assert len(kept) == 12 and set(kept["event_type"]) == {"impression"}
