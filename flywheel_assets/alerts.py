@@ -5,7 +5,8 @@ warehouse table ``alerts`` when the warehouse is PostgreSQL (with the embedded D
 write from the daemon could take the file from a running step, so it stays out); and, when
 ``FLYWHEEL_ALERT_WEBHOOK_URL`` is set, as a POST of ``{"text": ..., "alert": {...}}`` (Slack's
 incoming-webhook format; most chat and paging tools take it). A sink that fails does not stop
-the others; the sensor logs what failed.
+the others; the sensor logs what failed as an error (Dagster moves a run-status sensor past a
+run even when its evaluation fails, so there is no retry to rely on).
 """
 
 from __future__ import annotations
@@ -54,7 +55,13 @@ def read_alerts(home: Path) -> list[dict]:
     path = alerts_file(home)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash must not stop later alerts
+    return out
 
 
 def record_alert(alert: Alert, home: Path, warehouse_url: str | None = None) -> list[str]:
@@ -66,7 +73,7 @@ def record_alert(alert: Alert, home: Path, warehouse_url: str | None = None) -> 
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a") as fh:
                 fh.write(json.dumps(alert.as_json()) + "\n")
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - the warehouse and webhook still get it
         problems.append(f"{path}: {exc}")
     if warehouse_url and warehouse_url.startswith("postgresql"):
         wh = Warehouse(warehouse_url)
@@ -86,6 +93,6 @@ def record_alert(alert: Alert, home: Path, warehouse_url: str | None = None) -> 
         try:
             r = httpx.post(url, json={"text": alert.text(), "alert": alert.as_json()}, timeout=10)
             r.raise_for_status()
-        except httpx.HTTPError as exc:
-            problems.append(f"webhook: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bad URL or a dead endpoint
+            problems.append(f"webhook: {type(exc).__name__}: {exc}")
     return problems

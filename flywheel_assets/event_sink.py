@@ -6,13 +6,17 @@ they are the next cycle's input.
 Landing files are appended as requests come (one write per request, no buffering in the
 process) under a ``.part`` name and published by renaming when they rotate, so the sensor
 never reads half a file; a ``.part`` left by a process that died is published by the next
-service started on the same host. Kafka deliveries that fail fall back to landing files: an
-event is logged somewhere or the request fails, never dropped in silence.
+service started on the same host: a writer holds an exclusive lock on its open file, so a file
+nobody holds is an orphan, whatever its name's process id (pids are reused across restarts).
+Kafka deliveries that fail, or that find the producer's queue full, fall back to landing files.
+What stays at risk with Kafka: events queued in the producer (at most ``linger.ms`` plus
+in-flight requests) when the process is killed outright.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
@@ -42,14 +46,10 @@ def encode(event: dict) -> bytes:
     return (json.dumps(event, separators=(",", ":"), default=str) + "\n").encode()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class LandingSink:
@@ -79,21 +79,34 @@ class LandingSink:
         self.recovered = self.recover()
 
     def recover(self) -> list[Path]:
-        """Publish ``.part`` files this host's dead service processes left behind."""
+        """Publish ``.part`` files of this host that no live writer holds (its lock is gone with
+        its process); empty ones are removed."""
         root = self.landing_dir / "events"
-        done = []
+        done: list[Path] = []
         if not root.is_dir():
             return done
-        for part in root.glob(f"dt=*/{PREFIX}{self.host}-*{PART_SUFFIX}"):
+        for part in sorted(root.glob(f"dt=*/{PREFIX}{self.host}-*{PART_SUFFIX}")):
             try:
-                pid = int(part.name.removeprefix(f"{PREFIX}{self.host}-").split("-")[0])
-            except ValueError:
-                continue
-            if pid != os.getpid() and not _pid_alive(pid) and part.stat().st_size > 0:
+                fd = os.open(part, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # another worker recovered it first
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # a live service is writing it
+            try:
+                if os.fstat(fd).st_size == 0:
+                    part.unlink(missing_ok=True)
+                    continue
                 final = part.with_name(part.name.removesuffix(".part"))
                 part.rename(final)
                 done.append(final)
-                log.warning("published %s, left by service process %d", final, pid)
+                log.warning("published %s, left behind by a service process that ended", final)
+            except FileNotFoundError:
+                continue
+            finally:
+                os.close(fd)
         return done
 
     def write(self, events: Sequence[dict]) -> None:
@@ -107,9 +120,9 @@ class LandingSink:
             if self._fd is None:
                 self._open(now)
             assert self._fd is not None
-            # One write of whole lines (O_APPEND): a crash leaves complete lines behind, at
-            # most the last one cut short, which ingestion quarantines as malformed.
-            os.write(self._fd, data)
+            # Whole lines appended (O_APPEND): a crash leaves complete lines behind, at most
+            # the last one cut short, which ingestion quarantines as malformed.
+            _write_all(self._fd, data)
             self._rows += len(events)
 
     def tick(self) -> None:
@@ -142,15 +155,17 @@ class LandingSink:
         stamp = now.strftime("%Y%m%dT%H%M%S%f")
         self._path = folder / f"{PREFIX}{self.host}-{os.getpid()}-{stamp}-{self._seq}{PART_SUFFIX}"
         self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        # Held until the file is published: recover() in another process skips held files.
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._opened = time.monotonic()
         self._rows = 0
 
     def _publish(self) -> None:
         assert self._fd is not None and self._path is not None
         os.fsync(self._fd)
-        os.close(self._fd)
         final = self._path.with_name(self._path.name.removesuffix(".part"))
-        os.replace(self._path, final)
+        os.replace(self._path, final)  # renamed while still locked: no one recovers it twice
+        os.close(self._fd)
         self.published.append(final)
         self._fd, self._path = None, None
 
@@ -190,22 +205,27 @@ class KafkaSink:
         # The broker did not take it within message.timeout.ms: keep it in a landing file.
         self.failed += 1
         log.error("Kafka delivery failed (%s): event kept in a landing file instead", err)
-        self.fallback.write([json.loads(msg.value())])  # type: ignore[attr-defined]
+        try:
+            self.fallback.write([json.loads(msg.value())])  # type: ignore[attr-defined]
+        except Exception:  # an exception here would surface in an unrelated poll()
+            log.exception("could not write the undelivered event to the landing fallback")
 
     def write(self, events: Sequence[dict]) -> None:
+        spilled = []
         for event in events:
             payload = encode(event)[:-1]
             key = str(event.get("request_id") or "").encode()
-            while True:
-                try:
-                    self.producer.produce(
-                        self.topic, value=payload, key=key, on_delivery=self._on_delivery
-                    )
-                    break
-                except BufferError:
-                    # The local queue is full (the broker is slow or away): wait for room
-                    # rather than drop the event.
-                    self.producer.poll(0.1)
+            try:
+                self.producer.produce(
+                    self.topic, value=payload, key=key, on_delivery=self._on_delivery
+                )
+            except BufferError:
+                # The local queue is full (the broker is slow or away): to a landing file now,
+                # rather than block the service waiting for room.
+                spilled.append(event)
+        if spilled:
+            self.failed += len(spilled)
+            self.fallback.write(spilled)
         self.producer.poll(0)
 
     def tick(self) -> None:
@@ -213,7 +233,7 @@ class KafkaSink:
         self.fallback.tick()
 
     def close(self) -> None:
-        remaining = self.producer.flush(30)
+        remaining = self.producer.flush(15)
         if remaining:
             # Purged messages come back through the delivery callback as failures, which
             # writes them to the landing fallback.

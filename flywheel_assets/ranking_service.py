@@ -29,7 +29,7 @@ import numpy as np
 import xgboost as xgb
 
 from .event_sink import EventSink
-from .online_features import FeatureSnapshot, latest_bundle
+from .online_features import SUCCESS, FeatureSnapshot, latest_bundle
 from .online_stats import assign_variant
 from .policy import COLD_START_VERSION, epsilon_greedy_slate
 from .pseudonym import Pseudonymiser
@@ -121,16 +121,23 @@ class StateLoader:
         return self.serving_dir / "champion.json"
 
     def signature(self) -> tuple:
-        """Cheap: file metadata only, so it can be polled every few seconds."""
+        """Cheap: file metadata only, so it can be polled every few seconds. A bundle
+        re-exported for the same day has a new ``_SUCCESS``, so it counts as a change."""
         try:
             st = self.pointer_path.stat()
             pointer = (st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
             pointer = None
         bundle = latest_bundle(self.serving_dir)
-        return pointer, bundle.name if bundle else None
+        if bundle is None:
+            return pointer, None
+        try:
+            done = (bundle / SUCCESS).stat().st_mtime_ns
+        except FileNotFoundError:  # replaced while we looked: the next poll sees the new one
+            done = None
+        return pointer, bundle.name, done
 
-    def load(self) -> ServingState:
+    def load(self, current: ServingState | None = None) -> ServingState:
         signature = self.signature()
         pointer = json.loads(self.pointer_path.read_text()) if self.pointer_path.exists() else {}
         champion = challenger = None
@@ -143,6 +150,14 @@ class StateLoader:
             challenger = _load_model(exp, self._models, loaded)
         bundle = latest_bundle(self.serving_dir)
         snapshot = FeatureSnapshot.load(bundle) if bundle else None
+        if (
+            current is not None
+            and current.snapshot is not None
+            and (snapshot is None or snapshot.feature_dt < current.snapshot.feature_dt)
+        ):
+            # The newest day is being re-exported (its folder is swapped) or was removed by
+            # hand: never step back to older features, keep what serves.
+            snapshot = current.snapshot
         self._models = loaded
         return ServingState(
             champion=champion,
@@ -162,21 +177,30 @@ class _Shown:
     model_version: str
     variant: str
     items: dict[str, tuple[int, float, float | None]]  # item -> position, propensity, price
+    # (item, event type) -> event time of feedback already logged, so a retried post without
+    # its own time logs the same event again (a duplicate, not a conflicting id)
+    feedback_times: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
 
 
 class RecentRequests:
-    """Recent rankings by request id, so feedback may name only the request and the item."""
+    """Recent rankings by request id, so feedback may name only the request and the item.
+    Bounded by requests and by shown items (k up to 200), so clients cannot grow it without
+    limit (about 0.5 KB per shown item at most)."""
 
-    def __init__(self, capacity: int = 200_000) -> None:
+    def __init__(self, capacity: int = 200_000, max_items: int = 2_000_000) -> None:
         self.capacity = capacity
+        self.max_items = max_items
+        self._items = 0
         self._data: collections.OrderedDict[str, _Shown] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def add(self, request_id: str, shown: _Shown) -> None:
         with self._lock:
             self._data[request_id] = shown
-            while len(self._data) > self.capacity:
-                self._data.popitem(last=False)
+            self._items += len(shown.items)
+            while len(self._data) > self.capacity or self._items > self.max_items:
+                _rid, old = self._data.popitem(last=False)
+                self._items -= len(old.items)
 
     def get(self, request_id: str) -> _Shown | None:
         with self._lock:
@@ -228,6 +252,7 @@ class RankingService:
         reload_seconds: float = 5.0,
         seed: int | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        max_lateness_days: int = 30,
     ) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
@@ -235,6 +260,8 @@ class RankingService:
         self.pseudonymiser = pseudonymiser
         self.sink = sink
         self.epsilon = epsilon
+        # feedback older than ingestion accepts is refused here, where the client can see it
+        self.max_lateness = dt.timedelta(days=max_lateness_days) if max_lateness_days > 0 else None
         self.reload_seconds = reload_seconds
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.rng = np.random.default_rng(seed)
@@ -253,10 +280,10 @@ class RankingService:
         """Load what is published if it changed; True when the state was swapped. A failed load
         keeps serving the previous state and says why in ``last_reload_error``."""
         current = self.state
-        if not force and current is not None and current.signature == self.loader.signature():
-            return False
         try:
-            new = self.loader.load()
+            if not force and current is not None and current.signature == self.loader.signature():
+                return False
+            new = self.loader.load(current)
         except Exception as exc:  # noqa: BLE001 - any failure must leave the old state serving
             self.last_reload_error = f"{type(exc).__name__}: {exc}"
             log.error("reload failed, still serving the previous state: %s", exc)
@@ -275,13 +302,19 @@ class RankingService:
     def _loop(self) -> None:
         last = time.monotonic()
         while not self._stop.wait(1.0):
+            # Nothing may end this loop but stop(): without it there are no reloads and no
+            # rotated log files, while /readyz would still say ready.
             try:
                 self.sink.tick()
             except Exception as exc:  # noqa: BLE001 - keep the loop alive, say so loudly
                 log.error("event sink: %s", exc)
             if time.monotonic() - last >= self.reload_seconds:
                 last = time.monotonic()
-                self.reload()
+                try:
+                    self.reload()
+                except Exception as exc:  # noqa: BLE001
+                    self.last_reload_error = f"{type(exc).__name__}: {exc}"
+                    log.error("reload: %s", exc)
 
     def stop(self) -> None:
         self._stop.set()
@@ -427,17 +460,31 @@ class RankingService:
                     f"{where}: request {rid} is not known to this service process (restarted, "
                     "another replica, or too old): send user_id with the feedback"
                 )
-            when = e.get("event_time") or now
-            if when.tzinfo is None:
+            when = e.get("event_time")
+            if when is None:
+                when = shown.feedback_times.get((item, etype), now) if shown else now
+            elif when.tzinfo is None:
                 when = when.replace(tzinfo=dt.UTC)
+            try:
+                when = when.astimezone(dt.UTC)
+            except (OverflowError, ValueError):
+                raise RankingError(f"{where}: event_time is out of range") from None
             if when > now + dt.timedelta(minutes=5):
                 raise RankingError(f"{where}: event_time is in the future")
+            if self.max_lateness and when < now - self.max_lateness:
+                raise RankingError(
+                    f"{where}: event_time is more than {self.max_lateness.days} days old "
+                    "(FLYWHEEL_MAX_EVENT_LATENESS_DAYS): ingestion would quarantine it"
+                )
             # Without an event_id, a client retrying the same feedback must not count twice.
             event_id = (
                 e.get("event_id")
                 or "fb-" + hashlib.sha256(f"{rid}\x1f{item}\x1f{etype}".encode()).hexdigest()[:32]
             )
             position = shown.items[item][0] if shown else None
+            price = e.get("price")
+            if price is None and shown is not None:
+                price = shown.items[item][2]  # the price it was shown at
             rows.append(
                 {
                     "event_id": event_id,
@@ -451,8 +498,10 @@ class RankingService:
                     "propensity": shown.items[item][1] if shown else None,
                     "model_version": shown.model_version if shown else None,
                     "variant": shown.variant if shown else None,
-                    "price": e.get("price", shown.items[item][2] if shown else None),
+                    "price": price,
                 }
             )
+            if shown is not None:
+                shown.feedback_times.setdefault((item, etype), when)
         self.sink.write(rows)
         return [r["event_id"] for r in rows]

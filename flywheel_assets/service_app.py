@@ -27,7 +27,8 @@ from .ranking_service import MAX_CANDIDATES, MAX_K, NotReady, RankingError, Rank
 
 # Ids as the event contract takes them: text of at most 1,024 characters, or integers (as text).
 Id = Annotated[
-    Annotated[StrictStr, StringConstraints(min_length=1, max_length=1024)] | StrictInt,
+    Annotated[StrictStr, StringConstraints(min_length=1, max_length=1024)]
+    | Annotated[StrictInt, Field(ge=-(2**63), lt=2**63)],
     Field(description="a string (integers are taken as text)"),
 ]
 ShortText = Annotated[str, Field(min_length=1, max_length=1024)]
@@ -79,7 +80,7 @@ class FeedbackEvent(BaseModel):
     )
     event_time: dt.datetime | None = Field(None, description="ISO-8601; now when omitted")
     session_id: ShortText | None = None
-    price: float | None = Field(None, ge=0)
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
 class FeedbackBatch(BaseModel):
@@ -202,6 +203,7 @@ def service_from_env() -> RankingService:
         Pseudonymiser(key),
         sink_from_env(paths),
         epsilon=float(os.environ.get("FLYWHEEL_SERVE_EPSILON", "0.05")),
+        max_lateness_days=int(os.environ.get("FLYWHEEL_MAX_EVENT_LATENESS_DAYS", "30")),
         reload_seconds=float(os.environ.get("FLYWHEEL_SERVE_RELOAD_SECONDS", "5")),
     )
 

@@ -74,3 +74,20 @@ def pg_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def broker():
+    """A real Kafka-protocol broker (Tansu) for the module; a missing binary fails under CI."""
+    from flywheel_assets.dev_broker import DevBroker, broker_binary
+
+    try:
+        binary = broker_binary()
+        if not binary.exists():
+            raise FileNotFoundError(binary)
+    except Exception as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"Kafka broker binary unavailable in CI: {exc}")
+        pytest.skip(f"Kafka broker binary unavailable: {exc}")
+    with DevBroker() as b:
+        yield b

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from flywheel_assets.dev_broker import DevBroker, broker_binary, create_topic
+from flywheel_assets.dev_broker import DevBroker, create_topic
 from flywheel_assets.kafka_ingest import KafkaIngestError, KafkaSettings, ingest_topic
 from flywheel_assets.pseudonym import Pseudonymiser
 from flywheel_assets.warehouse import Warehouse
@@ -27,20 +26,6 @@ KEY = "kafka-test-key-0123456789"
 DAY = dt.date(2026, 3, 2)
 DAY_MS = int(dt.datetime(2026, 3, 2, 12, tzinfo=dt.UTC).timestamp() * 1000)
 NOW = dt.datetime(2026, 3, 3, 0, 30)
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[DevBroker]:
-    try:
-        binary = broker_binary()
-        if not binary.exists():
-            raise FileNotFoundError(binary)
-    except Exception as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"Kafka broker binary unavailable in CI: {exc}")
-        pytest.skip(f"Kafka broker binary unavailable: {exc}")
-    with DevBroker() as b:
-        yield b
 
 
 def _event(i: int, **overrides: object) -> dict:

@@ -1,12 +1,24 @@
 -- Per-user outcomes of an experiment from its first serving day to :end_dt, by the arm the
 -- events were served under (variant and model version both as the experiment defined them),
 -- with the CUPED covariate: the user's purchase rate in the pre-period (from pre_start_dt).
-WITH served AS (
-    SELECT user_id, variant, event_type, request_id, price
+WITH shown AS (
+    -- the arm each request was served under, for feedback that does not carry it (a service
+    -- replica that no longer knew the request logs feedback with the user only)
+    SELECT request_id, MIN(variant) AS variant, MIN(model_version) AS model_version
     FROM events
-    WHERE dt >= :start_dt AND dt <= :end_dt
-      AND ((variant = 'challenger' AND model_version = :challenger)
-        OR (variant = 'champion' AND model_version = :champion))
+    WHERE dt >= :start_dt AND dt <= :end_dt AND event_type = 'impression'
+    GROUP BY request_id
+),
+served AS (
+    SELECT e.user_id, COALESCE(e.variant, s.variant) AS variant, e.event_type, e.request_id,
+           e.price
+    FROM events e
+    LEFT JOIN shown s ON s.request_id = e.request_id AND e.variant IS NULL
+    WHERE e.dt >= :start_dt AND e.dt <= :end_dt
+      AND ((COALESCE(e.variant, s.variant) = 'challenger'
+            AND COALESCE(e.model_version, s.model_version) = :challenger)
+        OR (COALESCE(e.variant, s.variant) = 'champion'
+            AND COALESCE(e.model_version, s.model_version) = :champion))
 ),
 per_user AS (
     SELECT user_id,
