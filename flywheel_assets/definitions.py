@@ -21,7 +21,7 @@ from .assets.promotion import (
     rollback_job,
 )
 from .assets.quality import QUALITY_CHECKS, accepted_events
-from .assets.serving import online_features
+from .assets.serving import online_features, served_requests
 from .assets.training import TRAINING_CHECKS, challenger_model, training_examples
 from .resources import FlywheelConfig, KafkaResource, PseudonymResource, WarehouseResource
 
@@ -33,6 +33,7 @@ ALL_ASSETS = [
     *ACTIVITY_ASSETS,
     *FEATURE_ASSETS,
     online_features,
+    served_requests,
     training_examples,
     challenger_model,
     offline_evaluation,

@@ -53,17 +53,20 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class LandingSink:
-    """JSON Lines under ``<landing_dir>/events/dt=<UTC day of arrival>/``."""
+    """JSON Lines under ``<landing_dir>/<source>/dt=<UTC day of arrival>/`` (``events``; the
+    service's request log uses ``requests``)."""
 
     def __init__(
         self,
         landing_dir: Path,
         *,
+        source: str = "events",
         rotate_seconds: float = 300.0,
         max_rows: int = 200_000,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.landing_dir = Path(landing_dir)
+        self.source = source
         self.rotate_seconds = rotate_seconds
         self.max_rows = max_rows
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
@@ -81,7 +84,7 @@ class LandingSink:
     def recover(self) -> list[Path]:
         """Publish ``.part`` files of this host that no live writer holds (its lock is gone with
         its process); empty ones are removed."""
-        root = self.landing_dir / "events"
+        root = self.landing_dir / self.source
         done: list[Path] = []
         if not root.is_dir():
             return done
@@ -149,7 +152,7 @@ class LandingSink:
 
     def _open(self, now: dt.datetime) -> None:
         self._day = now.date()
-        folder = self.landing_dir / "events" / f"dt={self._day.isoformat()}"
+        folder = self.landing_dir / self.source / f"dt={self._day.isoformat()}"
         folder.mkdir(parents=True, exist_ok=True)
         self._seq += 1
         stamp = now.strftime("%Y%m%dT%H%M%S%f")

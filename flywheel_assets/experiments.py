@@ -210,10 +210,11 @@ def analyse(
     users: pd.DataFrame,
     day: dt.date,
     policy: ExperimentPolicy,
-    latency_ms: tuple[np.ndarray, np.ndarray] | None = None,
+    latency_ms: tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, str] | None = None,
 ) -> Analysis:
     """One daily look at an experiment: ``users`` as from user_metrics.sql (all days so far),
-    ``latency_ms`` per replayed request for (champion, challenger) or None (cold start)."""
+    ``latency_ms`` per request for (champion, challenger), optionally with where it comes
+    from ("served" or "replayed", the default), or None (cold start)."""
     look = experiment.look(day)
     alpha = experiment.alpha
     crossed = users[users["n_variants"] > 1] if "n_variants" in users else users.iloc[:0]
@@ -291,12 +292,15 @@ def analyse(
                 higher_is_better=False, alpha=alpha, sequential=False,
             )
         )  # fmt: skip
+    latency_source = latency_ms[2] if latency_ms is not None and len(latency_ms) > 2 else "replayed"
     for g in guardrails:
         outcome = "passed" if g.passed else ("harmed" if g.harmed else "pending")
+        note = f"{'higher' if g.higher_is_better else 'lower'} is better"
+        if g.metric == "latency_ms":
+            note += f"; {latency_source} requests"
         results.append(
-            _row(f"guardrail:{g.metric}", "guardrail", outcome, g.test, margin=g.margin,
-                 note=f"{'higher' if g.higher_is_better else 'lower'} is better")
-        )  # fmt: skip
+            _row(f"guardrail:{g.metric}", "guardrail", outcome, g.test, margin=g.margin, note=note)
+        )
     if latency_ms is None:
         results.append(
             MetricResult("guardrail:latency_ms", "guardrail", "n/a", note="cold-start champion")

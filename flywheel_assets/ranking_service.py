@@ -253,12 +253,15 @@ class RankingService:
         seed: int | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         max_lateness_days: int = 30,
+        request_log: EventSink | None = None,
     ) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
         self.loader = StateLoader(Path(serving_dir))
         self.pseudonymiser = pseudonymiser
         self.sink = sink
+        # One record per ranking: candidates and served latency (the served_requests asset).
+        self.request_log = request_log
         self.epsilon = epsilon
         # feedback older than ingestion accepts is refused here, where the client can see it
         self.max_lateness = dt.timedelta(days=max_lateness_days) if max_lateness_days > 0 else None
@@ -306,6 +309,8 @@ class RankingService:
             # rotated log files, while /readyz would still say ready.
             try:
                 self.sink.tick()
+                if self.request_log is not None:
+                    self.request_log.tick()
             except Exception as exc:  # noqa: BLE001 - keep the loop alive, say so loudly
                 log.error("event sink: %s", exc)
             if time.monotonic() - last >= self.reload_seconds:
@@ -321,6 +326,8 @@ class RankingService:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.sink.close()
+        if self.request_log is not None:
+            self.request_log.close()
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
         state = self.state
@@ -417,7 +424,30 @@ class RankingService:
             )
         self.sink.write(events)  # before answering: what was shown is always logged
         self.recent.add(rid, _Shown(user_id, session_id, version, variant, shown))
-        self.latency.add(variant, (time.perf_counter() - started) * 1000)
+        latency_ms = (time.perf_counter() - started) * 1000
+        self.latency.add(variant, latency_ms)
+        if self.request_log is not None:
+            self.request_log.write(
+                [
+                    {
+                        "request_id": rid,
+                        "served_at": t,
+                        "user_id": user_id,
+                        "session_id": session_id,
+                        "model_version": version,
+                        "variant": variant,
+                        "experiment_id": state.experiment_id if state.challenger else None,
+                        "feature_dt": (
+                            state.snapshot.feature_dt.isoformat() if state.snapshot else None
+                        ),
+                        "k": k,
+                        "epsilon": epsilon,
+                        # None: the whole catalog of the feature snapshot was ranked
+                        "candidates": None if candidates is None else items,
+                        "latency_ms": round(latency_ms, 4),
+                    }
+                ]
+            )
         return {"items": out, "model_version": version, "variant": variant, "request_id": rid}
 
     @staticmethod

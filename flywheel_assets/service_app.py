@@ -203,6 +203,15 @@ def service_from_env() -> RankingService:
         Pseudonymiser(key),
         sink_from_env(paths),
         epsilon=float(os.environ.get("FLYWHEEL_SERVE_EPSILON", "0.05")),
+        request_log=(
+            LandingSink(
+                paths.landing_dir,
+                source="requests",
+                rotate_seconds=float(os.environ.get("FLYWHEEL_SERVE_ROTATE_SECONDS", "300")),
+            )
+            if os.environ.get("FLYWHEEL_SERVE_LOG_REQUESTS", "true").lower() != "false"
+            else None
+        ),
         max_lateness_days=int(os.environ.get("FLYWHEEL_MAX_EVENT_LATENESS_DAYS", "30")),
         reload_seconds=float(os.environ.get("FLYWHEEL_SERVE_RELOAD_SECONDS", "5")),
     )

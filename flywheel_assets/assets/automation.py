@@ -21,12 +21,15 @@ from .common import daily, utcnow
 from .ingestion import catalog_items, raw_events, users
 from .kafka import DAYS_METADATA, kafka_events
 from .quality import QUALITY_CHECKS, accepted_events
+from .serving import served_requests
 
-LANDING_SOURCES = ("events", "catalog", "users")
+LANDING_SOURCES = ("events", "catalog", "users", "requests")
 
 ingest_day_job = dg.define_asset_job(
     "ingest_day",
-    selection=dg.AssetSelection.assets(catalog_items, users, raw_events, accepted_events)
+    selection=dg.AssetSelection.assets(
+        catalog_items, users, raw_events, accepted_events, served_requests
+    )
     | dg.AssetSelection.checks(*QUALITY_CHECKS),
     partitions_def=daily,
     executor_def=dg.in_process_executor,

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import registry
 from ..evaluation import OfflineMetrics, calibration, offline_metrics, promotion_rule
-from ..experiments import Analysis, Experiment, analyse, planned_n, replay_latency
+from ..experiments import VARIANTS, Analysis, Experiment, analyse, planned_n, replay_latency
 from ..feature_store import replay_frame, training_frame
 from ..plots import effect_over_looks_markdown, reliability_markdown
 from ..resources import FlywheelConfig, WarehouseResource
@@ -26,6 +26,7 @@ from ..training import LABELS, predict
 from ..warehouse import Warehouse, load_sql
 from .common import daily_asset, materialize_days, md_table, utcnow
 from .quality import accepted_events
+from .serving import served_requests
 from .training import challenger_model
 
 DECIDER = "promotion_decision"
@@ -161,9 +162,24 @@ def _metrics(df: pd.DataFrame, role: str) -> OfflineMetrics | None:
 
 
 def _latency(wh: Warehouse, exp: Experiment, day: dt.date, n: int) -> tuple | None:
-    """Per-request scoring latency of both arms' models, replayed on the day's requests."""
+    """Per-request latency of both arms on the day: as served (the ranking service's request
+    log) when each arm served at least ``n`` requests, else the models replayed on ``n`` of the
+    day's requests. Returns (champion ms, challenger ms, source) or None (cold-start champion:
+    no model to compare with)."""
     if exp.champion is None:
         return None
+    with wh.begin() as conn:
+        served = wh.query_df(
+            conn,
+            load_sql("experiments/served_latency"),
+            dt=day,
+            experiment_id=exp.experiment_id,
+            champion=exp.champion,
+            challenger=exp.challenger,
+        )
+    arms = [served.loc[served["variant"] == v, "latency_ms"].to_numpy(float) for v in VARIANTS]
+    if all(len(a) >= n for a in arms):
+        return arms[0], arms[1], "served"
     with wh.begin() as conn:
         champion = registry.get_model(conn, exp.champion)
         challenger = registry.get_model(conn, exp.challenger)
@@ -174,16 +190,19 @@ def _latency(wh: Warehouse, exp: Experiment, day: dt.date, n: int) -> tuple | No
         return None
     groups = [g for _, g in frame.groupby("request_id")]
     b_champion, b_challenger = champion.load(), challenger.load()
-    return replay_latency(
-        lambda f: predict(b_champion, champion.schema, f, at_top=True),
-        lambda f: predict(b_challenger, challenger.schema, f, at_top=True),
-        groups,
+    return (
+        *replay_latency(
+            lambda f: predict(b_champion, champion.schema, f, at_top=True),
+            lambda f: predict(b_challenger, challenger.schema, f, at_top=True),
+            groups,
+        ),
+        "replayed",
     )
 
 
 @dg.asset(
     **daily_asset("evaluation", {"python"}),
-    deps=[accepted_events, offline_evaluation],
+    deps=[accepted_events, offline_evaluation, served_requests],
     description=(
         "The daily look at the champion-vs-challenger experiment that served the day: per-user "
         "purchase rate (CUPED), CTR and revenue, sample-ratio check, guardrails, always-valid "

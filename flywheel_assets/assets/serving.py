@@ -1,14 +1,19 @@
-"""The serving side's inputs: the feature bundle the ranking service loads (online_features.py).
+"""The serving side: the feature bundle the ranking service loads (online_features.py), and
+the request log it writes back (request_log.py).
 
-The champion pointer is published by ``champion_model`` (promotion.py); this asset publishes the
-features, so ``flywheel serve`` never opens the warehouse.
+The champion pointer is published by ``champion_model`` (promotion.py); ``online_features``
+publishes the features, so ``flywheel serve`` never opens the warehouse.
 """
+
+import datetime as dt
 
 import dagster as dg
 
+from ..landing import list_landing_files
 from ..online_features import bundle_dir, export_snapshot
-from ..resources import FlywheelConfig, WarehouseResource
-from .common import daily_asset, partition_days
+from ..request_log import parse_request_log
+from ..resources import FlywheelConfig, PseudonymResource, WarehouseResource
+from .common import daily_asset, materialize_days, partition_days
 from .features import ACTIVITY_ASSETS, FEATURE_ASSETS
 
 
@@ -38,3 +43,46 @@ def online_features(
             **{f"rows_{name}": dg.MetadataValue.int(n) for name, n in counts.items()},
         }
     )
+
+
+@dg.asset(
+    **daily_asset("serving", {"python"}),
+    description=(
+        "The ranking service's request log of the day (FLYWHEEL_LANDING_DIR/requests/dt=D/): "
+        "one row per ranking with its candidates and served latency, users pseudonymised. The "
+        "latency guardrail of experiments reads it."
+    ),
+)
+def served_requests(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    flywheel: FlywheelConfig,
+    pseudonyms: PseudonymResource,
+) -> dg.MaterializeResult:
+    def build(day: dt.date) -> dg.MaterializeResult:
+        files = list_landing_files(flywheel.paths().landing_dir, "requests", day)
+        parsed = parse_request_log(files, pseudonyms.get())
+        wh = warehouse.get()
+        with wh.begin() as conn:
+            wh.delete_partition(conn, "served_requests", day)
+            wh.insert_df(conn, "served_requests", parsed.rows.assign(dt=day))
+        if parsed.rejected:
+            context.log.warning(f"{day}: request-log lines not loaded: {parsed.rejected}")
+        rows = parsed.rows
+        table = "\n".join(
+            f"| {v} | {len(g):,} | {g['latency_ms'].median():.2f} | {g['latency_ms'].quantile(0.99):.2f} |"
+            for v, g in rows.groupby("variant")
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": dg.MetadataValue.int(len(rows)),
+                "files": dg.MetadataValue.int(len(files)),
+                "lines_rejected": dg.MetadataValue.int(sum(parsed.rejected.values())),
+                "rejected_reasons": dg.MetadataValue.json(parsed.rejected),
+                "served_latency": dg.MetadataValue.md(
+                    "| variant | requests | p50 ms | p99 ms |\n|---|---:|---:|---:|\n" + table
+                ),
+            }
+        )
+
+    return materialize_days(context, build)
