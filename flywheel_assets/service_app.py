@@ -10,12 +10,14 @@ FLYWHEEL_SERVE_RELOAD_SECONDS, FLYWHEEL_SERVE_ROTATE_SECONDS.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
+import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
@@ -93,7 +95,71 @@ class FeedbackResponse(BaseModel):
     event_ids: list[str]
 
 
-def create_app(service: RankingService) -> FastAPI:
+class Unauthorized(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with a 413 before anything parses them (pure
+    ASGI, so requests within the limit pay one buffer copy, not a middleware stack)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._reject(send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                await self._reject(send)
+                return
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, send: Any) -> None:
+        payload = json.dumps(
+            {"error": f"request body over {self.max_bytes:,} bytes (FLYWHEEL_SERVE_MAX_BODY_BYTES)"}
+        ).encode()
+        await send(
+            {"type": "http.response.start", "status": 413,
+             "headers": [(b"content-type", b"application/json")]}
+        )  # fmt: skip
+        await send({"type": "http.response.body", "body": payload})
+
+
+def create_app(
+    service: RankingService, *, token: str | None = None, max_body_bytes: int = 4_000_000
+) -> FastAPI:
+    """``token``: when set, /rank, /events and /metrics need ``Authorization: Bearer <token>``
+    (health and readiness probes stay open)."""
+
+    async def authorised(request: Request) -> None:
+        if token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized()
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         service.start()
@@ -110,6 +176,15 @@ def create_app(service: RankingService) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = service
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
+    @app.exception_handler(Unauthorized)
+    async def unauthorised(_request: Request, _exc: Unauthorized) -> JSONResponse:
+        return JSONResponse(
+            status_code=401,
+            content={"error": "missing or wrong bearer token (FLYWHEEL_SERVE_TOKEN)"},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -131,7 +206,7 @@ def create_app(service: RankingService) -> FastAPI:
 
     # async handlers computing inline: a request is ~1 ms of numpy and XGBoost, less than a hop
     # to a thread pool would add; more cores = more worker processes (--workers).
-    @app.post("/rank", response_model=RankResponse)
+    @app.post("/rank", response_model=RankResponse, dependencies=[Depends(authorised)])
     async def rank(body: RankRequest) -> dict[str, object]:
         return service.rank(
             str(body.user_id),
@@ -141,7 +216,7 @@ def create_app(service: RankingService) -> FastAPI:
             request_id=body.request_id,
         )
 
-    @app.post("/events", response_model=FeedbackResponse)
+    @app.post("/events", response_model=FeedbackResponse, dependencies=[Depends(authorised)])
     async def events(body: FeedbackEvent | FeedbackBatch) -> dict[str, object]:
         items = body.events if isinstance(body, FeedbackBatch) else [body]
         rows = [
@@ -161,7 +236,7 @@ def create_app(service: RankingService) -> FastAPI:
         ready, body = service.readiness()
         return JSONResponse(status_code=200 if ready else 503, content=body)
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[Depends(authorised)])
     async def metrics() -> dict[str, object]:
         state = service.state
         return {
@@ -219,4 +294,8 @@ def service_from_env() -> RankingService:
 
 def create_app_from_env() -> FastAPI:
     """The uvicorn factory (``flywheel serve``)."""
-    return create_app(service_from_env())
+    return create_app(
+        service_from_env(),
+        token=os.environ.get("FLYWHEEL_SERVE_TOKEN") or None,
+        max_body_bytes=int(os.environ.get("FLYWHEEL_SERVE_MAX_BODY_BYTES", "4000000")),
+    )

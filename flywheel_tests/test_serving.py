@@ -730,3 +730,32 @@ def test_latency_guardrail_uses_served_latency_when_the_service_logged_enough(
     assert row.outcome == "harmed" and "served requests" in (row.note or "")
     # too few served requests: the models are replayed instead (none registered here: no figure)
     assert _latency(wh, exp, day, n + 1) is None
+
+
+def test_bearer_token_and_body_limit(home: Path, tmp_path: Path) -> None:
+    """With FLYWHEEL_SERVE_TOKEN the API needs it (probes stay open); bodies over the limit are
+    refused with a 413 before they are parsed, streamed or not."""
+    svc = service(home, tmp_path / "landing")
+    app = create_app(svc, token="s3cret-token", max_body_bytes=2_000)
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 200
+        r = client.post("/rank", json={"user_id": "u", "k": 2})
+        assert r.status_code == 401 and "bearer token" in r.json()["error"]
+        wrong = {"authorization": "Bearer s3cret-tokeN"}
+        assert client.post("/rank", json={"user_id": "u"}, headers=wrong).status_code == 401
+        good = {"authorization": "Bearer s3cret-token"}
+        assert client.post("/rank", json={"user_id": "u", "k": 2}, headers=good).status_code == 200
+        assert client.get("/metrics").status_code == 401
+        big = {"user_id": "u", "candidates": [f"sku-{i:05d}" for i in range(500)]}
+        r = client.post("/rank", json=big, headers=good)
+        assert r.status_code == 413 and "FLYWHEEL_SERVE_MAX_BODY_BYTES" in r.json()["error"]
+
+        def chunks():  # no content-length: the limit is counted as the body streams in
+            for _ in range(10):
+                yield b" " * 500
+
+        r = client.post(
+            "/rank", content=chunks(), headers={**good, "content-type": "application/json"}
+        )
+        assert r.status_code == 413
