@@ -759,3 +759,55 @@ def test_bearer_token_and_body_limit(home: Path, tmp_path: Path) -> None:
             "/rank", content=chunks(), headers={**good, "content-type": "application/json"}
         )
         assert r.status_code == 413
+
+
+def test_flywheel_serve_command_serves_and_publishes_its_logs_on_shutdown(
+    home: Path, tmp_path: Path
+) -> None:
+    """The CLI as a user runs it: configured from the environment, two worker processes, and on
+    SIGTERM every worker publishes its open log files (nothing left as .part)."""
+    import signal
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    landing = tmp_path / "landing"
+    env = {
+        **os.environ,
+        "FLYWHEEL_HOME": str(home),
+        "FLYWHEEL_PSEUDONYM_KEY": key(home),
+        "FLYWHEEL_LANDING_DIR": str(landing),
+        "FLYWHEEL_SERVE_TOKEN": "t0ken",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flywheel_assets.cli", "serve", "--port", str(port),
+         "--workers", "2", "--log-level", "warning"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "flywheel serve did not become ready"
+            time.sleep(0.2)
+        auth = {"authorization": "Bearer t0ken"}
+        with httpx.Client(base_url=url, headers=auth) as client:
+            for u in range(40):
+                r = client.post("/rank", json={"user_id": f"cust-{u:07d}", "k": 3})
+                assert r.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    assert not list(landing.rglob("*.part")), "a log file was left unpublished"
+    events = logged(landing)
+    assert (events["event_type"] == "impression").sum() == 120
+    requests = list((landing / "requests").rglob("*.jsonl"))
+    assert sum(len(f.read_text().splitlines()) for f in requests) == 40
