@@ -198,6 +198,9 @@ class KafkaSink:
                 "acks": "all",
                 "linger.ms": 5,
                 "message.timeout.ms": message_timeout_ms,
+                # librdkafka's own messages (a broker that refuses connections, retries) go to
+                # Python logging with the service's, not to stderr
+                "logger": log,
             }
         )
 

@@ -264,6 +264,9 @@ def test_invalid_requests_get_a_clear_4xx_never_a_500(home: Path, tmp_path: Path
             assert 400 <= r.status_code < 500, (raw, r.status_code)
         ok = client.post("/rank", json={"user_id": 42, "k": 2, "request_id": "mine-1"}).json()
         assert ok["request_id"] == "mine-1" and len(ok["items"]) == 2
+        metrics = client.get("/metrics").json()
+        assert metrics["latency"][ok["variant"]]["requests"] == 1
+        assert metrics["serving"]["feature_dt"] == ready.json()["feature_dt"]
         assert client.post("/rank", json={"user_id": 42, "request_id": "mine-1"}).status_code == 422
         shown = ok["items"][0]["item_id"]
         bad_events = [
