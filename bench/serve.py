@@ -127,7 +127,13 @@ def build_bundle(serving: Path, n_users: int, n_items: int, rng: np.random.Gener
         df.to_parquet(bundle / f"{name}.parquet", index=False)
     rows = {k: len(v) for k, v in frames.items()}
     (bundle / SUCCESS).write_text(json.dumps({"feature_dt": FEATURE_DT.isoformat(), "rows": rows}))
-    return {"rows": rows, "categories": cats, "brands": brands, "regions": regions, "bundle": bundle}
+    return {
+        "rows": rows,
+        "categories": cats,
+        "brands": brands,
+        "regions": regions,
+        "bundle": bundle,
+    }
 
 
 def train_champion(home: Path, info: dict, rounds: int, rng: np.random.Generator) -> dict:
@@ -265,7 +271,10 @@ def main() -> None:
                 r = client.post("/rank", json=b)
                 lat.append((time.perf_counter() - t) * 1000)
                 assert r.status_code == 200, r.text
-            results["HTTP, 1 client"] = {"lat": lat, "rps": len(bodies) / (time.perf_counter() - t_all)}
+            results["HTTP, 1 client"] = {
+                "lat": lat,
+                "rps": len(bodies) / (time.perf_counter() - t_all),
+            }
 
         log("HTTP, 4 clients")
         lat4: list[float] = []
@@ -288,7 +297,10 @@ def main() -> None:
             th.start()
         for th in threads:
             th.join()
-        results["HTTP, 4 clients"] = {"lat": lat4, "rps": len(bodies) / (time.perf_counter() - t_all)}
+        results["HTTP, 4 clients"] = {
+            "lat": lat4,
+            "rps": len(bodies) / (time.perf_counter() - t_all),
+        }
         served = httpx.get(f"{url}/metrics").json()["latency"]
     finally:
         server.terminate()
@@ -305,11 +317,15 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in results.items():
         p50, p99 = pct(r["lat"])
-        print(f"| {name} | {p50:.2f} | {p99:.2f} | {r['rps']:,.0f} | {p50 / bare50:.1f} | {p99 / bare99:.1f} |")
+        print(
+            f"| {name} | {p50:.2f} | {p99:.2f} | {r['rps']:,.0f} | {p50 / bare50:.1f} | {p99 / bare99:.1f} |"
+        )
     print("\nserver-side time per request (its /metrics, all HTTP requests): " + ", ".join(
         f"{v}: p50 {m['p50_ms']:.2f} ms, p99 {m['p99_ms']:.2f} ms" for v, m in served.items()))  # fmt: skip
     p99_http = pct(results["HTTP, 1 client"]["lat"])[1]
-    print(f"\ngoal: p99 over HTTP <= 10 ms: {'met' if p99_http <= 10 else 'NOT met'} ({p99_http:.2f} ms, one client)")
+    print(
+        f"\ngoal: p99 over HTTP <= 10 ms: {'met' if p99_http <= 10 else 'NOT met'} ({p99_http:.2f} ms, one client)"
+    )
     print(f"reproduce: .venv/bin/python bench/serve.py --users {args.users} --items {args.items} "
           f"--rounds {args.rounds} --requests {args.requests} --workers {args.workers}")  # fmt: skip
 
