@@ -71,8 +71,10 @@ def record_alert(alert: Alert, home: Path, warehouse_url: str | None = None) -> 
     try:
         if alert.alert_id not in {a["alert_id"] for a in read_alerts(home)}:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a") as fh:
-                fh.write(json.dumps(alert.as_json()) + "\n")
+            with path.open("a+") as fh:
+                # after a line cut short by a crash, start on a line of our own
+                torn = fh.tell() > 0 and (fh.seek(fh.tell() - 1), fh.read(1))[1] != "\n"
+                fh.write(("\n" if torn else "") + json.dumps(alert.as_json()) + "\n")
     except Exception as exc:  # noqa: BLE001 - the warehouse and webhook still get it
         problems.append(f"{path}: {exc}")
     if warehouse_url and warehouse_url.startswith("postgresql"):
