@@ -78,8 +78,9 @@ def record_alert(alert: Alert, home: Path, warehouse_url: str | None = None) -> 
     except Exception as exc:  # noqa: BLE001 - the warehouse and webhook still get it
         problems.append(f"{path}: {exc}")
     if warehouse_url and warehouse_url.startswith("postgresql"):
-        wh = Warehouse(warehouse_url)
+        wh = None
         try:
+            wh = Warehouse(warehouse_url)
             with wh.begin() as conn:
                 wh.run(
                     conn,
@@ -89,7 +90,8 @@ def record_alert(alert: Alert, home: Path, warehouse_url: str | None = None) -> 
         except Exception as exc:  # noqa: BLE001 - the file and webhook still get it
             problems.append(f"warehouse: {exc}")
         finally:
-            wh.dispose()
+            if wh is not None:
+                wh.dispose()
     url = os.environ.get(WEBHOOK_ENV)
     if url:
         try:

@@ -99,8 +99,12 @@ class LandingSink:
                 os.close(fd)
                 continue  # a live service is writing it
             try:
-                if os.fstat(fd).st_size == 0:
-                    part.unlink(missing_ok=True)
+                st = os.fstat(fd)
+                if st.st_size == 0:
+                    # An empty file may be one a writer has just created and not yet locked:
+                    # only an old one is an orphan.
+                    if time.time() - st.st_mtime > 60:
+                        part.unlink(missing_ok=True)
                     continue
                 final = part.with_name(part.name.removesuffix(".part"))
                 part.rename(final)

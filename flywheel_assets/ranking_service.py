@@ -307,12 +307,12 @@ class RankingService:
         while not self._stop.wait(1.0):
             # Nothing may end this loop but stop(): without it there are no reloads and no
             # rotated log files, while /readyz would still say ready.
-            try:
-                self.sink.tick()
-                if self.request_log is not None:
-                    self.request_log.tick()
-            except Exception as exc:  # noqa: BLE001 - keep the loop alive, say so loudly
-                log.error("event sink: %s", exc)
+            for sink in (self.sink, self.request_log):
+                try:
+                    if sink is not None:
+                        sink.tick()
+                except Exception as exc:  # noqa: BLE001 - keep the loop alive, say so loudly
+                    log.error("log sink: %s", exc)
             if time.monotonic() - last >= self.reload_seconds:
                 last = time.monotonic()
                 try:
@@ -427,7 +427,7 @@ class RankingService:
         latency_ms = (time.perf_counter() - started) * 1000
         self.latency.add(variant, latency_ms)
         if self.request_log is not None:
-            self.request_log.write(
+            self._log_request(
                 [
                     {
                         "request_id": rid,
@@ -449,6 +449,14 @@ class RankingService:
                 ]
             )
         return {"items": out, "model_version": version, "variant": variant, "request_id": rid}
+
+    def _log_request(self, records: list[dict]) -> None:
+        # The events are logged and the answer is ready: a failing request log must not turn
+        # the request into an error (a retry would then be refused as a reused id).
+        try:
+            self.request_log.write(records)  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001
+            log.error("request log: %s", exc)
 
     @staticmethod
     def _prices(state: ServingState, items: list[str]) -> list[float | None]:

@@ -4,7 +4,8 @@ POST /rank, POST /events, GET /healthz, GET /readyz, GET /metrics; the OpenAPI s
 /openapi.json and its pages at /docs. Invalid requests get a 4xx saying what is wrong.
 Configuration from the environment (README, "Configuration"): FLYWHEEL_HOME,
 FLYWHEEL_PSEUDONYM_KEY, FLYWHEEL_SERVE_SINK (landing | kafka), FLYWHEEL_SERVE_EPSILON,
-FLYWHEEL_SERVE_RELOAD_SECONDS, FLYWHEEL_SERVE_ROTATE_SECONDS.
+FLYWHEEL_SERVE_RELOAD_SECONDS, FLYWHEEL_SERVE_ROTATE_SECONDS, FLYWHEEL_SERVE_TOKEN,
+FLYWHEEL_SERVE_MAX_BODY_BYTES, FLYWHEEL_SERVE_LOG_REQUESTS, FLYWHEEL_MAX_EVENT_LATENESS_DAYS.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
@@ -95,36 +96,51 @@ class FeedbackResponse(BaseModel):
     event_ids: list[str]
 
 
-class Unauthorized(Exception):
-    pass
+PROTECTED_PATHS = ("/rank", "/events", "/metrics")
 
 
-class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with a 413 before anything parses them (pure
-    ASGI, so requests within the limit pay one buffer copy, not a middleware stack)."""
+class RequestGate:
+    """Before anything reads or parses a body (pure ASGI, so a request pays one buffer join,
+    not a middleware stack): the bearer token on the protected paths (401), then the body
+    limit (413), counted as the body streams in when there is no content length."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, token: str | None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.expected = f"bearer {token}".encode() if token else None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        if self.expected is not None and scope.get("path") in PROTECTED_PATHS:
+            given = headers.get(b"authorization", b"")
+            # the scheme is case-insensitive (RFC 7235), the token is not
+            given = given[:7].lower() + given[7:]
+            if not hmac.compare_digest(given, self.expected):
+                await _reply(
+                    send, 401, "missing or wrong bearer token (FLYWHEEL_SERVE_TOKEN)",
+                    [(b"www-authenticate", b"Bearer")],
+                )  # fmt: skip
+                return
+        length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self._reject(send)
+            await self._too_large(send)
             return
-        body, more = b"", True
+        chunks, size, more = [], 0, True
         while more:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
                 return
-            body += message.get("body", b"")
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
             more = message.get("more_body", False)
-            if len(body) > self.max_bytes:
-                await self._reject(send)
+            if size > self.max_bytes:
+                await self._too_large(send)
                 return
+        body = b"".join(chunks)
         replayed = False
 
         async def replay() -> dict:
@@ -136,15 +152,18 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, send: Any) -> None:
-        payload = json.dumps(
-            {"error": f"request body over {self.max_bytes:,} bytes (FLYWHEEL_SERVE_MAX_BODY_BYTES)"}
-        ).encode()
-        await send(
-            {"type": "http.response.start", "status": 413,
-             "headers": [(b"content-type", b"application/json")]}
-        )  # fmt: skip
-        await send({"type": "http.response.body", "body": payload})
+    async def _too_large(self, send: Any) -> None:
+        await _reply(
+            send, 413, f"request body over {self.max_bytes:,} bytes (FLYWHEEL_SERVE_MAX_BODY_BYTES)"
+        )
+
+
+async def _reply(send: Any, status: int, error: str, headers: list | None = None) -> None:
+    await send(
+        {"type": "http.response.start", "status": status,
+         "headers": [(b"content-type", b"application/json"), *(headers or [])]}
+    )  # fmt: skip
+    await send({"type": "http.response.body", "body": json.dumps({"error": error}).encode()})
 
 
 def create_app(
@@ -152,13 +171,6 @@ def create_app(
 ) -> FastAPI:
     """``token``: when set, /rank, /events and /metrics need ``Authorization: Bearer <token>``
     (health and readiness probes stay open)."""
-
-    async def authorised(request: Request) -> None:
-        if token is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise Unauthorized()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -176,15 +188,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-
-    @app.exception_handler(Unauthorized)
-    async def unauthorised(_request: Request, _exc: Unauthorized) -> JSONResponse:
-        return JSONResponse(
-            status_code=401,
-            content={"error": "missing or wrong bearer token (FLYWHEEL_SERVE_TOKEN)"},
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    app.add_middleware(RequestGate, max_bytes=max_body_bytes, token=token)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -206,7 +210,7 @@ def create_app(
 
     # async handlers computing inline: a request is ~1 ms of numpy and XGBoost, less than a hop
     # to a thread pool would add; more cores = more worker processes (--workers).
-    @app.post("/rank", response_model=RankResponse, dependencies=[Depends(authorised)])
+    @app.post("/rank", response_model=RankResponse)
     async def rank(body: RankRequest) -> dict[str, object]:
         return service.rank(
             str(body.user_id),
@@ -216,7 +220,7 @@ def create_app(
             request_id=body.request_id,
         )
 
-    @app.post("/events", response_model=FeedbackResponse, dependencies=[Depends(authorised)])
+    @app.post("/events", response_model=FeedbackResponse)
     async def events(body: FeedbackEvent | FeedbackBatch) -> dict[str, object]:
         items = body.events if isinstance(body, FeedbackBatch) else [body]
         rows = [
@@ -236,7 +240,7 @@ def create_app(
         ready, body = service.readiness()
         return JSONResponse(status_code=200 if ready else 503, content=body)
 
-    @app.get("/metrics", dependencies=[Depends(authorised)])
+    @app.get("/metrics")
     async def metrics() -> dict[str, object]:
         state = service.state
         return {

@@ -475,9 +475,15 @@ def test_orphaned_log_files_of_a_dead_service_are_published(tmp_path: Path) -> N
     orphan.write_text('{"event_id": "x"}\n')
     empty = folder / f"serve-{live.host}-1-20261125T000000000000-1.jsonl.part"
     empty.touch()
+    os.utime(empty, (time.time() - 120, time.time() - 120))
+    # empty and just created: perhaps a writer between creating and locking it
+    young = folder / f"serve-{live.host}-2-20261125T000000000000-1.jsonl.part"
+    young.touch()
     recovered = LandingSink(tmp_path).recovered
     assert recovered == [orphan.with_name(orphan.name.removesuffix(".part"))]
-    assert not empty.exists(), "an empty orphan is removed, not published"
+    assert not empty.exists(), "an old empty orphan is removed, not published"
+    assert young.exists()
+    young.unlink()
     held = list(folder.glob("*.part"))
     assert len(held) == 1, "the live sink's open file must stay unpublished"
     assert live.flush()[0].read_text() == '{"event_id":"live"}\n'
@@ -747,6 +753,11 @@ def test_bearer_token_and_body_limit(home: Path, tmp_path: Path) -> None:
         assert r.status_code == 401 and "bearer token" in r.json()["error"]
         wrong = {"authorization": "Bearer s3cret-tokeN"}
         assert client.post("/rank", json={"user_id": "u"}, headers=wrong).status_code == 401
+        # refused before the body is read: malformed JSON without the token is a 401, not a 422
+        r = client.post("/rank", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 401
+        lower = {"authorization": "bearer s3cret-token"}  # the scheme is case-insensitive
+        assert client.post("/rank", json={"user_id": "u", "k": 1}, headers=lower).status_code == 200
         good = {"authorization": "Bearer s3cret-token"}
         assert client.post("/rank", json={"user_id": "u", "k": 2}, headers=good).status_code == 200
         assert client.get("/metrics").status_code == 401

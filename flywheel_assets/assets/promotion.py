@@ -176,6 +176,7 @@ def _latency(wh: Warehouse, exp: Experiment, day: dt.date, n: int) -> tuple | No
             experiment_id=exp.experiment_id,
             champion=exp.champion,
             challenger=exp.challenger,
+            per_arm=100_000,
         )
     arms = [served.loc[served["variant"] == v, "latency_ms"].to_numpy(float) for v in VARIANTS]
     if all(len(a) >= n for a in arms):

@@ -3,17 +3,20 @@
 -- with the CUPED covariate: the user's purchase rate in the pre-period (from pre_start_dt).
 WITH shown AS (
     -- the arm each request was served under, for feedback that does not carry it (a service
-    -- replica that no longer knew the request logs feedback with the user only)
-    SELECT request_id, MIN(variant) AS variant, MIN(model_version) AS model_version
+    -- replica that no longer knew the request logs feedback with the user only); only where
+    -- the user's request had one arm and one model (a reused request id stays unattributed)
+    SELECT request_id, user_id, MIN(variant) AS variant, MIN(model_version) AS model_version
     FROM events
     WHERE dt >= :start_dt AND dt <= :end_dt AND event_type = 'impression'
-    GROUP BY request_id
+    GROUP BY request_id, user_id
+    HAVING COUNT(DISTINCT variant) = 1 AND COUNT(DISTINCT model_version) = 1
 ),
 served AS (
     SELECT e.user_id, COALESCE(e.variant, s.variant) AS variant, e.event_type, e.request_id,
            e.price
     FROM events e
-    LEFT JOIN shown s ON s.request_id = e.request_id AND e.variant IS NULL
+    LEFT JOIN shown s
+           ON s.request_id = e.request_id AND s.user_id = e.user_id AND e.variant IS NULL
     WHERE e.dt >= :start_dt AND e.dt <= :end_dt
       AND ((COALESCE(e.variant, s.variant) = 'challenger'
             AND COALESCE(e.model_version, s.model_version) = :challenger)
