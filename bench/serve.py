@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchkit import code_version, log  # noqa: E402
 
 from flywheel_assets.event_sink import LandingSink  # noqa: E402
+from flywheel_assets.live_shop import wait_until_ready  # noqa: E402
 from flywheel_assets.online_features import SUCCESS, FeatureSnapshot  # noqa: E402
 from flywheel_assets.pseudonym import Pseudonymiser  # noqa: E402
 from flywheel_assets.ranking_service import RankingService  # noqa: E402
@@ -249,16 +250,7 @@ def main() -> None:
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("flywheel serve did not become ready in 120 s")
-            time.sleep(0.2)
+        wait_until_ready(url, 120, alive=lambda: server.poll() is None)
         bodies = [{"user_id": u, "k": args.k, "candidates": c} for u, c in requests]
         log("HTTP, one client")
         with httpx.Client(base_url=url) as client:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,25 @@ RETRY_STATUS = {429, 502, 503, 504}
 
 class LiveShopError(RuntimeError):
     pass
+
+
+def wait_until_ready(
+    url: str, timeout_s: float = 120.0, alive: Callable[[], bool] | None = None
+) -> None:
+    """Wait for a starting service's /readyz to answer 200 (``alive``: whether the process
+    starting it still runs, so a crash is reported at once instead of after the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if alive is not None and not alive():
+            raise LiveShopError(f"the service at {url} exited while starting")
+        if time.monotonic() > deadline:
+            raise LiveShopError(f"the service at {url} was not ready within {timeout_s:.0f} s")
+        time.sleep(0.2)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from flywheel_assets.assets.promotion import publish_serving_pointer
 from flywheel_assets.demo import run_demo
 from flywheel_assets.event_sink import LandingSink
 from flywheel_assets.feature_store import serving_frame
+from flywheel_assets.live_shop import wait_until_ready
 from flywheel_assets.online_features import FeatureSnapshot, latest_bundle
 from flywheel_assets.policy import epsilon_greedy_slate, epsilon_greedy_slates
 from flywheel_assets.pseudonym import Pseudonymiser
@@ -802,16 +803,7 @@ def test_flywheel_serve_command_serves_and_publishes_its_logs_on_shutdown(
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "flywheel serve did not become ready"
-            time.sleep(0.2)
+        wait_until_ready(url, 90, alive=lambda: proc.poll() is None)
         auth = {"authorization": "Bearer t0ken"}
         with httpx.Client(base_url=url, headers=auth) as client:
             for u in range(40):
