@@ -44,6 +44,31 @@ def cold_start(candidates):
     )
 
 
+def open_instance_when_up(
+    dagster_home: Path, port: int, proc: subprocess.Popen, deadline: float
+) -> dg.DagsterInstance:
+    """The instance, once `dagster dev` answers: its webserver and daemon create the SQLite
+    storage as they start, and a third process creating it at the same moment can collide
+    ("table ... already exists")."""
+    import httpx
+
+    while True:
+        assert proc.poll() is None, "dagster dev exited while starting"
+        assert time.monotonic() < deadline, "dagster dev did not start"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(1)
+    for _ in range(30):
+        try:
+            return dg.DagsterInstance.from_config(str(dagster_home))
+        except Exception:  # noqa: BLE001 - storage still being created by dagster dev
+            time.sleep(1)
+    return dg.DagsterInstance.from_config(str(dagster_home))
+
+
 @pytest.mark.slow
 def test_dagster_dev_turns_the_flywheel_by_itself(tmp_path: Path) -> None:
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
@@ -89,8 +114,8 @@ def test_dagster_dev_turns_the_flywheel_by_itself(tmp_path: Path) -> None:
             b"this is not parquet" + bytes(np.arange(200, dtype=np.uint8))
         )
 
-        instance = dg.DagsterInstance.from_config(str(dagster_home))
         deadline = time.monotonic() + DEADLINE_S
+        instance = open_instance_when_up(dagster_home, port, proc, deadline)
         state: dict[str, object] = {}
         while time.monotonic() < deadline:
             assert proc.poll() is None, (
