@@ -299,6 +299,20 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .status import render, status_for_home
+
+    today = dt.date.fromisoformat(args.as_of) if args.as_of else dt.datetime.now(dt.UTC).date()
+    status = status_for_home(today=today, days=args.days, decisions=args.decisions)
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+    else:
+        render(status, Console())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="flywheel", description="A data flywheel for e-commerce on Dagster."
@@ -369,6 +383,18 @@ def main(argv: list[str] | None = None) -> int:
     h = sub.add_parser("history", help="every move of the champion (or challenger) alias")
     h.add_argument("--alias", default="champion", choices=["champion", "challenger"])
     h.set_defaults(func=_history)
+
+    st = sub.add_parser(
+        "status",
+        help="what serves, the last decisions, missing or stale days, quarantine, alerts",
+    )
+    st.add_argument("--days", type=int, default=14, help="days to show (default 14)")
+    st.add_argument("--decisions", type=int, default=7, help="decisions to show (default 7)")
+    st.add_argument(
+        "--as-of", default=None, help="the date to judge staleness by (default today, UTC)"
+    )
+    st.add_argument("--json", action="store_true", help="the same as one JSON object")
+    st.set_defaults(func=_status)
 
     sv = sub.add_parser(
         "serve",

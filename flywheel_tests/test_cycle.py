@@ -375,3 +375,56 @@ def test_the_loop_takes_csv_and_parquet_landing_files(tmp_path, clean_env, fmt):
     assert rows[0]["events"] > 5_000
     assert 0 < rows[0]["quarantined"] < 0.01 * rows[0]["events"]  # the feed's junk, all caught
     assert rows[0]["decision"] == "experiment"
+
+
+def test_flywheel_status_shows_serving_decisions_gaps_quarantine_and_alerts(
+    demo_home, tmp_path, capsys
+):
+    """`flywheel status` on a demo home: what serves, the decisions with reasons, a missing
+    day, staleness, open quarantine by reason and the latest alert."""
+    import os
+    import shutil
+
+    from flywheel_assets import registry
+    from flywheel_assets.alerts import Alert, record_alert
+    from flywheel_assets.cli import main
+
+    from .conftest import restored_environment
+
+    home, _rows = demo_home
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    wh = Warehouse(f"duckdb:///{copy / 'warehouse.duckdb'}")
+    gap = dt.date(2026, 2, 2)
+    with wh.begin() as conn:  # the shop delivered nothing that day
+        for table in ("ingested_files", "events", "promotion_decisions", "quarantine"):
+            wh.delete_partition(conn, table, gap)
+        champion = registry.get_alias(conn, registry.CHAMPION) or "cold-start"
+        open_rows = int(wh.scalar(conn, "SELECT COUNT(*) FROM quarantine_open"))
+    wh.dispose()
+    record_alert(
+        Alert("run-failure:r9", dt.datetime(2026, 2, 4, 1, 5), "run_failure", "flywheel_cycle",
+              "r9", "2026-02-04", "raw_events: cannot read events.parquet", {}),
+        copy,
+    )  # fmt: skip
+    with restored_environment():
+        os.environ["FLYWHEEL_HOME"] = str(copy)
+        os.environ.pop("FLYWHEEL_WAREHOUSE_URL", None)
+        capsys.readouterr()
+        assert main(["status", "--as-of", "2026-02-04", "--json"]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert main(["status", "--as-of", "2026-02-10", "--json"]) == 0
+        later = json.loads(capsys.readouterr().out)
+        assert main(["status", "--as-of", "2026-02-04"]) == 0
+        text = " ".join(capsys.readouterr().out.split())  # as read, whatever the wrapping
+    assert status["champion"]["version"] == champion
+    assert [d["day"] for d in status["decisions"]] == ["2026-02-03", "2026-02-01"]
+    assert all(d["reason"] for d in status["decisions"])
+    assert status["missing_days"] == ["2026-02-02"] and status["undecided_days"] == []
+    assert status["stale_days"] == 0 and later["stale_days"] == 6
+    assert sum(q["rows"] for q in status["quarantine"]) == open_rows > 0
+    assert status["alerts"][-1]["run_id"] == "r9"
+    assert status["serving"]["feature_bundle"] == "2026-02-03"
+    for phrase in ("flywheel status", champion, "missing", "2026-02-02", "last decisions",
+                   "open quarantine", "latest alerts", "cannot read events.parquet"):  # fmt: skip
+        assert phrase in text, phrase
