@@ -11,6 +11,7 @@ from .assets.automation import AUTOMATION_JOBS, AUTOMATION_SCHEDULES, AUTOMATION
 from .assets.common import daily
 from .assets.feature_checks import FEATURE_CHECKS
 from .assets.features import ACTIVITY_ASSETS, FEATURE_ASSETS
+from .assets.health import flywheel_health
 from .assets.ingestion import catalog_items, raw_events, users
 from .assets.kafka import kafka_events
 from .assets.promotion import (
@@ -40,6 +41,7 @@ ALL_ASSETS = [
     online_evaluation,
     promotion_decision,
     champion_model,
+    flywheel_health,
 ]
 ALL_CHECKS = [*QUALITY_CHECKS, *FEATURE_CHECKS, *TRAINING_CHECKS]
 # Not partitioned: read by schedule from the topic, outside the daily cycle's job.

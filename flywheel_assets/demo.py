@@ -174,6 +174,18 @@ def materialize_day(day: dt.date) -> None:
         )
 
 
+def record_simulator_day(wh: Warehouse, day: dt.date, oracle: float, baseline: float) -> None:
+    """What only the simulator knows (the served policy against the oracle), for the
+    flywheel_health asset's plot; replaced when a day is served again."""
+    with wh.begin() as conn:
+        wh.delete_partition(conn, "simulator_days", day)
+        wh.insert_df(
+            conn,
+            "simulator_days",
+            pd.DataFrame([{"dt": day, "oracle_share": oracle, "baseline_share": baseline}]),
+        )
+
+
 def day_summary(wh: Warehouse, day: dt.date) -> dict[str, object]:
     with wh.begin() as conn:
         row = wh.query_df(conn, load_sql("reporting/day_summary"), dt=day).iloc[0]
@@ -251,6 +263,7 @@ def _run_demo(
             wh, pseudonymiser, day, k=sim.config.slate_size, epsilon=epsilon, seed=seed
         )
         result = sim.serve_day(day, policy)
+        record_simulator_day(wh, day, result.oracle_share, result.baseline_share)
         if kafka:
             produce_day(result.feed, *kafka, day)
             materialize_kafka()

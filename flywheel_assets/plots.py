@@ -74,3 +74,35 @@ def effect_over_looks_markdown(looks: Any, title: str) -> str:
     ax.tick_params(axis="x", rotation=45)
     ax.legend(fontsize=7)
     return png_markdown(fig, title)
+
+
+def health_markdown(history: Any, title: str) -> str:
+    """Purchase rate and CTR per day (and the oracle share, when the simulator reported it),
+    with a dotted line where the champion changed."""
+    if history.empty:
+        return "_(no days yet)_"
+    plt = pyplot()
+    has_oracle = history["oracle_share"].notna().any()
+    panels = 3 if has_oracle else 2
+    fig, axes = plt.subplots(panels, 1, figsize=(6.4, 1.7 * panels + 0.6), dpi=90, sharex=True)
+    days = list(history["dt"])
+    series = [("purchase_rate", "purchases / request"), ("ctr", "CTR")]
+    if has_oracle:
+        series.append(("oracle_share", "oracle share"))
+    for ax, (col, label) in zip(axes, series, strict=True):
+        ax.plot(days, history[col].astype(float), marker="o", markersize=3, color="#4c72b0")
+        ax.set_ylabel(label, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    champions = list(history["champion"].fillna("cold-start"))
+    for i in range(1, len(days)):
+        if champions[i] != champions[i - 1]:
+            for ax in axes:
+                ax.axvline(days[i], color="#dd8452", linestyle=":", linewidth=1)
+            axes[0].annotate(
+                champions[i], (days[i], axes[0].get_ylim()[1]), fontsize=6, rotation=90,
+                va="top", ha="right", color="#dd8452",
+            )  # fmt: skip
+    axes[0].set_title(title, fontsize=9)
+    fig.autofmt_xdate()
+    return png_markdown(fig, title)

@@ -57,7 +57,9 @@ def collect_status(
         # and the gap is reported as staleness rather than a wall of missing days.
         yesterday = today - dt.timedelta(days=1)
         end = yesterday
-        if last_data is not None and (last_data > yesterday or (yesterday - last_data).days >= days):
+        if last_data is not None and (
+            last_data > yesterday or (yesterday - last_data).days >= days
+        ):
             end = last_data
         start = end - dt.timedelta(days=days - 1)
         per_day = wh.query_df(conn, load_sql("reporting/status_days"), from_dt=start, to_dt=end)

@@ -71,6 +71,35 @@ def daily_asset(group: str, kinds: set[str]) -> dict[str, object]:
     }
 
 
+# Assets whose warehouse table has another name than the asset (the rest: the same name).
+ASSET_TABLES = {"catalog_items": "items", "accepted_events": "events"}
+
+
+def column_schema(context: dg.AssetExecutionContext) -> dict[str, object]:
+    """``dagster/column_schema`` of the asset's warehouse table, read from the warehouse itself
+    (information_schema: the types as DuckDB or PostgreSQL hold them); {} when the asset writes
+    no table of its name (models, decisions, files)."""
+    from ..warehouse import load_sql
+
+    resource = getattr(context.resources, "warehouse", None)
+    if resource is None:
+        return {}
+    name = context.asset_key.path[-1]
+    wh = resource.get()
+    with wh.begin() as conn:
+        cols = wh.query_df(
+            conn, load_sql("reporting/table_columns"), table=ASSET_TABLES.get(name, name)
+        )
+    if cols.empty:
+        return {}
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn(str(r.column_name), str(r.data_type).lower()) for r in cols.itertuples()
+        ]
+    )
+    return {"dagster/column_schema": schema}
+
+
 def _value(v: object) -> object:
     return v.value if isinstance(v, dg.MetadataValue) else v
 
@@ -90,8 +119,10 @@ def materialize_days(
         if len(days) > 1:
             context.log.info(f"{context.asset_key.to_user_string()}: {day} done")
     if len(days) == 1:
-        return dg.MaterializeResult(metadata=metas[0])
-    meta = dict(metas[-1])
+        return dg.MaterializeResult(
+            metadata={**metas[0], "partition": days[0].isoformat(), **column_schema(context)}
+        )
+    meta = {**metas[-1], **column_schema(context)}
     if all("dagster/row_count" in m for m in metas):
         meta["dagster/row_count"] = dg.MetadataValue.int(
             sum(int(_value(m["dagster/row_count"])) for m in metas)

@@ -16,7 +16,7 @@ import dagster as dg
 
 from ..resources import FlywheelConfig, WarehouseResource
 from ..warehouse import load_sql, named_params
-from .common import daily_asset, day_start, materialize_days, partition_days
+from .common import column_schema, daily_asset, day_start, materialize_days, partition_days
 from .ingestion import catalog_items, users
 from .quality import accepted_events
 
@@ -68,9 +68,14 @@ def _build_aggregate(
             wh.delete_partition(conn, table, day)
         wh.run(conn, f"features/{table}", start_dt=min(days), end_dt=max(days))
         rows = {day: wh.count_partition(conn, table, day) for day in days}
-    meta: dict[str, object] = {"dagster/row_count": dg.MetadataValue.int(sum(rows.values()))}
+    meta: dict[str, object] = {
+        "dagster/row_count": dg.MetadataValue.int(sum(rows.values())),
+        **column_schema(context),
+    }
     if len(days) > 1:
         meta["partition_range"] = f"{days[0]}...{days[-1]} ({len(days)} days)"
+    else:
+        meta["partition"] = days[0].isoformat()
     return dg.MaterializeResult(metadata=meta)
 
 
