@@ -104,5 +104,10 @@ def health_markdown(history: Any, title: str) -> str:
                 va="top", ha="right", color="#dd8452",
             )  # fmt: skip
     axes[0].set_title(title, fontsize=9)
+    import matplotlib.dates as mdates
+
+    # whole days, at most about eight labels
+    axes[-1].xaxis.set_major_locator(mdates.DayLocator(interval=max(1, len(days) // 8)))
+    axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     fig.autofmt_xdate()
     return png_markdown(fig, title)
