@@ -444,12 +444,17 @@ def test_warehouse_assets_report_rows_partition_and_column_schema(demo_home):
         ("user_item_activity_daily", "clicks"),
         ("training_examples", "label_purchase"),
         ("served_requests", "latency_ms"),
+        ("challenger_model", "sha256"),
+        ("online_evaluation", "p_adjusted"),
+        ("promotion_decision", "evidence_json"),
     ):
         event = instance.get_latest_materialization_event(dg.AssetKey(asset))
         meta = event.asset_materialization.metadata
         columns = {c.name: c.type for c in meta["dagster/column_schema"].schema.columns}
         assert column in columns, (asset, sorted(columns))
-        assert "dagster/row_count" in meta and meta["partition"].value == "2026-02-03"
+        if asset not in ("challenger_model", "online_evaluation", "promotion_decision"):
+            assert "dagster/row_count" in meta, asset
+        assert meta["partition"].value == "2026-02-03"
 
 
 def test_flywheel_health_tracks_the_days_with_the_simulators_truth(demo_home):

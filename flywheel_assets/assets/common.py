@@ -72,7 +72,14 @@ def daily_asset(group: str, kinds: set[str]) -> dict[str, object]:
 
 
 # Assets whose warehouse table has another name than the asset (the rest: the same name).
-ASSET_TABLES = {"catalog_items": "items", "accepted_events": "events"}
+ASSET_TABLES = {
+    "catalog_items": "items",
+    "accepted_events": "events",
+    "challenger_model": "model_registry",
+    "offline_evaluation": "offline_evaluations",
+    "online_evaluation": "experiment_results",
+    "promotion_decision": "promotion_decisions",
+}
 
 
 def column_schema(context: dg.AssetExecutionContext) -> dict[str, object]:
