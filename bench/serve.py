@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ import xgboost as xgb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchkit import code_version, log  # noqa: E402
 
+from flywheel_assets.dev_broker import free_port  # noqa: E402
 from flywheel_assets.event_sink import LandingSink  # noqa: E402
 from flywheel_assets.live_shop import wait_until_ready  # noqa: E402
 from flywheel_assets.online_features import SUCCESS, FeatureSnapshot  # noqa: E402
@@ -171,12 +171,6 @@ def train_champion(home: Path, info: dict, rounds: int, rng: np.random.Generator
 def pct(values: list[float]) -> tuple[float, float]:
     a = np.array(values)
     return float(np.percentile(a, 50)), float(np.percentile(a, 99))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:

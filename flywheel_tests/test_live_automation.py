@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 
 from flywheel_assets.alerts import read_alerts
 from flywheel_assets.demo import REPO_ROOT, write_landing
+from flywheel_assets.dev_broker import free_port
 from flywheel_assets.policy import uniform_random_slates
 from flywheel_assets.simulator import ShopSimulator, SimulatorConfig
 from flywheel_assets.warehouse import Warehouse
@@ -30,12 +30,6 @@ SIM = SimulatorConfig(
     seed=4, n_users=1_500, n_items=200, sessions_per_day=300, new_users_per_day=20
 )
 DEADLINE_S = 600
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cold_start(candidates):

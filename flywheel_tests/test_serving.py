@@ -9,7 +9,6 @@ import datetime as dt
 import itertools
 import json
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from scipy import stats
 from flywheel_assets import registry
 from flywheel_assets.assets.promotion import publish_serving_pointer
 from flywheel_assets.demo import run_demo
+from flywheel_assets.dev_broker import free_port
 from flywheel_assets.event_sink import LandingSink
 from flywheel_assets.feature_store import serving_frame
 from flywheel_assets.live_shop import wait_until_ready
@@ -351,9 +351,7 @@ class Server:
     """A real uvicorn server in a thread, on a free port."""
 
     def __init__(self, app) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         )
@@ -607,7 +605,7 @@ def test_kafka_sink_feeds_the_topic_and_falls_back_to_files(
 ) -> None:
     """FLYWHEEL_SERVE_SINK=kafka: what the service logs goes to a real broker and is ingested
     from there by the kafka_events asset; when the broker is gone, to landing files instead."""
-    from flywheel_assets.dev_broker import create_topic, free_port
+    from flywheel_assets.dev_broker import create_topic
     from flywheel_assets.event_sink import KafkaSink
 
     topic = "served.events"
@@ -785,9 +783,7 @@ def test_flywheel_serve_command_serves_and_publishes_its_logs_on_shutdown(
     import subprocess
     import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     landing = tmp_path / "landing"
     env = {
         **os.environ,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from flywheel_assets.demo import run_demo
+from flywheel_assets.dev_broker import free_port
 from flywheel_assets.simulator import SimulatorConfig
 
 from .conftest import restored_environment
@@ -43,9 +43,7 @@ def webserver(tmp_path_factory):
         home = tmp_path_factory.mktemp("ui") / "home"
         run_demo(days=3, seed=11, start=dt.date(2026, 2, 1), home=home, config=SMALL)
         env = {**os.environ, "GX_ANALYTICS_ENABLED": "false"}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster-webserver"), "-m", "flywheel_assets.definitions",
          "-h", "127.0.0.1", "-p", str(port)],
