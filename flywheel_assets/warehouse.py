@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import json
+import os
 import re
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -89,9 +93,18 @@ class Warehouse:
                 f"unsupported warehouse URL {sa.engine.make_url(url).render_as_string()!r}: "
                 "use duckdb:///path/file.duckdb or postgresql+psycopg://user@host/db"
             )
+        sa_url = sa.engine.make_url(url)
+        password = os.environ.get("FLYWHEEL_WAREHOUSE_PASSWORD")
+        if self.dialect == "postgresql" and password and sa_url.password is None:
+            # The URL (host, database, sslmode, ...) is configuration; the password is a secret
+            # and may come on its own from the environment.
+            sa_url = sa_url.set(password=password)
         # DuckDB allows one writing process per file: hold the file only while working.
         kwargs = {"poolclass": NullPool} if self.dialect == "duckdb" else {"pool_pre_ping": True}
-        self.engine = sa.create_engine(url, **kwargs)
+        self.engine = sa.create_engine(sa_url, **kwargs)
+        # On PostgreSQL with least-privilege roles: the role each transaction acts as (the
+        # running asset's stage role, docs/security.md); None acts as the login itself.
+        self.session_role: Callable[[], str | None] | None = None
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -100,17 +113,82 @@ class Warehouse:
     def begin(self) -> Iterator[Connection]:
         """A connection inside one transaction: committed on success, rolled back on error."""
         with self.engine.begin() as conn:
+            role = (
+                self.session_role() if self.session_role and self.dialect == "postgresql" else None
+            )
+            if role:
+                conn.execute(sa.text(load_sql("admin/set_role")), {"role": role})
             yield conn
 
-    def migrate(self) -> None:
-        """Create missing tables (idempotent): every `sql/schema/*.sql` in order, then the
-        dialect's own (`sql/schema_<dialect>/*.sql`, e.g. PostgreSQL's indexes)."""
+    def migrations(self) -> list[Migration]:
+        """Every migration file for this dialect, in the order they apply: `sql/schema/*.sql`,
+        then the dialect's own (`sql/schema_<dialect>/*.sql`, e.g. PostgreSQL's indexes)."""
         paths = sorted((SQL_DIR / "schema").glob("*.sql"))
         paths += sorted((SQL_DIR / f"schema_{self.dialect}").glob("*.sql"))
+        return [Migration.from_path(p) for p in paths]
+
+    def applied_migrations(self, conn: Connection) -> dict[str, str]:
+        """version -> SHA-256 of what this warehouse has applied ({} for a new warehouse)."""
+        if not self.scalar(conn, load_sql("migrations/has_table"), table="schema_migrations"):
+            return {}
+        rows = conn.execute(sa.text(load_sql("migrations/applied"))).fetchall()
+        return {str(r.version): str(r.sha256) for r in rows}
+
+    def pending_migrations(self) -> list[Migration]:
+        """The migrations not applied yet; raises if an applied file has since changed."""
         with self.begin() as conn:
-            for path in paths:
-                for statement in split_statements(path.read_text()):
-                    conn.execute(sa.text(statement))
+            applied = self.applied_migrations(conn)
+        return _pending(self.migrations(), applied)
+
+    def migrate(self, applied_by: str = "flywheel", owner_role: str | None = None) -> list[str]:
+        """Apply the missing migrations in order, each recorded with its SHA-256, all in one
+        transaction (PostgreSQL and DuckDB both have transactional DDL); returns the versions
+        applied. Idempotent. Every file is also safe to re-run (IF NOT EXISTS), so a warehouse
+        created before versioned migrations records them on its first run."""
+        try:
+            with self.begin() as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(sa.text(load_sql("migrations/lock_postgresql")))
+                    if owner_role and self.scalar(
+                        conn, load_sql("admin/role_exists"), role=owner_role
+                    ):
+                        # New tables belong to the owner role, not to whoever ran the command.
+                        conn.execute(sa.text(load_sql("admin/set_role")), {"role": owner_role})
+                applied = self.applied_migrations(conn)
+                pending = _pending(self.migrations(), applied)
+                now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+                for migration in pending:
+                    for statement in split_statements(migration.text):
+                        conn.execute(sa.text(statement))
+                    conn.execute(
+                        sa.text(load_sql("migrations/record")),
+                        {
+                            "version": migration.version,
+                            "sha256": migration.sha256,
+                            "applied_at": now,
+                            "applied_by": applied_by,
+                        },
+                    )
+                if pending:
+                    # A schema change is a configuration change: it goes to the audit trail.
+                    self.run(
+                        conn,
+                        "quality/insert_audit",
+                        logged_at=now,
+                        actor=applied_by,
+                        action="migrate",
+                        subject=f"schema: {len(pending)} migration(s)",
+                        details=json.dumps({m.version: m.sha256 for m in pending}),
+                        why="flywheel migrate",
+                    )
+                return [m.version for m in pending]
+        except sa.exc.ProgrammingError as exc:
+            if "permission denied" in str(exc) or "must be owner" in str(exc):
+                raise WarehouseError(
+                    f"the warehouse user may not change the schema ({str(exc).splitlines()[0]}): "
+                    "run `flywheel migrate` as the schema owner (docs/security.md)"
+                ) from exc
+            raise
 
     # ----- running SQL ------------------------------------------------------------------------
 
@@ -190,6 +268,33 @@ class Warehouse:
     def unregister_temp(self, conn: Connection, name: str) -> None:
         if self.dialect == "duckdb":
             conn.connection.driver_connection.unregister(_ident(name))
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One reviewed schema file; its version is its path under `sql/` without `.sql`."""
+
+    version: str
+    text: str
+    sha256: str
+
+    @classmethod
+    def from_path(cls, path: Path) -> Migration:
+        text = path.read_text()
+        version = path.relative_to(SQL_DIR).with_suffix("").as_posix()
+        return cls(version, text, hashlib.sha256(text.encode()).hexdigest())
+
+
+def _pending(migrations: list[Migration], applied: dict[str, str]) -> list[Migration]:
+    changed = [
+        m.version for m in migrations if m.version in applied and applied[m.version] != m.sha256
+    ]
+    if changed:
+        raise WarehouseError(
+            f"migration files changed after this warehouse applied them: {changed}. A schema "
+            "change is a new numbered file in sql/schema; restore the applied files."
+        )
+    return [m for m in migrations if m.version not in applied]
 
 
 def _pg_type(s: pd.Series) -> str:
