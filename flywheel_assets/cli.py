@@ -50,18 +50,89 @@ def _demo(args: argparse.Namespace) -> int:
         on_day=on_day,
         warehouse_url=args.warehouse_url,
         kafka=args.kafka,
+        dagster_storage=args.dagster_storage,
     )
     print(f"done; home: {home.resolve()} (open the UI: see README, 'Open the UI')", file=sys.stderr)
     return 0
 
 
 def _warehouse():
-    from .config import FlywheelPaths
-    from .warehouse import Warehouse
+    """The configured warehouse, its schema current (created on first use on the embedded
+    default; with least-privilege roles it must have been migrated by `flywheel migrate`)."""
+    import dagster as dg
 
-    wh = Warehouse(FlywheelPaths.from_env().warehouse_url)
-    wh.migrate()
-    return wh
+    from .resources import WarehouseResource
+
+    try:
+        return WarehouseResource().get()
+    except dg.Failure as exc:
+        raise SystemExit(f"flywheel: {exc.description}") from exc
+
+
+def _warehouse_url(args: argparse.Namespace) -> str:
+    from .config import FlywheelPaths
+
+    return getattr(args, "url", None) or FlywheelPaths.from_env().warehouse_url
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    from .governance import ROLES_ENV, Roles
+    from .warehouse import Warehouse, WarehouseError
+
+    wh = Warehouse(_warehouse_url(args))
+    try:
+        if args.status:
+            with wh.begin() as conn:
+                applied = wh.applied_migrations(conn)
+            pending = wh.pending_migrations()
+            print(f"applied: {len(applied)}; pending: {len(pending)}")
+            for m in pending:
+                print(f"  pending {m.version}")
+            return 1 if pending else 0
+        prefix = os.environ.get(ROLES_ENV)
+        owner = Roles(prefix).name("owner") if prefix else None
+        actor = args.by or f"{getpass.getuser()} (flywheel migrate)"
+        done = wh.migrate(applied_by=actor, owner_role=owner)
+    except WarehouseError as exc:
+        print(f"flywheel migrate: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        wh.dispose()
+    print(f"applied {len(done)} migration(s)" + "".join(f"\n  {v}" for v in done))
+    return 0
+
+
+def _grants(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    from .governance import ROLES_ENV, STAGES, Roles, apply_grants
+    from .warehouse import Warehouse, WarehouseError
+
+    logins: dict[str, list[str]] = {}
+    for spec in args.login or []:
+        name, _, kinds = spec.partition("=")
+        logins[name] = [k for k in kinds.split(",") if k] if kinds else list(STAGES)
+    wh = Warehouse(_warehouse_url(args))
+    try:
+        roles = Roles(args.prefix or os.environ.get(ROLES_ENV) or "flywheel")
+        details = apply_grants(
+            wh,
+            roles,
+            actor=args.by or f"{getpass.getuser()} (flywheel grants)",
+            why=args.why,
+            logins=logins,
+        )
+    except WarehouseError as exc:
+        print(f"flywheel grants: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        wh.dispose()
+    print(json.dumps(details, indent=2))
+    return 0
 
 
 def _quarantine(args: argparse.Namespace) -> int:
@@ -341,6 +412,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="send the events through a Kafka topic (a local Tansu broker) instead of files",
     )
+    demo.add_argument(
+        "--dagster-storage",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="Dagster's runs and event logs: SQLite in the home, or PostgreSQL as in production "
+        "(dagster.production.yaml; server from DAGSTER_PG_HOST, _PORT, _USERNAME, _PASSWORD, _DB)",
+    )
     demo.add_argument("--json", action="store_true", help="one JSON object per day on stdout")
     demo.set_defaults(func=_demo)
 
@@ -379,6 +457,43 @@ def main(argv: list[str] | None = None) -> int:
     rb.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     rb.add_argument("--by", default=None, help="who (default: the OS user)")
     rb.set_defaults(func=_rollback)
+
+    mg = sub.add_parser(
+        "migrate",
+        help="apply the warehouse's pending schema migrations (sql/schema), recorded and checked",
+        description="Applies every migration file not yet applied, in order and in one "
+        "transaction, recording each with its SHA-256 in schema_migrations; refuses files changed "
+        "after they were applied. With FLYWHEEL_WAREHOUSE_ROLES set, new tables belong to the "
+        "owner role. Run it before new code runs (docs/deploy.md).",
+    )
+    mg.add_argument("--url", default=None, help="warehouse URL (default FLYWHEEL_WAREHOUSE_URL)")
+    mg.add_argument("--status", action="store_true", help="only list pending migrations")
+    mg.add_argument("--by", default=None, help="who (default: the OS user)")
+    mg.set_defaults(func=_migrate)
+
+    gr = sub.add_parser(
+        "grants",
+        help="PostgreSQL: create the least-privilege roles and apply sql/governance",
+        description="Creates the roles <prefix>_owner, _ingestion, _transformation, _training, "
+        "_serving and _analyst if missing, hands every table to the owner role, applies "
+        "sql/governance and records it in the audit log. Idempotent: re-run after each "
+        "migration. Run as an administrator that may create roles (docs/security.md).",
+    )
+    gr.add_argument("--url", default=None, help="warehouse URL (default FLYWHEEL_WAREHOUSE_URL)")
+    gr.add_argument(
+        "--prefix",
+        default=None,
+        help="role name prefix (default FLYWHEEL_WAREHOUSE_ROLES or flywheel)",
+    )
+    gr.add_argument(
+        "--login",
+        action="append",
+        help="an existing login role to make a member: NAME (all four stage roles) or "
+        "NAME=analyst or NAME=ingestion,transformation; repeatable",
+    )
+    gr.add_argument("--why", required=True, help="why (kept in the audit trail)")
+    gr.add_argument("--by", default=None, help="who (default: the OS user)")
+    gr.set_defaults(func=_grants)
 
     h = sub.add_parser("history", help="every move of the champion (or challenger) alias")
     h.add_argument("--alias", default="champion", choices=["champion", "challenger"])

@@ -149,6 +149,18 @@ def move_alias(
         reason=reason,
         dt=day,
     )
+    # Every move of what serves is also in the audit trail, with everything else people and
+    # jobs changed (quarantine releases, rollbacks, grants, migrations, configuration).
+    Warehouse.run(
+        conn,
+        "quality/insert_audit",
+        logged_at=now,
+        actor=actor,
+        action=f"move_{alias}",
+        subject=f"{alias} {current or COLD_START_VERSION} -> {to_version or COLD_START_VERSION}",
+        details=json.dumps({"from": current, "to": to_version, "day": str(day) if day else None}),
+        why=reason,
+    )
     return True
 
 

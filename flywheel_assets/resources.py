@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -15,31 +16,81 @@ from .config import FlywheelPaths, QualityThresholds, models_location
 from .event_contract import FieldMap
 from .experiments import ExperimentPolicy
 from .field_maps import FieldMapError, load_field_maps
+from .governance import ROLES_ENV, Roles, stage_of
 from .kafka_ingest import KafkaSettings
 from .pseudonym import Pseudonymiser
 from .training import BIAS_CORRECTIONS
-from .warehouse import Warehouse
+from .warehouse import Warehouse, WarehouseError
 
 _MIGRATED: set[str] = set()
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The warehouse. ``url`` unset means FLYWHEEL_WAREHOUSE_URL, else DuckDB in FLYWHEEL_HOME."""
+    """The warehouse. ``url`` unset means FLYWHEEL_WAREHOUSE_URL, else DuckDB in FLYWHEEL_HOME
+    (a PostgreSQL password may come alone from FLYWHEEL_WAREHOUSE_PASSWORD).
+
+    ``roles`` (or FLYWHEEL_WAREHOUSE_ROLES) names the least-privilege roles' prefix on
+    PostgreSQL: each asset's transactions then act as its stage's role only, and the schema is
+    never changed at run time (`flywheel migrate` does that, as the owner). Without roles, a
+    missing table is created on first use unless FLYWHEEL_AUTO_MIGRATE=false."""
 
     url: str | None = None
+    roles: str | None = None
     _warehouse: Warehouse | None = PrivateAttr(default=None)
 
     def get(self) -> Warehouse:
         if self._warehouse is None:
-            self._warehouse = Warehouse(self.url or FlywheelPaths.from_env().warehouse_url)
-            if self._warehouse.url not in _MIGRATED:
-                self._warehouse.migrate()
-                _MIGRATED.add(self._warehouse.url)
+            wh = Warehouse(self.url or FlywheelPaths.from_env().warehouse_url)
+            prefix = self.roles or os.environ.get(ROLES_ENV)
+            auto = os.environ.get("FLYWHEEL_AUTO_MIGRATE", "true").lower() not in (
+                "0",
+                "false",
+                "no",
+            )
+            try:
+                if prefix:
+                    roles = Roles(prefix)
+                    wh.session_role = lambda: _stage_role(roles)
+                if prefix or not auto:
+                    _require_current_schema(wh)
+                elif wh.url not in _MIGRATED:
+                    wh.migrate()
+                    _MIGRATED.add(wh.url)
+            except WarehouseError as exc:
+                wh.dispose()
+                raise dg.Failure(description=str(exc), allow_retries=False) from exc
+            self._warehouse = wh
         return self._warehouse
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._warehouse is not None:
             self._warehouse.dispose()
+
+
+def _require_current_schema(wh: Warehouse) -> None:
+    pending = wh.pending_migrations()
+    if pending:
+        raise WarehouseError(
+            f"the warehouse schema is behind this code: {len(pending)} migration(s) pending "
+            f"({', '.join(m.version for m in pending[:5])}{', ...' if len(pending) > 5 else ''}). "
+            "Run `flywheel migrate` (as the schema owner), then re-run."
+        )
+
+
+def _stage_role(roles: Roles) -> str | None:
+    """The running asset's (or asset check's) stage role; None outside a step."""
+    try:
+        ctx = dg.AssetExecutionContext.get()
+        key = next(iter(ctx.assets_def.keys))
+        group = ctx.assets_def.group_names_by_key.get(key)
+    except dg.DagsterInvariantViolationError:
+        try:
+            check_ctx = dg.AssetCheckExecutionContext.get()
+        except dg.DagsterInvariantViolationError:
+            return None
+        key = check_ctx.check_specs[0].asset_key
+        group = check_ctx.job_def.asset_layer.asset_graph.get(key).group_name
+    return roles.name(stage_of(key.path[-1], group))
 
 
 class FlywheelConfig(dg.ConfigurableResource):
@@ -114,6 +165,26 @@ class FlywheelConfig(dg.ConfigurableResource):
             raise dg.Failure(
                 description=f"experiment settings: {exc}", allow_retries=False
             ) from exc
+
+    def effective_settings(self) -> dict[str, object]:
+        """What the cycle runs with once the environment is applied (no secrets), for the
+        audit trail's configuration entries."""
+        spec = self.training_spec(dt.date(2000, 1, 1))
+        return {
+            "config": self.model_dump(),
+            "experiment": dataclasses.asdict(self.experiment_policy()),
+            "quality": dataclasses.asdict(self.quality()),
+            "training": {
+                "bias_correction": spec.bias_correction,
+                "params": spec.params,
+                "warm_start": self.warm_start_enabled(),
+                "max_event_lateness_days": (
+                    None
+                    if self.max_lateness() is None
+                    else self.max_lateness().total_seconds() / 86400
+                ),
+            },
+        }
 
     def paths(self) -> FlywheelPaths:
         base = FlywheelPaths.from_env(self.home)

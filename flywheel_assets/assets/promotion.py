@@ -20,6 +20,7 @@ from .. import registry
 from ..evaluation import OfflineMetrics, calibration, offline_metrics, promotion_rule
 from ..experiments import VARIANTS, Analysis, Experiment, analyse, planned_n, replay_latency
 from ..feature_store import replay_frame, training_frame
+from ..governance import record_configuration
 from ..plots import effect_over_looks_markdown, reliability_markdown
 from ..resources import FlywheelConfig, WarehouseResource
 from ..training import LABELS, predict
@@ -316,6 +317,8 @@ def promotion_decision(
         wh = warehouse.get()
         now = utcnow()
         with wh.begin() as conn:
+            if record_configuration(conn, flywheel.effective_settings(), actor=DECIDER):
+                context.log.info("the cycle's settings changed: recorded in the audit log")
             before = champion_for_day(wh, conn, day)
             later = wh.query_df(conn, load_sql("registry/latest_decision_after"), dt=day)
             previous = wh.query_df(conn, load_sql("registry/get_decision"), dt=day)

@@ -1,0 +1,14 @@
+-- Training, evaluation and promotion: read features and training sets, write the registry
+-- (models, evaluations, decisions, experiments, alias moves) and append to the audit trail.
+GRANT SELECT ON
+    events, items, users, served_requests,
+    user_activity_daily, item_activity_daily, user_item_activity_daily,
+    user_features, item_features, user_category_features, user_brand_features,
+    region_category_features, region_brand_features, training_examples
+TO {training};
+GRANT SELECT, INSERT, UPDATE, DELETE ON
+    model_registry, model_aliases, offline_evaluations, promotion_decisions, score_samples,
+    experiments, experiment_results
+TO {training};
+-- History is appended, never rewritten.
+GRANT SELECT, INSERT ON alias_history, audit_log TO {training};
