@@ -41,7 +41,10 @@ DEMO_EXPERIMENT_DAYS = 3
 
 
 def prepare_home(
-    home: Path, warehouse_url: str | None = None, seed: int | None = None
+    home: Path,
+    warehouse_url: str | None = None,
+    seed: int | None = None,
+    dagster_storage: str = "sqlite",
 ) -> FlywheelPaths:
     """Create a fresh home and point the environment at it (warehouse: DuckDB inside it,
     unless ``warehouse_url`` names another, e.g. an empty PostgreSQL database).
@@ -62,8 +65,13 @@ def prepare_home(
     key_file.chmod(0o600)
     dagster_home = home / "dagster"
     dagster_home.mkdir()
-    if (REPO_ROOT / "dagster.yaml").exists():
-        shutil.copy(REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    # Dagster's storage: SQLite in the home (dagster.yaml), or PostgreSQL as in production
+    # (dagster.production.yaml, its server from the DAGSTER_PG_* variables).
+    if dagster_storage not in DAGSTER_STORAGES:
+        raise SystemExit(f"unknown Dagster storage {dagster_storage!r}: {list(DAGSTER_STORAGES)}")
+    instance_yaml = REPO_ROOT / DAGSTER_STORAGES[dagster_storage]
+    if instance_yaml.exists():
+        shutil.copy(instance_yaml, dagster_home / "dagster.yaml")
     os.environ["FLYWHEEL_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     os.environ["FLYWHEEL_PSEUDONYM_KEY"] = key_file.read_text().strip()
@@ -75,6 +83,9 @@ def prepare_home(
     # looks (production default: 7, a whole week) unless the environment says otherwise.
     os.environ.setdefault("FLYWHEEL_EXPERIMENT_MAX_DAYS", str(DEMO_EXPERIMENT_DAYS))
     return FlywheelPaths.from_env(home)
+
+
+DAGSTER_STORAGES = {"sqlite": "dagster.yaml", "postgres": "dagster.production.yaml"}
 
 
 def _iso_times(df: pd.DataFrame) -> pd.DataFrame:
@@ -144,6 +155,15 @@ def materialize_kafka() -> None:
         raise SystemExit("reading the Kafka topic failed; see the run in the Dagster UI")
 
 
+def _root_cause(error: object) -> str:
+    """The innermost error's message: "Error occurred while executing op" says nothing."""
+    if error is None:
+        return "?"
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return str(getattr(error, "message", error)).strip()
+
+
 def materialize_day(day: dt.date) -> None:
     import dagster as dg
 
@@ -162,7 +182,7 @@ def materialize_day(day: dt.date) -> None:
     )
     if not result.success:
         failures = [
-            f"{e.step_key}: {e.step_failure_data.error.message.strip() if e.step_failure_data.error else '?'}"
+            f"{e.step_key}: {_root_cause(e.step_failure_data.error)}"
             for e in result.all_events
             if e.event_type_value == "STEP_FAILURE"
         ]
@@ -205,6 +225,7 @@ def run_demo(
     warehouse_url: str | None = None,
     kafka: bool = False,
     after_cycle: Callable[[dt.date, Warehouse], None] | None = None,
+    dagster_storage: str = "sqlite",
 ) -> list[dict[str, object]]:
     """``kafka``: the events go through a Kafka topic (a dev broker started for the demo)
     instead of landing files; catalog and users still arrive as files. ``after_cycle`` is
@@ -212,7 +233,7 @@ def run_demo(
     if not kafka:
         return _run_demo(
             days, seed, start, home, fmt, epsilon, on_day, config, warehouse_url,
-            after_cycle=after_cycle,
+            after_cycle=after_cycle, dagster_storage=dagster_storage,
         )  # fmt: skip
     from .dev_broker import DevBroker, create_topic
 
@@ -225,6 +246,7 @@ def run_demo(
             return _run_demo(
                 days, seed, start, home, fmt, epsilon, on_day, config, warehouse_url,
                 kafka=(broker.bootstrap, topic), after_cycle=after_cycle,
+                dagster_storage=dagster_storage,
             )  # fmt: skip
         finally:
             os.environ.pop("FLYWHEEL_KAFKA_BOOTSTRAP", None)
@@ -243,11 +265,12 @@ def _run_demo(
     warehouse_url: str | None,
     kafka: tuple[str, str] | None = None,
     after_cycle: Callable[[dt.date, Warehouse], None] | None = None,
+    dagster_storage: str = "sqlite",
 ) -> list[dict[str, object]]:
     from .pseudonym import Pseudonymiser
     from .serving import ChampionPolicy
 
-    paths = prepare_home(home, warehouse_url, seed=seed)
+    paths = prepare_home(home, warehouse_url, seed=seed, dagster_storage=dagster_storage)
     print(f"flywheel demo home: {paths.home}", file=sys.stderr)
     sim = ShopSimulator(config or SimulatorConfig(seed=seed), start=start)
     pseudonymiser = Pseudonymiser(os.environ["FLYWHEEL_PSEUDONYM_KEY"])

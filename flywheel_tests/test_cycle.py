@@ -311,18 +311,60 @@ def test_demo_is_deterministic(tmp_path, clean_env):
     assert a == b
 
 
-def test_the_same_cycle_runs_on_postgresql(tmp_path, clean_env, pg_database):
-    rows = run_demo(
-        days=2, seed=11, start=START, home=tmp_path / "pg", config=SMALL, warehouse_url=pg_database
+def test_the_same_cycle_runs_on_postgresql(demo_home, tmp_path, clean_env, pg_database):
+    """The warehouse and Dagster's own storage both on PostgreSQL (dagster.production.yaml, as
+    in production): the same figures as the embedded default for the same seed, every run and
+    its event log in PostgreSQL, and re-running a day changes nothing."""
+    import os
+
+    from flywheel_tests.conftest import PG_ADMIN_URL
+
+    _, embedded_rows = demo_home
+    dagster_db = sa.engine.make_url(pg_database).database + "_dagster"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{dagster_db}"'))
+    server = sa.engine.make_url(pg_database)
+    os.environ.update(
+        DAGSTER_PG_HOST=str(server.host),
+        DAGSTER_PG_PORT=str(server.port or 5432),
+        DAGSTER_PG_USERNAME=str(server.username),
+        DAGSTER_PG_PASSWORD=server.password or "unused-with-trust-auth",
+        DAGSTER_PG_DB=dagster_db,
     )
-    assert rows[0]["decision"] == "experiment" and rows[1]["champion"] == "cold-start"
-    wh = Warehouse(pg_database)
-    assert wh.dialect == "postgresql"
-    before = counts(wh)
-    assert before["events"] > 0 and before["user_item_activity_daily"] > 0
-    materialize_day(START + dt.timedelta(days=1))
-    assert counts(wh) == before
-    wh.dispose()
+    try:
+        rows = run_demo(
+            days=2, seed=11, start=START, home=tmp_path / "pg", config=SMALL,
+            warehouse_url=pg_database, dagster_storage="postgres",
+        )  # fmt: skip
+        assert rows == embedded_rows[:2]
+        instance = dg.DagsterInstance.get()
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert not (tmp_path / "pg" / "dagster" / "history").exists()  # no SQLite beside it
+        wh = Warehouse(pg_database)
+        assert wh.dialect == "postgresql"
+        before = counts(wh)
+        assert before["events"] > 0 and before["user_item_activity_daily"] > 0
+        materialize_day(START + dt.timedelta(days=1))
+        assert counts(wh) == before
+        wh.dispose()
+        runs = instance.get_runs()
+        assert len(runs) == 3 and all(r.is_success for r in runs)
+        instance.dispose()
+        storage = sa.create_engine(server.set(database=dagster_db))
+        with storage.connect() as conn:
+            stored_runs = conn.execute(sa.text("SELECT COUNT(*) FROM runs")).scalar()
+            materialized = conn.execute(
+                sa.text(
+                    "SELECT COUNT(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'"
+                )
+            ).scalar()
+        storage.dispose()
+        assert stored_runs == 3 and materialized > 3 * 20
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dagster_db}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def test_cli_rematerialises_a_range_of_days(demo_home):
