@@ -36,7 +36,9 @@ COLUMNS = [
     "oracle_share",
     "baseline_share",
 ]
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# dagster.yaml and dagster.production.yaml (the repository's top level; links to them in the
+# package make a built wheel carry them too).
+INSTANCE_DIR = Path(__file__).resolve().parent / "instance"
 DEMO_EXPERIMENT_DAYS = 3
 
 
@@ -69,9 +71,7 @@ def prepare_home(
     # (dagster.production.yaml, its server from the DAGSTER_PG_* variables).
     if dagster_storage not in DAGSTER_STORAGES:
         raise SystemExit(f"unknown Dagster storage {dagster_storage!r}: {list(DAGSTER_STORAGES)}")
-    instance_yaml = REPO_ROOT / DAGSTER_STORAGES[dagster_storage]
-    if instance_yaml.exists():
-        shutil.copy(instance_yaml, dagster_home / "dagster.yaml")
+    shutil.copy(INSTANCE_DIR / DAGSTER_STORAGES[dagster_storage], dagster_home / "dagster.yaml")
     os.environ["FLYWHEEL_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     os.environ["FLYWHEEL_PSEUDONYM_KEY"] = key_file.read_text().strip()

@@ -27,7 +27,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+def _sql_dir() -> Path:
+    # Installed from a wheel: the package's own copy; from a checkout: the top-level sql/.
+    here = Path(__file__).resolve().parent
+    return here / "sql" if (here / "sql" / "schema").is_dir() else here.parent / "sql"
+
+
+SQL_DIR = _sql_dir()
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

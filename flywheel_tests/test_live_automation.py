@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from flywheel_assets.alerts import read_alerts
-from flywheel_assets.demo import REPO_ROOT, write_landing
+from flywheel_assets.demo import INSTANCE_DIR, write_landing
 from flywheel_assets.dev_broker import free_port
 from flywheel_assets.policy import uniform_random_slates
 from flywheel_assets.simulator import ShopSimulator, SimulatorConfig
@@ -70,7 +70,7 @@ def test_dagster_dev_turns_the_flywheel_by_itself(tmp_path: Path) -> None:
     home = tmp_path / "home"
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True)
-    shutil.copy(REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    shutil.copy(INSTANCE_DIR / "dagster.yaml", dagster_home / "dagster.yaml")
     env = {
         **os.environ,
         "FLYWHEEL_HOME": str(home),
