@@ -132,6 +132,12 @@ def _grants(args: argparse.Namespace) -> int:
     finally:
         wh.dispose()
     print(json.dumps(details, indent=2))
+    if not details["schema_ready"]:
+        print(
+            "the warehouse has no schema yet: roles and members are in place; run "
+            "`flywheel migrate` (as a member of the owner role), then `flywheel grants` again",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -488,8 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     gr.add_argument(
         "--login",
         action="append",
-        help="an existing login role to make a member: NAME (all four stage roles) or "
-        "NAME=analyst or NAME=ingestion,transformation; repeatable",
+        help="an existing login role to make a member: NAME (the four stage roles: the "
+        "pipeline), NAME=owner (runs flywheel migrate), NAME=analyst, or "
+        "NAME=ingestion,transformation; repeatable",
     )
     gr.add_argument("--why", required=True, help="why (kept in the audit trail)")
     gr.add_argument("--by", default=None, help="who (default: the OS user)")

@@ -105,7 +105,9 @@ def apply_grants(
     """Create the missing roles, hand every table to the owner role, apply `sql/governance`
     and record it all in the audit trail, in one transaction. Idempotent: re-run after each
     migration so new tables get their grants. ``logins`` maps existing login roles to the
-    stage kinds they become members of (e.g. {"flywheel_pipeline": ["ingestion", ...]}).
+    role kinds they become members of (e.g. {"flywheel_pipeline": ["ingestion", ...]}; the
+    login that runs `flywheel migrate` gets ["owner"]). On a database not migrated yet only
+    the roles, members and the owner's schema rights are applied: migrate, then re-run.
 
     Run as an administrator that may create roles and owns the database (or a superuser)."""
     if wh.dialect != "postgresql":
@@ -127,16 +129,26 @@ def apply_grants(
         # The administrator acts as the owner to hand tables over and to grant on them.
         if not wh.scalar(conn, load_sql("admin/is_member"), role=names["owner"]):
             conn.execute(sa.text(f"GRANT {names['owner']} TO CURRENT_USER"))
-        reowned += _hand_to_owner(conn, names["owner"])
+        # Before the first migration there are no tables yet: the roles, their members and the
+        # owner's right to create (000_owner.sql) come first, so the schema is created by the
+        # owner role; the tables' grants follow when this is re-run after `flywheel migrate`.
+        schema_ready = bool(
+            wh.scalar(conn, load_sql("migrations/has_table"), table="schema_migrations")
+        )
+        if schema_ready:
+            reowned += _hand_to_owner(conn, names["owner"])
         applied = []
         for path in governance_files():
+            if not schema_ready and not path.name.startswith("000_"):
+                continue
             for statement in render(path, roles):
                 conn.execute(sa.text(statement))
             applied.append(f"{path.name}:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}")
         # The analysts' views were just (re)created by the administrator: the owner owns them
         # too, and they read the tables with the owner's rights.
-        _hand_to_owner(conn, names["owner"])
-        members: dict[str, list[str]] = {}
+        if schema_ready:
+            _hand_to_owner(conn, names["owner"])
+        added: dict[str, list[str]] = {}
         for login, kinds in (logins or {}).items():
             login_role = Roles(login).prefix  # validated like a prefix: a plain identifier
             if not wh.scalar(conn, load_sql("admin/role_exists"), role=login_role):
@@ -145,27 +157,37 @@ def apply_grants(
                     f"(CREATE ROLE {login_role} LOGIN PASSWORD ...), then re-run"
                 )
             for kind in kinds:
-                if kind == "owner":
-                    raise GovernanceError("logins are not made owners by this command")
                 conn.execute(sa.text(f"GRANT {roles.name(kind)} TO {login_role}"))
-            members[login_role] = list(kinds)
+            added[login_role] = list(kinds)
+        members = conn.execute(
+            sa.text(load_sql("admin/role_members")), {"prefix": roles.prefix}
+        ).fetchall()
         details = {
+            "schema_ready": schema_ready,
             "roles": names,
             "created": created,
             "tables_handed_to_owner": reowned,
             "files": applied,
-            "members": members,
+            "members_added": added,
+            # The whole membership as it now stands, so the trail shows who may do what even
+            # where roles were changed by hand in between.
+            "members": sorted(
+                {f"{m.member} in {m.role_name} (granted by {m.grantor})" for m in members}
+            ),
         }
-        Warehouse.run(
-            conn,
-            "quality/insert_audit",
-            logged_at=_now(),
-            actor=actor,
-            action="grants",
-            subject=f"roles {roles.prefix}_*",
-            details=json.dumps(details, sort_keys=True),
-            why=why,
-        )
+        if schema_ready:
+            Warehouse.run(
+                conn,
+                "quality/insert_audit",
+                logged_at=_now(),
+                actor=actor,
+                action="grants",
+                subject=f"roles {roles.prefix}_*",
+                details=json.dumps(details, sort_keys=True),
+                why=why,
+            )
+        # Before the schema exists there is no audit table yet: the next run, after
+        # `flywheel migrate`, records the whole state, these roles and members included.
     return details
 
 

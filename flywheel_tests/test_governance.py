@@ -55,27 +55,74 @@ def governed(pg_database: str) -> Iterator[Governed]:
             pg_database, _login_url(pg_database, pipeline), _login_url(pg_database, reader), roles
         )
     finally:
-        names = [*roles.names().values(), pipeline, reader]
-        with admin.begin() as conn:
-            for name in names:
-                if conn.execute(
-                    sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": name}
-                ).first():
-                    conn.execute(sa.text(f"REASSIGN OWNED BY {name} TO CURRENT_USER"))
-                    conn.execute(sa.text(f"DROP OWNED BY {name}"))
-        # Sessions of the logins must end before their roles can go.
-        with admin.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE usename = ANY(:names) AND pid <> pg_backend_pid()"
-                ),
-                {"names": names},
-            )
-        with admin.begin() as conn:
-            for name in names:
-                conn.execute(sa.text(f"DROP ROLE IF EXISTS {name}"))
         admin.dispose()
+        _drop_roles(pg_database, [*roles.names().values(), pipeline, reader])
+
+
+def _drop_roles(admin_url: str, names: list[str]) -> None:
+    """Roles are server-wide: drop what a test created (its database goes with the fixture)."""
+    admin = Warehouse(admin_url)
+    with admin.begin() as conn:
+        for name in names:
+            if conn.execute(
+                sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": name}
+            ).first():
+                conn.execute(sa.text(f"REASSIGN OWNED BY {name} TO CURRENT_USER"))
+                conn.execute(sa.text(f"DROP OWNED BY {name}"))
+    # Sessions of the logins must end before their roles can go.
+    with admin.begin() as conn:
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE usename = ANY(:names) AND pid <> pg_backend_pid()"
+            ),
+            {"names": names},
+        )
+    with admin.begin() as conn:
+        for name in names:
+            conn.execute(sa.text(f"DROP ROLE IF EXISTS {name}"))
+    admin.dispose()
+
+
+def test_first_install_as_in_production(pg_database: str) -> None:
+    """The order docs/deploy.md gives: roles first on the empty database, the migrator (a
+    member of the owner role, not a superuser) creates the schema, grants again."""
+    roles = Roles(f"fw{uuid.uuid4().hex[:8]}")
+    migrator, pipeline = f"{roles.prefix}_migrator", f"{roles.prefix}_pipeline"
+    admin = Warehouse(pg_database)
+    try:
+        with admin.begin() as conn:
+            for login in (migrator, pipeline):
+                conn.execute(sa.text(f"CREATE ROLE {login} LOGIN"))
+        first = apply_grants(
+            admin, roles, actor="dba", why="first install",
+            logins={migrator: ["owner"], pipeline: list(STAGES)},
+        )  # fmt: skip
+        assert first["schema_ready"] is False
+        migrator_wh = Warehouse(_login_url(pg_database, migrator))
+        applied = migrator_wh.migrate(applied_by=migrator, owner_role=roles.name("owner"))
+        migrator_wh.dispose()
+        assert "schema/001_core" in applied
+        second = apply_grants(admin, roles, actor="dba", why="first install: tables")
+        assert second["schema_ready"] is True and second["tables_handed_to_owner"] == []
+        # The first run could not be audited (no schema yet); this one records who is in what.
+        assert any(m.startswith(f"{migrator} in {roles.name('owner')}") for m in second["members"])
+        assert any(
+            m.startswith(f"{pipeline} in {roles.name('training')}") for m in second["members"]
+        )
+        with admin.begin() as conn:
+            owners = {r.tableowner for r in conn.execute(sa.text(
+                "SELECT tableowner FROM pg_tables WHERE schemaname = 'public'"
+            ))}  # fmt: skip
+        assert owners == {roles.name("owner")}
+        url = _login_url(pg_database, pipeline)
+        assert _try(url, roles.name("ingestion"), "SELECT COUNT(*) FROM raw_events") is None
+        assert "permission denied" in str(
+            _try(url, roles.name("serving"), "SELECT COUNT(*) FROM raw_events")
+        )
+    finally:
+        admin.dispose()
+        _drop_roles(pg_database, [*roles.names().values(), migrator, pipeline])
 
 
 AUDIT_ROW = "INSERT INTO audit_log VALUES (now(), 'me', 'test', 'x', '{}', 'why')"
