@@ -64,7 +64,10 @@ def _missing(message: str) -> None:
 class PrivatePostgres:
     """One postgres process on 127.0.0.1:``port`` with its data, socket and log in a temp dir."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: bool = False) -> None:
+        """``tls``: the server takes TLS connections only (a throwaway CA signs its certificate
+        for 127.0.0.1; ``ca_cert`` is the file a client verifies it with)."""
+        self.tls = tls
         bindir = pg_bindir()
         if bindir is None:
             _missing("PostgreSQL server binaries (initdb, pg_ctl) not found")
@@ -117,6 +120,45 @@ class PrivatePostgres:
                 "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                 "max_connections = 100\n"
             )
+        if self.tls:
+            self._make_certificates()
+
+    def _make_certificates(self) -> None:
+        """A CA and a server certificate for IP 127.0.0.1 (what verify-full checks), and
+        pg_hba rules that refuse every connection without TLS."""
+
+        def openssl(*args: str) -> None:
+            subprocess.run(
+                ["openssl", *args], cwd=self.root, check=True, capture_output=True, timeout=60
+            )
+
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+                "ca.crt", "-days", "2", "-subj", "/CN=flywheel test CA")  # fmt: skip
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
+                "server.csr", "-subj", "/CN=127.0.0.1")  # fmt: skip
+        (self.root / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext")  # fmt: skip
+        for name in ("server.crt", "server.key"):
+            target = self.data / name
+            shutil.copy(self.root / name, target)
+            os.chmod(target, 0o600)
+            if self.as_postgres:
+                shutil.chown(target, user="postgres", group="postgres")
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+                "log_connections = on\n"
+            )
+        (self.data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            "hostssl all all 127.0.0.1/32 trust\n"
+            "hostnossl all all 127.0.0.1/32 reject\n"
+        )
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca.crt"
 
     def start(self) -> None:
         self._ctl("start", "-w", "-t", str(TIMEOUT))
@@ -144,7 +186,10 @@ class PrivatePostgres:
     # ----- databases ----------------------------------------------------------------------
 
     def url(self, db: str = "postgres") -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{db}"
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{db}"
+        if self.tls:
+            url += f"?sslmode=verify-full&sslrootcert={self.ca_cert}"
+        return url
 
     def admin_engine(self) -> sa.Engine:
         return sa.create_engine(self.url(), isolation_level="AUTOCOMMIT")
