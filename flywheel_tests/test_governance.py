@@ -125,6 +125,10 @@ def test_first_install_as_in_production(pg_database: str) -> None:
         _drop_roles(pg_database, [*roles.names().values(), migrator, pipeline])
 
 
+ALERT_ROW = (
+    "INSERT INTO alerts (alert_id, raised_at, kind, job_name, run_id, message, details) "
+    "VALUES ('a1', now(), 'run_failure', 'job', 'r1', 'failed', '{}')"
+)
 AUDIT_ROW = "INSERT INTO audit_log VALUES (now(), 'me', 'test', 'x', '{}', 'why')"
 
 # (role kind, statement, allowed). Each allowed statement shows the denials are not simply a
@@ -170,6 +174,8 @@ MATRIX = [
     ("analyst", "CREATE TABLE analyst.sneaky (a INT)", False),
     # The pipeline's login with all its stage roles together, outside any step:
     ("pipeline", "SELECT COUNT(*) FROM raw_events", True),
+    ("pipeline", ALERT_ROW, True),  # the alert sensor, outside any step
+    ("pipeline", "DELETE FROM alerts", False),
     ("pipeline", "UPDATE audit_log SET why = 'rewritten'", False),
     ("pipeline", "DELETE FROM alias_history", False),
     ("pipeline", "DELETE FROM schema_migrations", False),

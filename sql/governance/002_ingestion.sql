@@ -10,3 +10,6 @@ GRANT SELECT, INSERT, UPDATE ON kafka_offsets TO {ingestion};
 GRANT SELECT, INSERT, DELETE ON simulator_days TO {ingestion};
 -- Releases are written by people (`flywheel quarantine release`); ingestion applies them.
 GRANT SELECT ON quarantine_releases, quarantine_open TO {ingestion};
+-- Failed runs, recorded by the alert sensor (which runs as the pipeline's login, outside any
+-- step): appended, never changed.
+GRANT SELECT, INSERT ON alerts TO {ingestion};
