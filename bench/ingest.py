@@ -179,7 +179,7 @@ def flywheel_dagster(
 def flywheel_breakdown(fmt: str, path: Path, tmp: Path, n: int) -> dict[str, float]:
     """The same steps as plain function calls, each timed (where the time goes)."""
     from flywheel_assets.event_contract import normalise_events
-    from flywheel_assets.landing import read_landing_file
+    from flywheel_assets.landing import LINE_NO, read_landing_file
     from flywheel_assets.pseudonym import Pseudonymiser
     from flywheel_assets.warehouse import Warehouse
 
@@ -199,7 +199,7 @@ def flywheel_breakdown(fmt: str, path: Path, tmp: Path, n: int) -> dict[str, flo
     parts["normalise_events"] = time.perf_counter() - t
     assert len(batch.accepted) == n and parsed.bad_lines.empty, f"{fmt}: not all rows accepted"
     t = time.perf_counter()
-    line_nos = parsed.records["_line_no"].reindex(batch.accepted.index)
+    line_nos = parsed.records[LINE_NO].reindex(batch.accepted.index)
     accepted = batch.accepted.assign(
         source_file=str(path), line_no=line_nos.to_numpy(dtype="int64")
     )

@@ -1,8 +1,9 @@
 """The event contract: canonical columns, producer field mapping and row-level validation.
 
-Input is what ``landing.read_landing_file`` yields (every value str or None, plus
-``_line_no``). Each row ends up in exactly one of ``accepted`` (canonical columns, typed,
-personal ids pseudonymised) or ``rejected`` (with the first failing rule as the reason), so
+Input is what ``landing.read_landing_file`` yields (every value str or None, plus the readers'
+``LINE_NO`` column, named so that no producer field can collide with it). Each row ends up in
+exactly one of ``accepted`` (canonical columns, typed, personal ids pseudonymised) or
+``rejected`` (with the first failing rule as the reason), so
 ``len(accepted) + len(rejected) == len(records)`` always holds.
 
 Everything on the accepted path is vectorised (pyarrow compute / numpy); Python loops only
@@ -24,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flywheel_assets.landing import LINE_NO, MAX_PAYLOAD_CHARS, scalar_to_str
+from flywheel_assets.landing import LINE_NO, MAX_PAYLOAD_CHARS, scalar_to_str, storable_text
 from flywheel_assets.pseudonym import Pseudonymiser
 
 EVENT_TYPES = ("impression", "view", "click", "add_to_cart", "purchase")
@@ -140,7 +141,7 @@ class FieldMap:
 @dataclass(frozen=True)
 class NormalisedBatch:
     """``accepted`` keeps the index labels of ``records`` so callers can look up
-    ``records.loc[accepted.index, "_line_no"]``."""
+    ``records.loc[accepted.index, LINE_NO]``."""
 
     accepted: pd.DataFrame
     rejected: pd.DataFrame  # line_no, payload, reason
@@ -182,6 +183,7 @@ def normalise_events(
     for name in REQUIRED_EVENT_FIELDS:
         if name != "event_id":
             checks.fail(~_present(cols[name]), f"missing_required:{name}")
+    _fail_nul(checks, cols)
 
     for name in _TEXT_EVENT_COLUMNS:
         checks.fail(_too_long(cols[name]), f"field_too_long:{name}")
@@ -338,6 +340,7 @@ def normalise_items(records: pd.DataFrame, *, field_map: FieldMap | None = None)
     text = {c: _to_object(cols[c]) for c in ITEM_COLUMNS if c != "price"}
     for name in REQUIRED_ITEM_FIELDS:
         checks.fail(~_present(cols[name]), f"missing_required:{name}")
+    _fail_nul(checks, cols)
     for name in ("item_id", "category", "brand", "title"):
         checks.fail(_too_long(cols[name]), f"field_too_long:{name}")
     price = _to_float(cols["price"])
@@ -372,6 +375,7 @@ def normalise_users(
     checks = _Checks(len(records))
     text = {c: _to_object(cols[c]) for c in USER_COLUMNS if c != "signup_date"}
     checks.fail(~_present(cols["user_id"]), "missing_required:user_id")
+    _fail_nul(checks, cols)
     for name in ("user_id", "region", "device"):
         checks.fail(_too_long(cols[name]), f"field_too_long:{name}")
     signup = _parse_date(cols["signup_date"])
@@ -488,6 +492,26 @@ def _clean_arrow(values: pd.Series) -> pa.Array:
         arr = pa.array([None if _missing(v) else scalar_to_str(v) for v in raw], type=pa.string())
     trimmed = pc.utf8_trim_whitespace(arr)
     return pc.if_else(pc.equal(trimmed, ""), _NULL_STR, trimmed)
+
+
+def _fail_nul(checks: _Checks, cols: dict[str, pa.Array]) -> None:
+    """``nul_in_text:<field>`` for a NUL (U+0000) in any contract field: PostgreSQL cannot
+    store one, and no id, label, number or time has one (DuckDB would keep it: the backends
+    must agree)."""
+    for name, arr in cols.items():
+        checks.fail(_has_nul(arr), f"nul_in_text:{name}")
+
+
+def _has_nul(arr: pa.Array) -> np.ndarray:
+    """Rows holding a NUL. A column's characters are one buffer: a scan of it for a zero byte
+    (in UTF-8 only NUL itself is one) rules out the usual column at memory speed."""
+    if isinstance(arr, pa.Array) and (
+        pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+    ):
+        data = arr.buffers()[2]
+        if data is None or np.frombuffer(data, dtype=np.uint8).all():
+            return np.zeros(len(arr), dtype=bool)
+    return pc.fill_null(pc.match_substring(arr, "\x00"), False).to_numpy(zero_copy_only=False)
 
 
 def _too_long(arr: pa.Array) -> np.ndarray:
@@ -655,12 +679,15 @@ def _rejected(
     ]
     if not columns:
         payloads = ["{}"] * len(rows)
-    payloads = [p[:MAX_PAYLOAD_CHARS] for p in payloads]
+    # json.dumps escapes NUL itself; a lone surrogate (only in hand-built frames: the readers
+    # quarantine those lines) is escaped here, so every payload and reason can be stored.
+    payloads = [storable_text(p)[:MAX_PAYLOAD_CHARS] for p in payloads]
+    reasons = [storable_text(str(r)) for r in checks.reason[rows]]
     return pd.DataFrame(
         {
             "line_no": pd.Series(line_no, dtype="int64"),
             "payload": pd.Series(payloads, dtype=object),
-            "reason": pd.Series(checks.reason[rows], dtype=object),
+            "reason": pd.Series(reasons, dtype=object),
         },
         columns=REJECTED_COLUMNS,
     )

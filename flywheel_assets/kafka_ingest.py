@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .event_contract import FieldMap, normalise_events, scrub_bad_lines
-from .landing import LINE_NO, parse_json_messages
+from .landing import LINE_NO, parse_json_messages, storable_text
 from .pseudonym import Pseudonymiser
 from .warehouse import DATABASE_ERRORS, Warehouse, load_sql
 
@@ -441,8 +441,9 @@ def _commit_batch(
                     "stage": QUARANTINE_STAGE,
                     "source_file": [f"kafka://{settings.topic}/{int(q)}" for q in parts[rej_msg]],
                     "line_no": offsets[rej_msg],
-                    "reason": rejected["reason"].astype(str).to_numpy(),
-                    "payload": rejected["payload"].astype(str).to_numpy(),
+                    # storable already (the contract's promise); checked at the door too
+                    "reason": [storable_text(str(r)) for r in rejected["reason"]],
+                    "payload": [storable_text(str(p)) for p in rejected["payload"]],
                     "quarantined_at": stamp,
                 }
             )

@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
 import zlib
 from collections.abc import Iterator
@@ -29,7 +30,11 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-LINE_NO = "_line_no"
+# The 1-based line (row, message) number of each record: the only column the readers add to
+# the producer's. Its name holds a NUL, which no producer field name can after the readers
+# (they keep a NUL in a name as the text \u0000), so a producer field of any name, even
+# "_line_no", is kept as a field like any other.
+LINE_NO = "\x00line_no"
 MAX_PAYLOAD_CHARS = 10_000
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 CSV_SUFFIXES = (".csv",)
@@ -40,6 +45,11 @@ IGNORED_SUFFIXES = (".tmp", ".part")
 _EXACT_FLOAT_LIMIT = float(2**53)
 _BLANK_OR_INDENTED_LINE = re.compile(rb"\n[\n \t\r\x0b\x0c]")
 _WHITESPACE_BYTES = np.array([9, 10, 11, 12, 13, 32], dtype=np.uint8)
+# What no warehouse text can hold: NUL (PostgreSQL text) and lone surrogates (not UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# A JSON escape of a surrogate (D800-DFFF): lines without one cannot decode to a lone one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_MAX_REASON_VALUE_CHARS = 100
 _FAST_JSON_TYPES = (
     pa.types.is_null,
     pa.types.is_boolean,
@@ -56,9 +66,28 @@ class LandingFileError(Exception):
         self.path = str(path)
         self.message = message
         super().__init__(
-            f"{self.path}: {message}. Fix the file or move it out of the landing folder, "
-            "then re-run the partition."
+            f"{printable_path(path)}: {storable_text(message)}. Fix the file or move it out of "
+            "the landing folder, then re-run the partition."
         )
+
+
+def storable_text(text: str) -> str:
+    """``text`` with what no warehouse text column can hold escaped JSON-style: NUL (refused by
+    PostgreSQL) as ``\\u0000`` and lone surrogates (no UTF-8 encoding) as ``\\udXXX``, so a
+    JSON payload keeps its meaning; every other character is kept as it is."""
+    if "\x00" not in text and (text.isascii() or not _UNSTORABLE.search(text)):
+        return text
+    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def printable_path(path: Path | str) -> str:
+    """A path as text that can be shown and stored: bytes of a name that is not UTF-8 (which
+    Python holds as surrogate escapes) become ``\\xNN``."""
+    text = str(path)
+    try:
+        return os.fsencode(text).decode("utf-8", errors="backslashreplace")
+    except UnicodeError:
+        return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -66,7 +95,7 @@ class ParsedFile:
     path: str
     sha256: str
     fmt: str  # "jsonl" | "csv" | "parquet"
-    records: pd.DataFrame  # str/None values plus LINE_NO (int)
+    records: pd.DataFrame  # the producer's fields (str/None values) plus LINE_NO (int64)
     bad_lines: pd.DataFrame  # line_no, payload, reason
 
     @property
@@ -123,6 +152,16 @@ def detect_format(path: Path) -> tuple[str, bool]:
 
 def read_landing_file(path: Path) -> ParsedFile:
     path = Path(path)
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        # The path is stored with every row of the file (source_file) and in ingested_files:
+        # it must be text. Failing beats guessing an encoding for the producer's bytes.
+        raise LandingFileError(
+            path,
+            "the file name is not UTF-8 text (the bytes that are not are shown as \\xNN); "
+            "rename the file (or its folder) to a UTF-8 name",
+        ) from None
     fmt, gzipped = detect_format(path)
     try:
         raw = path.read_bytes()
@@ -152,12 +191,12 @@ def _empty_bad_lines() -> pd.DataFrame:
 
 
 def _bad_frame(rows: list[tuple[int, str, str]]) -> pd.DataFrame:
-    """Bad lines from (line_no, payload, reason) rows."""
+    """Bad lines from (line_no, payload, reason) rows; payload and reason storable text."""
     return pd.DataFrame(
         {
             "line_no": pd.Series([r[0] for r in rows], dtype="int64"),
-            "payload": pd.Series([r[1] for r in rows], dtype=object),
-            "reason": pd.Series([r[2] for r in rows], dtype=object),
+            "payload": pd.Series([_truncate(storable_text(r[1])) for r in rows], dtype=object),
+            "reason": pd.Series([storable_text(r[2]) for r in rows], dtype=object),
         }
     )
 
@@ -165,9 +204,20 @@ def _bad_frame(rows: list[tuple[int, str, str]]) -> pd.DataFrame:
 def _records_frame(columns: dict[str, Any], line_nos: Any) -> pd.DataFrame:
     # Arrow-backed string columns (missing = null): the contract's checks run in Arrow compute,
     # so values never become millions of Python str objects on the way.
-    data = {name: string_series(values) for name, values in columns.items()}
+    data: dict[str, pd.Series] = {}
+    for name, values in columns.items():
+        key = field_name(name)
+        if key in data:
+            raise ValueError(f"duplicate column names: {key!r} (a NUL in a name is \\u0000)")
+        data[key] = string_series(values)
     data[LINE_NO] = pd.Series(np.asarray(line_nos, dtype=np.int64), dtype="int64")
     return pd.DataFrame(data)
+
+
+def field_name(name: str) -> str:
+    """A producer's field name as the readers keep it: NUL (which only the readers' own
+    columns have) and lone surrogates escaped JSON-style, the rest verbatim."""
+    return storable_text(name)
 
 
 def string_series(values: Any) -> pd.Series:
@@ -356,6 +406,8 @@ def _sample_keys(data: bytes, max_lines: int = 1000) -> tuple[list[str], list[st
         except (ValueError, RecursionError):
             continue
         if isinstance(obj, dict):
+            if _SURROGATE_ESCAPE.search(raw) and _invalid_text_field(obj) is not None:
+                continue  # a line to quarantine; its names cannot even name an Arrow field
             for key, value in obj.items():
                 keys.setdefault(key)
                 if isinstance(value, str):
@@ -395,6 +447,8 @@ def _jsonl_fast(
     table = table.select(order)
     if table.num_rows != len(line_nos):
         raise _NotExact("a multi-line object or several objects on one line")
+    if any("\x00" in name for name in order):
+        raise _NotExact("a NUL in a field name")  # escaped per object, as json.loads reads it
     for fld in table.schema:
         if not any(check(fld.type) for check in _FAST_JSON_TYPES):
             raise _NotExact("nested values")  # struct null-filling would differ
@@ -450,7 +504,42 @@ def _parse_line(line_no: int, raw: bytes) -> dict[str, Any] | tuple[int, str, st
         return line_no, _truncate(text), "malformed_json: nested too deeply"
     if not isinstance(obj, dict):
         return line_no, _truncate(text), "not_an_object"
+    if _SURROGATE_ESCAPE.search(raw):
+        field = _invalid_text_field(obj)
+        if field is not None:
+            return line_no, _truncate(text), f"invalid_text:{_reason_value(field)}"
+    if "\\u0000" in text and any("\x00" in key for key in obj):
+        # Escaped like every field name; a name colliding with it then is a repeated key,
+        # and the later one wins as json.loads does.
+        obj = {field_name(key): value for key, value in obj.items()}
     return obj
+
+
+def _invalid_text_field(obj: dict[str, Any]) -> str | None:
+    """The first field whose name or value holds a lone surrogate: JSON can escape one
+    (``"\\ud800"``), but it is no Unicode character and no UTF-8 text can hold it."""
+    for key, value in obj.items():
+        if not _is_text(key):
+            return key
+        if isinstance(value, str):
+            if not _is_text(value):
+                return key
+        elif isinstance(value, dict | list) and not _is_text(json.dumps(value, ensure_ascii=False)):
+            return key
+    return None
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _reason_value(value: str) -> str:
+    """A producer's value quoted in a reason: storable and short."""
+    return storable_text(value[:_MAX_REASON_VALUE_CHARS])
 
 
 def _jsonl_slow(data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:

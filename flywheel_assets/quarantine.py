@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from .event_contract import FieldMap, normalise_events
-from .landing import parse_json_messages
+from .landing import parse_json_messages, storable_text
 from .pseudonym import Pseudonymiser
 from .warehouse import Warehouse, load_sql
 
@@ -83,7 +83,8 @@ def export_rows(wh: Warehouse, day: dt.date, out: Path, reason: str | None = Non
                 # An unparseable line: the person rebuilds the event from the text.
                 obj = {"_unparsed_line": r.payload}
             obj.update({REF_FILE: r.source_file, REF_LINE: int(r.line_no), REF_REASON: r.reason})
-            f.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+            # A payload can decode to a lone surrogate (an invalid_text row): keep its escape.
+            f.write(storable_text(json.dumps(obj, ensure_ascii=False, default=str)) + "\n")
     return len(rows)
 
 
@@ -103,6 +104,9 @@ def release(
     """Validate the fixed rows in ``fixes`` and record their release (all or nothing)."""
     if not released_by.strip() or not why.strip():
         raise ReleaseError("a release needs who (--by) and why (--why): both go to the audit log")
+    if "\x00" in released_by + why:
+        # PostgreSQL cannot store NUL (DuckDB can): refused the same way on both backends.
+        raise ReleaseError("who (--by) and why (--why) cannot contain a NUL character (U+0000)")
     raw = Path(fixes).read_bytes()
     lines = [ln for ln in raw.splitlines() if ln.strip()]
     if not lines:

@@ -8,14 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from flywheel_assets.event_contract import (
     EVENT_COLUMNS,
     ITEM_COLUMNS,
+    MAX_FIELD_CHARS,
     PERSONAL_FIELD_PATTERN,
     USER_COLUMNS,
     FieldMap,
+    _has_nul,
     normalise_events,
     normalise_items,
     normalise_users,
@@ -569,3 +572,130 @@ def test_events_older_than_max_lateness_are_quarantined() -> None:
     assert batch.rejected["reason"].tolist() == ["too_old_event"]
     # without a limit, late is late, never lost
     assert len(_events([late, ancient]).accepted) == 2
+
+
+# ----- NUL: no warehouse text can hold it ----------------------------------------------------
+
+NUL = "a\x00'; DROP TABLE events; --"
+
+
+@pytest.mark.parametrize("field", EVENT_COLUMNS)
+def test_a_nul_in_any_event_field_is_quarantined_with_its_name(field: str) -> None:
+    """PostgreSQL cannot store NUL and DuckDB can: the contract refuses it in every field, so
+    both backends keep the same rows. The payload shows it escaped, JSON-style."""
+    batch = _events([_event(event_id="ok"), _event(event_id="bad") | {field: NUL}])
+    assert batch.accepted["event_id"].tolist() == ["ok"]
+    assert batch.rejected["reason"].tolist() == [f"nul_in_text:{field}"]
+    assert batch.rejected["line_no"].tolist() == [2]
+    payload = batch.rejected["payload"].iloc[0]
+    assert "\x00" not in payload
+    assert ("\\u0000" in payload) == (field != "user_id")  # a user id is its pseudonym
+    expected = PSEUDO.one(NUL) if field == "user_id" else NUL
+    assert json.loads(payload)[field] == expected
+
+
+def test_a_nul_in_an_alias_or_an_unknown_field_only_reaches_the_payload_escaped() -> None:
+    rows = [_event(event_id="a") | {"note": NUL}, _event(event_id="b", event_type="bogus\x00")]
+    batch = _events(rows)
+    # "note" is no contract field: never stored, so the row is accepted.
+    assert batch.accepted["event_id"].tolist() == ["a"]
+    assert batch.rejected["reason"].tolist() == ["nul_in_text:event_type"]
+    assert "\x00" not in _everything_as_text(batch.accepted, batch.rejected)
+
+
+def test_nul_reasons_come_after_missing_fields_and_before_the_other_rules() -> None:
+    rows = [
+        _event(event_id="a", user_id=None, session_id=NUL),
+        _event(event_id="b", event_type="bogus", session_id=NUL, price="-1"),
+        _event(event_id="c", session_id="x" * (MAX_FIELD_CHARS + 1), variant=NUL),
+    ]
+    assert _events(rows).rejected["reason"].tolist() == [
+        "missing_required:user_id",
+        "nul_in_text:session_id",
+        "nul_in_text:variant",
+    ]
+
+
+def test_a_nul_in_arrow_columns_from_the_readers_is_found(tmp_path: Path) -> None:
+    """The readers' Arrow columns are checked with one scan of their character buffer; a NUL
+    anywhere in it (here after many clean rows, and in a CSV's raw bytes) is still found."""
+    rows = [_event(event_id=f"e{i}") for i in range(5000)]
+    rows[4321]["model_version"] = "m\x00"
+    path = tmp_path / "a.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    batch = _events_from(read_landing_file(path).records)
+    assert batch.rejected[["line_no", "reason"]].values.tolist() == [
+        [4322, "nul_in_text:model_version"]
+    ]
+    csv = tmp_path / "a.csv"
+    csv.write_bytes(
+        b"event_id,event_type,event_time,user_id,item_id,session_id\n"
+        b"c1,view,2024-03-05T10:00:00Z,u,i1,a\x00b\nc2,view,2024-03-05T10:00:00Z,u,i1,ab\n"
+    )
+    batch = _events_from(read_landing_file(csv).records)
+    assert batch.accepted["event_id"].tolist() == ["c2"]
+    assert batch.rejected["reason"].tolist() == ["nul_in_text:session_id"]
+    assert json.loads(batch.rejected["payload"].iloc[0])["session_id"] == "a\x00b"
+
+
+def test_the_nul_scan_of_a_sliced_column_flags_only_its_own_rows() -> None:
+    arr = pa.array(["a\x00", "b", "c", "d\x00e"]).slice(1, 2)
+    assert _has_nul(arr).tolist() == [False, False]
+    assert _has_nul(pa.array(["x", None, "y\x00", ""])).tolist() == [False, False, True, False]
+    assert _has_nul(pa.nulls(3, pa.string())).tolist() == [False] * 3
+
+
+def _events_from(records: pd.DataFrame):
+    return normalise_events(
+        records, pseudonymiser=PSEUDO, partition_start=START, partition_end=END, now=NOW
+    )
+
+
+def test_a_nul_in_catalog_and_user_fields_is_quarantined() -> None:
+    items = normalise_items(
+        _records(
+            [
+                {"item_id": "i1", "category": "c", "price": "1", "title": NUL},
+                {"item_id": "i2", "category": "c", "price": "1", "brand": "b\x00"},
+                {"item_id": "i3\x00", "category": "c", "price": "1"},
+                {"item_id": "i4", "category": "c", "price": "1\x00"},
+                {"item_id": "i5", "category": "c", "price": "1", "colour": NUL},
+            ]
+        )
+    )
+    assert items.accepted["item_id"].tolist() == ["i5"]
+    assert items.rejected["reason"].tolist() == [
+        "nul_in_text:title",
+        "nul_in_text:brand",
+        "nul_in_text:item_id",
+        "nul_in_text:price",
+    ]
+    users = normalise_users(
+        _records(
+            [
+                {"user_id": "u1", "region": NUL},
+                {"user_id": "u2", "device": "d\x00"},
+                {"user_id": "u3\x00"},
+                {"user_id": "u4", "signup_date": "2024-01-02T\x00"},
+                {"user_id": "u5", "region": "r"},
+            ]
+        ),
+        pseudonymiser=PSEUDO,
+    )
+    assert users.accepted["user_id"].tolist() == [PSEUDO.one("u5")]
+    assert users.rejected["reason"].tolist() == [
+        "nul_in_text:region",
+        "nul_in_text:device",
+        "nul_in_text:user_id",
+        "nul_in_text:signup_date",
+    ]
+    assert "\x00" not in _everything_as_text(items.rejected, users.rejected)
+
+
+def test_payloads_and_reasons_of_hand_built_frames_are_storable_text() -> None:
+    """A hand-built frame can hold what no reader yields (a lone surrogate): the rejected row
+    still comes out as text any warehouse stores, the character escaped."""
+    batch = _events([_event(event_type="bogus", note="x\ud800")])
+    payload = batch.rejected["payload"].iloc[0]
+    payload.encode("utf-8")
+    assert json.loads(payload)["note"] == "x\ud800"

@@ -4,6 +4,7 @@ the accepted table exactly the valid unique rows, re-runs idempotent, unreadable
 import datetime as dt
 import gzip
 import json
+import os
 import random
 from pathlib import Path
 
@@ -256,3 +257,129 @@ def test_missing_pseudonym_key_fails_before_anything_is_read(home, monkeypatch):
     with pytest.raises(Exception, match="FLYWHEEL_PSEUDONYM_KEY"):
         dg.materialize([raw_events], partition_key=DAY.isoformat(), resources=resources())
     assert not (home / "warehouse.duckdb").exists()
+
+
+def test_a_file_name_that_is_not_utf8_fails_at_once_naming_it_and_writes_nothing(home):
+    """The documented failure of an unusable file (docs/events.md): the name is shown with its
+    non-UTF-8 byte escaped, says what to do, is not retried, and the day is left as it was."""
+    folder = _folder(home)
+    (folder / "good.jsonl").write_text("\n".join(json.dumps(_valid(i)) for i in range(30)))
+    instance = dg.DagsterInstance.ephemeral()
+    assert _materialize(instance).success
+    before = {k: len(v) for k, v in _tables(home).items()}
+
+    latin1 = folder / os.fsdecode(b"caf\xe9.jsonl")
+    latin1.write_text("\n".join(json.dumps(_valid(i + 100)) for i in range(30)))
+    result = _materialize(instance)
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == "raw_events"
+    message = failure.step_failure_data.error.to_string()
+    assert "caf\\xe9.jsonl" in message and "not UTF-8" in message and "rename" in message
+    assert {k: len(v) for k, v in _tables(home).items()} == before
+
+    latin1.rename(folder / "café.jsonl")
+    assert _materialize(instance).success
+    assert len(_tables(home)["events"]) == 60
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'w.duckdb'}"
+    return request.getfixturevalue("pg_database")
+
+
+def test_kafka_messages_with_nul_lone_surrogates_and_internal_names(broker, warehouse_url):
+    """The topic takes the same contract as files on both backends: NUL and lone surrogates
+    are quarantined with their reason (nothing stored holds a NUL), a field named ``_line_no``
+    is kept, and the batch commits instead of failing on PostgreSQL."""
+    from confluent_kafka import Producer
+
+    from flywheel_assets.dev_broker import create_topic
+    from flywheel_assets.kafka_ingest import KafkaSettings, ingest_topic
+    from flywheel_assets.pseudonym import Pseudonymiser
+
+    def event(i: int, **fields: object) -> bytes:
+        return json.dumps(_valid(i) | fields).encode()
+
+    cases: list[tuple[bytes, str | None]] = [
+        (event(1), None),
+        (event(2, session_id="a\x00'; DROP TABLE events; --"), "nul_in_text:session_id"),
+        (event(3, event_type="vi\x00ew"), "nul_in_text:event_type"),
+        (event(4, model_version="\x00"), "nul_in_text:model_version"),
+        (b'{"event_id": "raw-nul", "session_id": "a\x00b"}', "malformed_json"),
+        (event(6, session_id="a\ud800"), "invalid_text:session_id"),
+        (json.dumps(_valid(7) | {"session_id": "\udfff"}, indent=1).encode(), "invalid_text"),
+        (event(8, _line_no="mine"), None),
+        (event(9, event_type="teleport", _line_no="kept"), "invalid_event_type:teleport"),
+        (event(10, **{"\x00line_no": "escaped"}), None),
+    ]
+    topic = "text-rules-" + ("pg" if warehouse_url.startswith("postgresql") else "duckdb")
+    create_topic(broker.bootstrap, topic, 1)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    stamp = int(dt.datetime(2026, 5, 11, 12, tzinfo=dt.UTC).timestamp() * 1000)
+    for value, _ in cases:
+        producer.produce(topic, value=value, timestamp=stamp)
+    assert producer.flush(30) == 0
+
+    wh = Warehouse(warehouse_url)
+    wh.migrate()
+    report = ingest_topic(
+        KafkaSettings(broker.bootstrap, topic),
+        wh,
+        Pseudonymiser(KEY),
+        now=lambda: dt.datetime(2026, 5, 12, 1),
+    )
+    assert report.messages == len(cases)
+    with wh.begin() as conn:
+        accepted = wh.query_df(conn, "SELECT * FROM kafka_events ORDER BY kafka_offset")
+        quarantined = wh.query_df(conn, "SELECT * FROM quarantine ORDER BY line_no")
+    wh.dispose()
+    assert accepted["kafka_offset"].tolist() == [i for i, (_, r) in enumerate(cases) if r is None]
+    assert quarantined["line_no"].tolist() == [i for i, (_, r) in enumerate(cases) if r]
+    for offset, reason in zip(quarantined["line_no"], quarantined["reason"], strict=True):
+        assert reason.startswith(cases[offset][1]), (offset, reason)
+    everything = accepted.astype(str).to_csv() + quarantined.astype(str).to_csv()
+    assert "\x00" not in everything
+    payloads = dict(zip(quarantined["line_no"], quarantined["payload"], strict=True))
+    assert json.loads(payloads[1])["session_id"] == "a\x00'; DROP TABLE events; --"
+    assert payloads[4] == '{"event_id": "raw-nul", "session_id": "a\\u0000b"}'
+    assert json.loads(payloads[8])["_line_no"] == "kept"
+
+
+def test_rows_quarantined_for_their_text_can_be_exported_fixed_and_released(home, tmp_path):
+    from flywheel_assets.quarantine import ReleaseError, export_rows, release
+
+    lines = [
+        json.dumps(_valid(1)),
+        json.dumps(_valid(2) | {"session_id": "a\ud800"}),  # ASCII escapes: invalid_text
+        json.dumps(_valid(3) | {"session_id": "a\x00b"}),  # nul_in_text
+    ]
+    (_folder(home) / "text.jsonl").write_text("\n".join(lines) + "\n")
+    ingest = [catalog_items, raw_events]  # the quality gates would judge one row too few
+    assert dg.materialize(ingest, partition_key=DAY.isoformat(), resources=resources()).success
+    wh = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
+    out = tmp_path / "fix.jsonl"
+    assert export_rows(wh, DAY, out) == 2
+    fixes = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    assert sorted(f["_reason"] for f in fixes) == [
+        "invalid_text:session_id",
+        "nul_in_text:session_id",
+    ]
+    assert sorted(f["session_id"] for f in fixes) == ["a\x00b", "a\ud800"]
+    # Released unchanged: still invalid, refused with the reasons.
+    with pytest.raises(ReleaseError, match="invalid_text:session_id"):
+        release(wh, DAY, out, key=KEY, released_by="me", why="fix", now=dt.datetime(2026, 5, 12))
+    fixed = tmp_path / "fixed.jsonl"
+    fixed.write_text("".join(json.dumps(f | {"session_id": "s"}) + "\n" for f in fixes), "utf-8")
+    with pytest.raises(ReleaseError, match="NUL"):
+        release(
+            wh, DAY, fixed, key=KEY, released_by="me", why="x\x00", now=dt.datetime(2026, 5, 12)
+        )
+    done = release(
+        wh, DAY, fixed, key=KEY, released_by="me", why="fix", now=dt.datetime(2026, 5, 12)
+    )
+    assert done.rows == 2
+    wh.dispose()

@@ -21,7 +21,13 @@ from ..event_contract import (
     normalise_users,
     scrub_bad_lines,
 )
-from ..landing import LandingFileError, list_landing_files, read_landing_file
+from ..landing import (
+    LINE_NO,
+    LandingFileError,
+    list_landing_files,
+    read_landing_file,
+    storable_text,
+)
 from ..pseudonym import Pseudonymiser
 from ..resources import FlywheelConfig, PseudonymResource, WarehouseResource
 from ..warehouse import Warehouse, load_sql
@@ -86,7 +92,7 @@ def _ingest_source(
             ignore_index=True,
         )
         # normalise_* keep the records' index on accepted rows, which maps them to their lines.
-        line_nos = parsed.records["_line_no"].reindex(batch.accepted.index)
+        line_nos = parsed.records[LINE_NO].reindex(batch.accepted.index)
         outcomes.append(
             FileOutcome(
                 str(path),
@@ -121,8 +127,9 @@ def _ingest_source(
                         "stage": "ingestion",
                         "source_file": o.path,
                         "line_no": o.rejected["line_no"].astype("int64"),
-                        "reason": o.rejected["reason"].astype(str),
-                        "payload": o.rejected["payload"].astype(str),
+                        # storable already (the contract's promise); checked at the door too
+                        "reason": [storable_text(str(r)) for r in o.rejected["reason"]],
+                        "payload": [storable_text(str(p)) for p in o.rejected["payload"]],
                         "quarantined_at": now,
                     }
                 )
