@@ -240,6 +240,9 @@ def rollback(
     alias_history and writes the audit trail. Returns (from, to)."""
     if not reason or not reason.strip():
         raise RollbackError("a rollback needs a reason (--reason): it goes to the audit trail")
+    if "\x00" in reason + actor:
+        # PostgreSQL cannot store NUL (DuckDB can): refused the same way on both backends.
+        raise RollbackError("who and why cannot contain a NUL character (U+0000)")
     current = get_alias(conn, CHAMPION)
     if to_cold_start:
         target = None
