@@ -105,6 +105,37 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _encrypt_warehouse(args: argparse.Namespace) -> int:
+    import os
+
+    import sqlalchemy as sa
+
+    from .warehouse import ENCRYPTION_KEY_ENV, WarehouseError, encrypt_duckdb_file
+
+    key = os.environ.get(ENCRYPTION_KEY_ENV)
+    url = sa.engine.make_url(_warehouse_url(args))
+    if url.get_backend_name() != "duckdb" or not url.database:
+        print("flywheel encrypt-warehouse: only the embedded DuckDB file is encrypted here "
+              "(PostgreSQL: the server's disk encryption and TLS)", file=sys.stderr)  # fmt: skip
+        return 1
+    if not key:
+        print(f"flywheel encrypt-warehouse: set {ENCRYPTION_KEY_ENV} (the new file's key)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    source, target = Path(url.database), Path(args.out)
+    try:
+        encrypt_duckdb_file(source, target, key)
+    except WarehouseError as exc:
+        print(f"flywheel encrypt-warehouse: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"encrypted copy of {source} written to {target}. Stop every flywheel process, move it "
+        f"into place (mv {target} {source}), keep {ENCRYPTION_KEY_ENV} set for every process "
+        "from now on, and delete the old file's backups you no longer need."
+    )
+    return 0
+
+
 def _grants(args: argparse.Namespace) -> int:
     import getpass
     import os
@@ -476,6 +507,17 @@ def main(argv: list[str] | None = None) -> int:
     mg.add_argument("--status", action="store_true", help="only list pending migrations")
     mg.add_argument("--by", default=None, help="who (default: the OS user)")
     mg.set_defaults(func=_migrate)
+
+    enc = sub.add_parser(
+        "encrypt-warehouse",
+        help="copy the embedded DuckDB warehouse into an encrypted file (key from the environment)",
+        description="Writes an AES-GCM encrypted copy of the DuckDB warehouse, keyed by "
+        "FLYWHEEL_WAREHOUSE_ENCRYPTION_KEY; with the key set, flywheel opens the warehouse "
+        "encrypted (docs/security.md).",
+    )
+    enc.add_argument("--url", default=None, help="warehouse URL (default: the configured one)")
+    enc.add_argument("--out", required=True, help="the new encrypted file")
+    enc.set_defaults(func=_encrypt_warehouse)
 
     gr = sub.add_parser(
         "grants",

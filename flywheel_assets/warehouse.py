@@ -106,9 +106,15 @@ class Warehouse:
             # The URL (host, database, sslmode, ...) is configuration; the password is a secret
             # and may come on its own from the environment.
             sa_url = sa_url.set(password=password)
-        # DuckDB allows one writing process per file: hold the file only while working.
-        kwargs = {"poolclass": NullPool} if self.dialect == "duckdb" else {"pool_pre_ping": True}
-        self.engine = sa.create_engine(sa_url, **kwargs)
+        key = os.environ.get(ENCRYPTION_KEY_ENV)
+        if self.dialect == "duckdb" and key:
+            self.engine = _encrypted_duckdb_engine(sa_url, key)
+        else:
+            # DuckDB allows one writing process per file: hold the file only while working.
+            kwargs = (
+                {"poolclass": NullPool} if self.dialect == "duckdb" else {"pool_pre_ping": True}
+            )
+            self.engine = sa.create_engine(sa_url, **kwargs)
         # On PostgreSQL with least-privilege roles: the role each transaction acts as (the
         # running asset's stage role, docs/security.md); None acts as the login itself.
         self.session_role: Callable[[], str | None] | None = None
@@ -275,6 +281,86 @@ class Warehouse:
     def unregister_temp(self, conn: Connection, name: str) -> None:
         if self.dialect == "duckdb":
             conn.connection.driver_connection.unregister(_ident(name))
+
+
+ENCRYPTION_KEY_ENV = "FLYWHEEL_WAREHOUSE_ENCRYPTION_KEY"
+# Development and tests on a machine that cannot load DuckDB's httpfs extension only: lets
+# DuckDB write encrypted files with its built-in mbedtls, which DuckDB calls not secure.
+UNSAFE_CRYPTO_ENV = "FLYWHEEL_DUCKDB_UNSAFE_CRYPTO"
+
+
+def _load_duckdb_crypto(raw: object) -> None:
+    """DuckDB writes encrypted files only with OpenSSL, which its httpfs extension brings."""
+    import duckdb
+
+    if os.environ.get(UNSAFE_CRYPTO_ENV, "").lower() == "true":
+        raw.execute("SET force_mbedtls_unsafe = 'true'")
+        return
+    try:
+        raw.execute("LOAD httpfs")
+        return
+    except duckdb.Error:
+        pass
+    try:
+        raw.execute("INSTALL httpfs")
+        raw.execute("LOAD httpfs")
+    except duckdb.Error as exc:
+        raise WarehouseError(
+            f"{ENCRYPTION_KEY_ENV} is set, and DuckDB encrypts with OpenSSL from its httpfs "
+            f"extension, which could not be loaded ({str(exc).splitlines()[0]}). Install it "
+            "once where DuckDB's extension repository is reachable (python -c \"import duckdb; "
+            "duckdb.execute('INSTALL httpfs')\"), or copy it into the extension directory "
+            "(docs/security.md)."
+        ) from exc
+
+
+def _encrypted_duckdb_engine(url: sa.engine.URL, key: str) -> sa.engine.Engine:
+    """An engine whose every connection attaches the warehouse file with its key (bound as a
+    parameter) and works inside it; the file on disk is AES-GCM encrypted."""
+    path = url.database
+    if not path or path == ":memory:":
+        raise WarehouseError(f"{ENCRYPTION_KEY_ENV} needs a DuckDB file, not an in-memory database")
+    read_only = url.query.get("access_mode") == "read_only"
+    engine = sa.create_engine("duckdb:///:memory:", poolclass=NullPool)
+
+    @sa.event.listens_for(engine, "connect")
+    def _attach(dbapi_connection: object, _record: object) -> None:
+        import duckdb
+
+        raw = getattr(dbapi_connection, "_ConnectionWrapper__c", None) or dbapi_connection
+        if not read_only:
+            _load_duckdb_crypto(raw)
+        options = "ENCRYPTION_KEY ?, READ_ONLY" if read_only else "ENCRYPTION_KEY ?"
+        try:
+            raw.execute(f"ATTACH ? AS warehouse ({options})", [path, key])
+        except duckdb.Error as exc:
+            text = str(exc)
+            if "not encrypted" in text or "encrypted" not in text and Path(path).exists():
+                raise WarehouseError(
+                    f"cannot open {path} with {ENCRYPTION_KEY_ENV}: {text.splitlines()[0]}. "
+                    "An existing unencrypted warehouse is copied once with `flywheel "
+                    "encrypt-warehouse` (docs/security.md); a wrong key cannot open it."
+                ) from exc
+            raise WarehouseError(f"cannot open the encrypted warehouse {path}: {text}") from exc
+        raw.execute("USE warehouse")
+
+    return engine
+
+
+def encrypt_duckdb_file(source: Path, target: Path, key: str) -> None:
+    """Copy an unencrypted DuckDB warehouse into a new encrypted file (the source stays)."""
+    import duckdb
+
+    if target.exists():
+        raise WarehouseError(f"{target} exists: choose a new file for the encrypted copy")
+    con = duckdb.connect()
+    try:
+        _load_duckdb_crypto(con)
+        con.execute("ATTACH ? AS plain (READ_ONLY)", [str(source)])
+        con.execute("ATTACH ? AS sealed (ENCRYPTION_KEY ?)", [str(target), key])
+        con.execute("COPY FROM DATABASE plain TO sealed")
+    finally:
+        con.close()
 
 
 @dataclass(frozen=True)
