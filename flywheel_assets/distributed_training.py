@@ -154,10 +154,15 @@ def read_training_day(
     worker; ``warehouse_url`` None means the worker's own ``FLYWHEEL_WAREHOUSE_URL``."""
     from .config import FlywheelPaths
     from .feature_store import training_frame
+    from .governance import ROLES_ENV, Roles
     from .warehouse import Warehouse
 
     url = warehouse_url or FlywheelPaths.from_env().warehouse_url
     wh = Warehouse(_read_only_url(url))
+    prefix = os.environ.get(ROLES_ENV)
+    if prefix:  # a worker reads as the training stage, as the step that sent it would
+        training_role = Roles(prefix).name("training")
+        wh.session_role = lambda: training_role
     try:
         df = training_frame(wh, day, day)
     finally:

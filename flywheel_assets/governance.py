@@ -52,6 +52,10 @@ ASSET_STAGE = {
 }
 
 
+# Plain ops (not assets) that touch the warehouse, by op name.
+OP_STAGE = {"rollback_op": "training"}  # moves the champion alias, writes the audit trail
+
+
 class GovernanceError(WarehouseError):
     """A least-privilege setup problem, with what to do about it."""
 
@@ -90,13 +94,38 @@ def stage_of(asset_name: str, group: str | None) -> str:
     return stage
 
 
+def op_stage(op_name: str) -> str:
+    """The stage role a plain op's warehouse work acts as."""
+    if op_name not in OP_STAGE:
+        raise GovernanceError(f"op {op_name!r} has no stage role: add it to governance.OP_STAGE")
+    return OP_STAGE[op_name]
+
+
 def governance_files() -> list[Path]:
     return sorted(GOVERNANCE_DIR.glob("*.sql"))
 
 
-def render(path: Path, roles: Roles) -> list[str]:
-    """A governance file's statements with the role names put in (validated identifiers)."""
-    return split_statements(path.read_text().format(**roles.names()))
+_CREATES = re.compile(
+    r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TABLE|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?([A-Za-z_][A-Za-z0-9_]*)",
+    re.IGNORECASE,
+)
+
+
+def flywheel_relations() -> set[str]:
+    """The tables and views flywheel's migrations create (every dialect's): the only ones
+    `flywheel grants` touches, so other applications' tables in the schema are left alone."""
+    names: set[str] = set()
+    for folder in SQL_DIR.glob("schema*"):
+        for path in folder.glob("*.sql"):
+            names.update(m.group(1).lower() for m in _CREATES.finditer(path.read_text()))
+    return names
+
+
+def render(path: Path, roles: Roles, schema: str = "public", tables: list[str] = ()) -> list[str]:
+    """A governance file's statements with role, schema and table names put in (each checked
+    to be a plain identifier first)."""
+    values = {**roles.names(), "schema": _table(schema), "tables": ", ".join(map(_table, tables))}
+    return split_statements(path.read_text().format(**values))
 
 
 def apply_grants(
@@ -127,7 +156,7 @@ def apply_grants(
                 conn.execute(sa.text(f"CREATE ROLE {role} NOLOGIN"))
                 created.append(role)
         # The administrator acts as the owner to hand tables over and to grant on them.
-        if not wh.scalar(conn, load_sql("admin/is_member"), role=names["owner"]):
+        if not wh.scalar(conn, load_sql("admin/has_role_rights"), role=names["owner"]):
             conn.execute(sa.text(f"GRANT {names['owner']} TO CURRENT_USER"))
         # Before the first migration there are no tables yet: the roles, their members and the
         # owner's right to create (000_owner.sql) come first, so the schema is created by the
@@ -135,19 +164,26 @@ def apply_grants(
         schema_ready = bool(
             wh.scalar(conn, load_sql("migrations/has_table"), table="schema_migrations")
         )
+        schema = str(wh.scalar(conn, load_sql("admin/current_schema")))
+        ours = flywheel_relations()
+        tables = [
+            str(r.table_name)
+            for r in conn.execute(sa.text(load_sql("admin/flywheel_tables"))).fetchall()
+            if r.schema_name == schema and r.table_name in ours
+        ]
         if schema_ready:
-            reowned += _hand_to_owner(conn, names["owner"])
+            reowned += _hand_to_owner(conn, names["owner"], schema, ours)
         applied = []
         for path in governance_files():
             if not schema_ready and not path.name.startswith("000_"):
                 continue
-            for statement in render(path, roles):
+            for statement in render(path, roles, schema, tables):
                 conn.execute(sa.text(statement))
             applied.append(f"{path.name}:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}")
         # The analysts' views were just (re)created by the administrator: the owner owns them
         # too, and they read the tables with the owner's rights.
         if schema_ready:
-            _hand_to_owner(conn, names["owner"])
+            _hand_to_owner(conn, names["owner"], schema, ours)
         added: dict[str, list[str]] = {}
         for login, kinds in (logins or {}).items():
             login_role = Roles(login).prefix  # validated like a prefix: a plain identifier
@@ -160,7 +196,7 @@ def apply_grants(
                 conn.execute(sa.text(f"GRANT {roles.name(kind)} TO {login_role}"))
             added[login_role] = list(kinds)
         members = conn.execute(
-            sa.text(load_sql("admin/role_members")), {"prefix": roles.prefix}
+            sa.text(load_sql("admin/role_members")), {"names": list(names.values())}
         ).fetchall()
         details = {
             "schema_ready": schema_ready,
@@ -191,10 +227,15 @@ def apply_grants(
     return details
 
 
-def _hand_to_owner(conn: sa.Connection, owner: str) -> list[str]:
+def _hand_to_owner(conn: sa.Connection, owner: str, schema: str, ours: set[str]) -> list[str]:
+    """Flywheel's tables and views in ``schema`` and everything in schema analyst (which
+    flywheel's governance creates) to the owner role; nothing else."""
     moved = []
     for row in conn.execute(sa.text(load_sql("admin/flywheel_tables"))).fetchall():
-        if row.owner == owner:
+        mine = row.schema_name == "analyst" or (
+            row.schema_name == schema and row.table_name in ours
+        )
+        if row.owner == owner or not mine:
             continue
         what = "VIEW" if row.kind == "v" else "TABLE"
         name = f"{_table(row.schema_name)}.{_table(row.table_name)}"

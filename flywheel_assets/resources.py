@@ -16,7 +16,7 @@ from .config import FlywheelPaths, QualityThresholds, models_location
 from .event_contract import FieldMap
 from .experiments import ExperimentPolicy
 from .field_maps import FieldMapError, load_field_maps
-from .governance import ROLES_ENV, Roles, stage_of
+from .governance import ROLES_ENV, Roles, op_stage, stage_of
 from .kafka_ingest import KafkaSettings
 from .pseudonym import Pseudonymiser
 from .training import BIAS_CORRECTIONS
@@ -78,18 +78,25 @@ def _require_current_schema(wh: Warehouse) -> None:
 
 
 def _stage_role(roles: Roles) -> str | None:
-    """The running asset's (or asset check's) stage role; None outside a step."""
+    """The running asset's, asset check's or op's stage role; None outside a step."""
     try:
         ctx = dg.AssetExecutionContext.get()
-        key = next(iter(ctx.assets_def.keys))
-        group = ctx.assets_def.group_names_by_key.get(key)
     except dg.DagsterInvariantViolationError:
-        try:
-            check_ctx = dg.AssetCheckExecutionContext.get()
-        except dg.DagsterInvariantViolationError:
-            return None
-        key = check_ctx.check_specs[0].asset_key
-        group = check_ctx.job_def.asset_layer.asset_graph.get(key).group_name
+        ctx = None
+    if ctx is not None:
+        # In a plain op this is the op's own context (no AssetExecutionContext around it).
+        op_ctx = ctx.op_execution_context if isinstance(ctx, dg.AssetExecutionContext) else ctx
+        if not op_ctx.has_assets_def:  # a plain op (rollback_job): its stage by its name
+            return roles.name(op_stage(op_ctx.op.name))
+        key = next(iter(op_ctx.assets_def.keys))
+        group = op_ctx.assets_def.group_names_by_key.get(key)
+        return roles.name(stage_of(key.path[-1], group))
+    try:
+        check_ctx = dg.AssetCheckExecutionContext.get()
+    except dg.DagsterInvariantViolationError:
+        return None
+    key = check_ctx.check_specs[0].asset_key
+    group = check_ctx.job_def.asset_layer.asset_graph.get(key).group_name
     return roles.name(stage_of(key.path[-1], group))
 
 

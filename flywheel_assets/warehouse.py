@@ -316,41 +316,55 @@ def _load_duckdb_crypto(raw: object) -> None:
 
 def _encrypted_duckdb_engine(url: sa.engine.URL, key: str) -> sa.engine.Engine:
     """An engine whose every connection attaches the warehouse file with its key (bound as a
-    parameter) and works inside it; the file on disk is AES-GCM encrypted."""
+    parameter) and works inside it; the file on disk is AES-GCM encrypted. The URL's other
+    DuckDB settings (e.g. ?threads=2) apply to the connection as they would to the file."""
     path = url.database
     if not path or path == ":memory:":
         raise WarehouseError(f"{ENCRYPTION_KEY_ENV} needs a DuckDB file, not an in-memory database")
+    settings = {k: v for k, v in url.query.items() if k != "access_mode"}
     read_only = url.query.get("access_mode") == "read_only"
-    engine = sa.create_engine("duckdb:///:memory:", poolclass=NullPool)
+    memory = sa.engine.make_url("duckdb:///:memory:").update_query_dict(settings)
+    engine = sa.create_engine(memory, poolclass=NullPool)
 
     @sa.event.listens_for(engine, "connect")
     def _attach(dbapi_connection: object, _record: object) -> None:
         import duckdb
 
-        raw = getattr(dbapi_connection, "_ConnectionWrapper__c", None) or dbapi_connection
         if not read_only:
-            _load_duckdb_crypto(raw)
+            _load_duckdb_crypto(dbapi_connection)
         options = "ENCRYPTION_KEY ?, READ_ONLY" if read_only else "ENCRYPTION_KEY ?"
         try:
-            raw.execute(f"ATTACH ? AS warehouse ({options})", [path, key])
+            dbapi_connection.execute(f"ATTACH ? AS warehouse ({options})", [path, key])
         except duckdb.Error as exc:
-            text = str(exc)
-            if "not encrypted" in text or "encrypted" not in text and Path(path).exists():
-                raise WarehouseError(
-                    f"cannot open {path} with {ENCRYPTION_KEY_ENV}: {text.splitlines()[0]}. "
-                    "An existing unencrypted warehouse is copied once with `flywheel "
-                    "encrypt-warehouse` (docs/security.md); a wrong key cannot open it."
-                ) from exc
-            raise WarehouseError(f"cannot open the encrypted warehouse {path}: {text}") from exc
-        raw.execute("USE warehouse")
+            raise WarehouseError(_attach_problem(path, str(exc))) from exc
+        dbapi_connection.execute("USE warehouse")
 
     return engine
 
 
+def _attach_problem(path: str, error: str) -> str:
+    first = error.splitlines()[0] if error else "unknown error"
+    lowered = error.lower()
+    if "wrong encryption key" in lowered:
+        return (
+            f"cannot open {path}: {ENCRYPTION_KEY_ENV} is not the key it was encrypted with "
+            "(a wrong key cannot open it; nothing was changed)"
+        )
+    if "not encrypted" in lowered or "without encryption" in lowered:
+        return (
+            f"cannot open {path} with {ENCRYPTION_KEY_ENV}: the file is not encrypted ({first}). "
+            "Copy it once with `flywheel encrypt-warehouse` (docs/security.md)."
+        )
+    return f"cannot open the encrypted warehouse {path}: {first}"
+
+
 def encrypt_duckdb_file(source: Path, target: Path, key: str) -> None:
-    """Copy an unencrypted DuckDB warehouse into a new encrypted file (the source stays)."""
+    """Copy an unencrypted DuckDB warehouse into a new encrypted file (the source stays; a
+    failed copy leaves no target behind)."""
     import duckdb
 
+    if not source.is_file():
+        raise WarehouseError(f"{source} does not exist: nothing to encrypt")
     if target.exists():
         raise WarehouseError(f"{target} exists: choose a new file for the encrypted copy")
     con = duckdb.connect()
@@ -359,8 +373,12 @@ def encrypt_duckdb_file(source: Path, target: Path, key: str) -> None:
         con.execute("ATTACH ? AS plain (READ_ONLY)", [str(source)])
         con.execute("ATTACH ? AS sealed (ENCRYPTION_KEY ?)", [str(target), key])
         con.execute("COPY FROM DATABASE plain TO sealed")
-    finally:
+    except duckdb.Error as exc:
         con.close()
+        for leftover in (target, target.with_name(target.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise WarehouseError(f"cannot encrypt {source}: {str(exc).splitlines()[0]}") from exc
+    con.close()
 
 
 @dataclass(frozen=True)
@@ -375,13 +393,23 @@ class Migration:
     def from_path(cls, path: Path) -> Migration:
         text = path.read_text()
         version = path.relative_to(SQL_DIR).with_suffix("").as_posix()
-        return cls(version, text, hashlib.sha256(text.encode()).hexdigest())
+        # Line endings do not change a migration (a checkout with CRLF is the same file).
+        canonical = text.replace("\r\n", "\n")
+        return cls(version, text, hashlib.sha256(canonical.encode()).hexdigest())
 
 
 def _pending(migrations: list[Migration], applied: dict[str, str]) -> list[Migration]:
     changed = [
         m.version for m in migrations if m.version in applied and applied[m.version] != m.sha256
     ]
+    known = {m.version for m in migrations}
+    unknown = sorted(v for v in applied if v not in known)
+    if unknown:
+        raise WarehouseError(
+            f"this warehouse has applied migrations this code does not have: {unknown[:5]}. It "
+            "was migrated by newer code (run that version), or applied files were renamed or "
+            "deleted (restore them: a schema change is a new numbered file)."
+        )
     if changed:
         raise WarehouseError(
             f"migration files changed after this warehouse applied them: {changed}. A schema "

@@ -102,7 +102,7 @@ def test_the_pipeline_writes_an_encrypted_warehouse(encrypted_home: Path, monkey
     with pytest.raises(duckdb.Error, match="without a key"):
         duckdb.connect(str(path))
     monkeypatch.setenv(ENCRYPTION_KEY_ENV, "a wrong key")
-    with pytest.raises((WarehouseError, sa.exc.DBAPIError)):
+    with pytest.raises(WarehouseError, match="not the key it was encrypted with"):
         _count(Warehouse(f"duckdb:///{path}"), "events")
     # Re-running the day on the encrypted file is as idempotent as on a plain one.
     monkeypatch.setenv(ENCRYPTION_KEY_ENV, KEY)
@@ -128,6 +128,10 @@ def test_an_existing_warehouse_is_encrypted_by_copy(encrypted_home: Path, monkey
     assert _count(wh, "events") == 2_000 and _count(wh, "ingestion_accounting") == 2
     wh.dispose()
     assert cli(["encrypt-warehouse", "--out", str(sealed)]) == 1  # never overwrites
+    # A source that is not a plain DuckDB file fails cleanly and leaves no half-written copy.
+    again = encrypted_home / "again.duckdb"
+    assert cli(["encrypt-warehouse", "--url", f"duckdb:///{sealed}", "--out", str(again)]) == 1
+    assert not again.exists()
 
 
 def test_without_duckdb_openssl_crypto_the_error_says_what_to_do(

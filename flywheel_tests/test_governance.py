@@ -85,15 +85,23 @@ def _drop_roles(admin_url: str, names: list[str]) -> None:
 
 
 def test_first_install_as_in_production(pg_database: str) -> None:
-    """The order docs/deploy.md gives: roles first on the empty database, the migrator (a
-    member of the owner role, not a superuser) creates the schema, grants again."""
+    """The order docs/deploy.md gives, with no superuser anywhere: a DBA that may create roles
+    and owns the database creates the roles on the empty database, the migrator (a member of
+    the owner role) creates the schema, the DBA grants again. Another application's table in
+    the same schema is left as it was."""
     roles = Roles(f"fw{uuid.uuid4().hex[:8]}")
-    migrator, pipeline = f"{roles.prefix}_migrator", f"{roles.prefix}_pipeline"
-    admin = Warehouse(pg_database)
+    dba, migrator, pipeline = (f"{roles.prefix}_{n}" for n in ("dba", "migrator", "pipeline"))
+    db = sa.engine.make_url(pg_database).database
+    superuser = Warehouse(pg_database)
     try:
-        with admin.begin() as conn:
+        with superuser.begin() as conn:
+            conn.execute(sa.text(f"CREATE ROLE {dba} LOGIN CREATEROLE"))
+            conn.execute(sa.text(f'ALTER DATABASE "{db}" OWNER TO {dba}'))
             for login in (migrator, pipeline):
                 conn.execute(sa.text(f"CREATE ROLE {login} LOGIN"))
+            conn.execute(sa.text("CREATE TABLE other_app (a INT)"))
+            conn.execute(sa.text("GRANT SELECT ON other_app TO PUBLIC"))
+        admin = Warehouse(_login_url(pg_database, dba))
         first = apply_grants(
             admin, roles, actor="dba", why="first install",
             logins={migrator: ["owner"], pipeline: list(STAGES)},
@@ -103,26 +111,29 @@ def test_first_install_as_in_production(pg_database: str) -> None:
         applied = migrator_wh.migrate(applied_by=migrator, owner_role=roles.name("owner"))
         migrator_wh.dispose()
         assert "schema/001_core" in applied
-        second = apply_grants(admin, roles, actor="dba", why="first install: tables")
+        second = apply_grants(admin, roles, actor="dba", why="first install: the tables")
+        admin.dispose()
         assert second["schema_ready"] is True and second["tables_handed_to_owner"] == []
         # The first run could not be audited (no schema yet); this one records who is in what.
         assert any(m.startswith(f"{migrator} in {roles.name('owner')}") for m in second["members"])
         assert any(
             m.startswith(f"{pipeline} in {roles.name('training')}") for m in second["members"]
         )
-        with admin.begin() as conn:
-            owners = {r.tableowner for r in conn.execute(sa.text(
-                "SELECT tableowner FROM pg_tables WHERE schemaname = 'public'"
-            ))}  # fmt: skip
-        assert owners == {roles.name("owner")}
+        with superuser.begin() as conn:
+            owners = dict(conn.execute(sa.text(
+                "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'"
+            )).fetchall())  # fmt: skip
+        assert owners.pop("other_app") == "postgres"
+        assert set(owners.values()) == {roles.name("owner")}
         url = _login_url(pg_database, pipeline)
+        assert _try(url, None, "SELECT COUNT(*) FROM other_app") is None  # PUBLIC's grant kept
         assert _try(url, roles.name("ingestion"), "SELECT COUNT(*) FROM raw_events") is None
         assert "permission denied" in str(
             _try(url, roles.name("serving"), "SELECT COUNT(*) FROM raw_events")
         )
     finally:
-        admin.dispose()
-        _drop_roles(pg_database, [*roles.names().values(), migrator, pipeline])
+        superuser.dispose()
+        _drop_roles(pg_database, [*roles.names().values(), dba, migrator, pipeline])
 
 
 ALERT_ROW = (
@@ -141,6 +152,10 @@ MATRIX = [
     ("ingestion", "UPDATE events SET price = 0", False),
     ("ingestion", "SELECT COUNT(*) FROM audit_log", False),
     ("ingestion", "UPDATE quarantine_releases SET why = 'x'", False),
+    ("ingestion", "DELETE FROM quarantine_releases", False),
+    ("ingestion", AUDIT_ROW, True),  # a quarantine release is audited
+    ("ingestion", "UPDATE audit_log SET why = 'x'", False),
+    ("transformation", AUDIT_ROW, False),
     ("transformation", "SELECT COUNT(*) FROM events", True),
     ("transformation", "DELETE FROM user_features WHERE dt = DATE '1900-01-01'", True),
     ("transformation", "SELECT COUNT(*) FROM raw_events", False),
@@ -334,3 +349,80 @@ def test_the_cycle_runs_with_every_step_in_its_stage_role(
 
     assert figures(rows) == figures(plain)
     assert dt.date.fromisoformat(str(rows[-1]["day"])) == START + dt.timedelta(days=1)
+
+
+def test_rollback_job_runs_under_least_privilege(governed: Governed, tmp_path) -> None:
+    """The emergency path as the UI launches it: a plain op (no asset) acts as the training
+    role, moves the champion back, writes the trail and republishes the pointer."""
+    from flywheel_assets import registry
+    from flywheel_assets.definitions import defs
+    from flywheel_assets.resources import FlywheelConfig
+    from flywheel_tests.test_injection import NOW, _record
+
+    admin = Warehouse(governed.admin_url)
+    with admin.begin() as conn:
+        for version in ("m-1", "m-2"):
+            registry.register_model(conn, _record(version, "x"), created_by="t", now=NOW)
+        for version in ("m-1", "m-2"):
+            registry.move_alias(conn, registry.CHAMPION, version, actor="t", reason="t", now=NOW)
+    result = defs.get_job_def("rollback_job").execute_in_process(
+        run_config={"ops": {"rollback_op": {"config": {"reason": "bad model", "actor": "carol"}}}},
+        resources={
+            "warehouse": WarehouseResource(url=governed.pipeline_url, roles=governed.roles.prefix),
+            "flywheel": FlywheelConfig(home=str(tmp_path)),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    with admin.begin() as conn:
+        assert registry.get_alias(conn, registry.CHAMPION) == "m-1"
+        audit = conn.execute(
+            sa.text("SELECT actor, why FROM audit_log WHERE action = 'rollback'")
+        ).fetchall()
+    admin.dispose()
+    assert [(a.actor, a.why) for a in audit] == [("carol", "bad model")]
+    assert (
+        json.loads((tmp_path / "serving" / "champion.json").read_text())["model_version"] == "m-1"
+    )
+
+
+def test_a_quarantine_release_runs_on_the_pipeline_login(governed: Governed, tmp_path) -> None:
+    """A person releases fixed rows on a login in the ingestion role: the release and its
+    audit entry are written; they can never be changed afterwards by that login."""
+    from flywheel_assets import quarantine
+
+    day = dt.date(2026, 5, 1)
+    admin = Warehouse(governed.admin_url)
+    with admin.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO quarantine (dt, source, stage, source_file, line_no, reason, payload, "
+                "quarantined_at) VALUES (:dt, 'events', 'ingestion', 'f.jsonl', 7, "
+                "'invalid_price', '{}', now())"
+            ),
+            {"dt": day},
+        )
+    admin.dispose()
+    fixed = {
+        "event_id": "e7", "event_type": "view", "event_time": f"{day}T09:00:00Z",
+        "user_id": "u_0123", "item_id": "i1", "price": 3.5,
+        quarantine.REF_FILE: "f.jsonl", quarantine.REF_LINE: 7,
+    }  # fmt: skip
+    fixes = tmp_path / "fixes.jsonl"
+    fixes.write_text(json.dumps(fixed) + "\n")
+    pipeline = Warehouse(governed.pipeline_url)
+    result = quarantine.release(
+        pipeline, day, fixes, key="k" * 32, released_by="alice", why="price fixed upstream",
+        now=dt.datetime(2026, 5, 2, 8),
+    )  # fmt: skip
+    pipeline.dispose()
+    assert result.rows == 1
+    admin = Warehouse(governed.admin_url)
+    with admin.begin() as conn:
+        audit = conn.execute(
+            sa.text("SELECT actor, why FROM audit_log WHERE action = 'quarantine_release'")
+        ).fetchall()
+    admin.dispose()
+    assert [(a.actor, a.why) for a in audit] == [("alice", "price fixed upstream")]
+    error = _try(governed.pipeline_url, None, "UPDATE quarantine_releases SET why = 'x'")
+    assert error is not None and "permission denied" in error

@@ -4,5 +4,5 @@ FROM pg_auth_members a
 JOIN pg_roles r ON r.oid = a.roleid
 JOIN pg_roles m ON m.oid = a.member
 JOIN pg_roles g ON g.oid = a.grantor
-WHERE r.rolname LIKE :prefix || '\_%'
+WHERE r.rolname = ANY(:names)
 ORDER BY r.rolname, m.rolname

@@ -8,8 +8,12 @@ TO {ingestion};
 GRANT SELECT, INSERT, UPDATE ON kafka_offsets TO {ingestion};
 -- What the shop simulator knows (written by `flywheel demo`, which plays the shop: an input).
 GRANT SELECT, INSERT, DELETE ON simulator_days TO {ingestion};
--- Releases are written by people (`flywheel quarantine release`); ingestion applies them.
-GRANT SELECT ON quarantine_releases, quarantine_open TO {ingestion};
+-- Releases: a person fixes quarantined rows (`flywheel quarantine release`, on a login that is
+-- a member of this role) and ingestion applies them on the next run. Appended, never changed,
+-- and each one goes to the audit trail.
+GRANT SELECT, INSERT ON quarantine_releases TO {ingestion};
+GRANT SELECT ON quarantine_open TO {ingestion};
+GRANT INSERT ON audit_log TO {ingestion};
 -- Failed runs, recorded by the alert sensor (which runs as the pipeline's login, outside any
 -- step): appended, never changed.
 GRANT SELECT, INSERT ON alerts TO {ingestion};

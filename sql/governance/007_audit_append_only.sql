@@ -3,3 +3,4 @@
 -- earlier grant can widen it.
 REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM PUBLIC, {ingestion}, {transformation}, {training}, {serving}, {analyst};
 REVOKE UPDATE, DELETE, TRUNCATE ON alias_history FROM PUBLIC, {ingestion}, {transformation}, {training}, {serving}, {analyst};
+REVOKE UPDATE, DELETE, TRUNCATE ON quarantine_releases FROM PUBLIC, {ingestion}, {transformation}, {training}, {serving}, {analyst};
