@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         "grants",
         help="PostgreSQL: create the least-privilege roles and apply sql/governance",
         description="Creates the roles <prefix>_owner, _ingestion, _transformation, _training, "
-        "_serving and _analyst if missing, hands every table to the owner role, applies "
+        "_serving and _analyst if missing, hands flywheel's tables to the owner role, applies "
         "sql/governance and records it in the audit log. Idempotent: re-run after each "
         "migration. Run as an administrator that may create roles (docs/security.md).",
     )

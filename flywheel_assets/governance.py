@@ -18,6 +18,7 @@ another stage's tables. Outside an asset (sensors, the CLI) the login acts with 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from .warehouse import SQL_DIR, Warehouse, WarehouseError, load_sql, split_statements
+from .warehouse import SQL_DIR, Warehouse, WarehouseError, _ident, load_sql, split_statements
 
 ROLES_ENV = "FLYWHEEL_WAREHOUSE_ROLES"
 STAGES = ("ingestion", "transformation", "training", "serving")
@@ -124,7 +125,7 @@ def flywheel_relations() -> set[str]:
 def render(path: Path, roles: Roles, schema: str = "public", tables: list[str] = ()) -> list[str]:
     """A governance file's statements with role, schema and table names put in (each checked
     to be a plain identifier first)."""
-    values = {**roles.names(), "schema": _table(schema), "tables": ", ".join(map(_table, tables))}
+    values = {**roles.names(), "schema": _ident(schema), "tables": ", ".join(map(_ident, tables))}
     return split_statements(path.read_text().format(**values))
 
 
@@ -238,23 +239,13 @@ def _hand_to_owner(conn: sa.Connection, owner: str, schema: str, ours: set[str])
         if row.owner == owner or not mine:
             continue
         what = "VIEW" if row.kind == "v" else "TABLE"
-        name = f"{_table(row.schema_name)}.{_table(row.table_name)}"
+        name = f"{_ident(row.schema_name)}.{_ident(row.table_name)}"
         conn.execute(sa.text(f"ALTER {what} {name} OWNER TO {owner}"))
         moved.append(name)
-    if moved and "analyst" in {m.split(".")[0] for m in moved}:
-        conn.execute(sa.text(f"ALTER SCHEMA analyst OWNER TO {owner}"))
     return moved
 
 
-def _table(name: str) -> str:
-    if not re.match(r"^[a-z_][a-z0-9_]*$", name):
-        raise GovernanceError(f"table {name!r} is not a plain identifier; not touching it")
-    return name
-
-
-def _now():  # naive UTC, as the warehouse stores timestamps
-    import datetime as dt
-
+def _now() -> dt.datetime:  # naive UTC, as the warehouse stores timestamps
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
