@@ -37,9 +37,9 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchkit import code_version, log  # noqa: E402
 
-from flywheel_assets.demo import run_demo  # noqa: E402
-from flywheel_assets.governance import STAGES, Roles, apply_grants  # noqa: E402
-from flywheel_assets.warehouse import Warehouse  # noqa: E402
+from flywheel_assets.platform.governance import STAGES, Roles, apply_grants  # noqa: E402
+from flywheel_assets.platform.warehouse import Warehouse  # noqa: E402
+from flywheel_assets.simulation.demo import run_demo  # noqa: E402
 
 ADMIN = os.environ.get("FLYWHEEL_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1/postgres")
 BACKENDS = ("duckdb", "duckdb-enc", "postgresql", "pg-roles")

@@ -5,7 +5,7 @@ oracle_share = expected purchases per request of the ranking / those of the orac
 (the same requests, the same position bias). This script takes a demo home after N days
 (`flywheel demo --days N --seed S --home H`), and in one run, on the same logged data:
 
-  - trains one challenger per bias correction (flywheel_assets.training.BIAS_CORRECTIONS:
+  - trains one challenger per bias correction (flywheel_assets.training.model.BIAS_CORRECTIONS:
     ``none`` = the naive model, ``position``, ``ipw``, ``position+ipw``,
     ``unbiased_lambdarank``) exactly as the challenger asset does for day N (same window,
     holdout and time-based validation split: flywheel_assets/challenger.py);
@@ -34,14 +34,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flywheel_assets import challenger  # noqa: E402
-from flywheel_assets.config import FlywheelPaths  # noqa: E402
-from flywheel_assets.feature_store import serving_frame  # noqa: E402
-from flywheel_assets.policy import epsilon_greedy_slates  # noqa: E402
-from flywheel_assets.pseudonym import Pseudonymiser  # noqa: E402
-from flywheel_assets.simulator import ShopSimulator, SimulatorConfig  # noqa: E402
-from flywheel_assets.training import BIAS_CORRECTIONS, FeatureSchema, predict  # noqa: E402
-from flywheel_assets.warehouse import Warehouse  # noqa: E402
+from flywheel_assets.features.store import serving_frame  # noqa: E402
+from flywheel_assets.platform.pseudonym import Pseudonymiser  # noqa: E402
+from flywheel_assets.platform.settings import FlywheelPaths  # noqa: E402
+from flywheel_assets.platform.warehouse import Warehouse  # noqa: E402
+from flywheel_assets.serving.policy import epsilon_greedy_slates  # noqa: E402
+from flywheel_assets.simulation.simulator import ShopSimulator, SimulatorConfig  # noqa: E402
+from flywheel_assets.training import challenger  # noqa: E402
+from flywheel_assets.training.model import BIAS_CORRECTIONS, FeatureSchema, predict  # noqa: E402
 
 
 def log(msg: str) -> None:

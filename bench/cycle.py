@@ -48,12 +48,12 @@ def main() -> int:
     import duckdb
     import xgboost as xgb
 
-    from flywheel_assets.demo import materialize_day, prepare_home, write_landing
-    from flywheel_assets.feature_store import training_frame
-    from flywheel_assets.policy import uniform_random_slates
-    from flywheel_assets.simulator import ShopSimulator, SimulatorConfig
-    from flywheel_assets.training import DEFAULT_PARAMS, FeatureSchema
-    from flywheel_assets.warehouse import Warehouse
+    from flywheel_assets.features.store import training_frame
+    from flywheel_assets.platform.warehouse import Warehouse
+    from flywheel_assets.serving.policy import uniform_random_slates
+    from flywheel_assets.simulation.demo import materialize_day, prepare_home, write_landing
+    from flywheel_assets.simulation.simulator import ShopSimulator, SimulatorConfig
+    from flywheel_assets.training.model import DEFAULT_PARAMS, FeatureSchema
 
     first = dt.date(2026, 1, 1)
     day = first + dt.timedelta(days=args.days - 1)

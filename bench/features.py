@@ -27,7 +27,7 @@ Measured, in the same run, on the same data, all for the snapshot of the last da
     snapshots of D, with the 27 earlier days' aggregates already present (what a daily run
     costs). The full build is timed as the 27-day backfill followed by this incremental day,
     so full = backfill + incremental.
-  - pandas: ``flywheel_assets.feature_reference.snapshot(events, D, prior_strength)``, the
+  - pandas: ``flywheel_assets.features.reference.snapshot(events, D, prior_strength)``, the
     vectorised pandas statement of the same event-derived columns of the three tables, straight
     from raw events. The events (dt, event_type, event_time, user_id, item_id, price of every
     partition) are read once from the warehouse via Arrow; the read is timed and reported
@@ -185,8 +185,8 @@ def build_table(
     features._build_aggregate for the daily aggregates: one statement and one transaction for
     the days ``first`` .. ``day`` of a range run). ``phases`` accumulates where the time goes
     (perf_counter marks only, nothing added)."""
-    from flywheel_assets.assets.features import window_params
-    from flywheel_assets.warehouse import load_sql, named_params
+    from flywheel_assets.defs.features.assets import window_params
+    from flywheel_assets.platform.warehouse import load_sql, named_params
 
     days = (
         [day]
@@ -289,7 +289,7 @@ def read_events(path: Path, ids: str) -> tuple[pd.DataFrame, float]:
     import duckdb
     import pyarrow.compute as pc
 
-    from flywheel_assets.feature_reference import EVENT_COLUMNS
+    from flywheel_assets.features.reference import EVENT_COLUMNS
 
     t = time.perf_counter()
     con = duckdb.connect(str(path), read_only=True)
@@ -308,7 +308,7 @@ def read_events(path: Path, ids: str) -> tuple[pd.DataFrame, float]:
 
 
 def pandas_build(events: pd.DataFrame, day: dt.date, prior: float) -> tuple[dict, float]:
-    from flywheel_assets.feature_reference import snapshot
+    from flywheel_assets.features.reference import snapshot
 
     t = time.perf_counter()
     ref = snapshot(events, day, prior)
@@ -349,8 +349,8 @@ def _compare(name: str, fly: pd.DataFrame, ref: pd.DataFrame) -> int:
 def _pair_history(path: Path, ref_ui: pd.DataFrame, users: list[str], day: dt.date) -> pd.DataFrame:
     """User x item history of the sampled users' pairs, through the real feature vector
     (feature_vector.sql sums user_item_activity_daily on demand; decision 39)."""
-    from flywheel_assets.feature_store import serving_frame
-    from flywheel_assets.warehouse import Warehouse
+    from flywheel_assets.features.store import serving_frame
+    from flywheel_assets.platform.warehouse import Warehouse
 
     pairs = ref_ui.reset_index()[["user_id", "item_id"]].astype(str)
     pairs = pairs[pairs["user_id"].isin(users)]
@@ -464,7 +464,7 @@ def main() -> int:
 
     import duckdb
 
-    from flywheel_assets.warehouse import Warehouse
+    from flywheel_assets.platform.warehouse import Warehouse
 
     days = [FIRST + dt.timedelta(days=i) for i in range(args.days)]
     day = days[-1]

@@ -11,7 +11,7 @@ a JSONL, a CSV and a Parquet landing file for 2026-01-01. For each format, in th
     included; Dagster's one-time start-up is paid by a warm-up run on a day without files).
     A breakdown then times the same steps as plain function calls (read_landing_file,
     normalise_events, insert_df) to show where the time goes; it is not part of the figures.
-Kafka, in the same run: a real broker (Tansu, flywheel_assets.dev_broker), topic with 3
+Kafka, in the same run: a real broker (Tansu, flywheel_assets.platform.dev_broker), topic with 3
 partitions, the same events as JSON messages (``--kafka-events``, default N), then
   - bare: a plain confluent_kafka Consumer reading every message to the end (no parsing);
   - flywheel: ``kafka_ingest.ingest_topic`` (batches of 100k, exactly-once offsets) into a fresh
@@ -136,10 +136,10 @@ def flywheel_dagster(
     """The raw_events asset for ``day`` through Dagster; returns the materialize call's seconds."""
     import dagster as dg
 
-    from flywheel_assets.assets.ingestion import raw_events
     from flywheel_assets.definitions import resources
-    from flywheel_assets.resources import WarehouseResource
-    from flywheel_assets.warehouse import Warehouse
+    from flywheel_assets.defs.ingestion.assets import raw_events
+    from flywheel_assets.defs.resources import WarehouseResource
+    from flywheel_assets.platform.warehouse import Warehouse
 
     url = f"duckdb:///{tmp / f'wh_{fmt}.duckdb'}"
     os.environ["FLYWHEEL_LANDING_DIR"] = str(tmp / f"landing_{fmt}")
@@ -178,10 +178,10 @@ def flywheel_dagster(
 
 def flywheel_breakdown(fmt: str, path: Path, tmp: Path, n: int) -> dict[str, float]:
     """The same steps as plain function calls, each timed (where the time goes)."""
-    from flywheel_assets.event_contract import normalise_events
-    from flywheel_assets.landing import LINE_NO, read_landing_file
-    from flywheel_assets.pseudonym import Pseudonymiser
-    from flywheel_assets.warehouse import Warehouse
+    from flywheel_assets.ingestion.contract import normalise_events
+    from flywheel_assets.ingestion.landing import LINE_NO, read_landing_file
+    from flywheel_assets.platform.pseudonym import Pseudonymiser
+    from flywheel_assets.platform.warehouse import Warehouse
 
     parts: dict[str, float] = {}
     t = time.perf_counter()
@@ -303,10 +303,10 @@ def bare_consume(bootstrap: str, n: int) -> float:
 
 
 def kafka_bench(jsonl: Path, tmp: Path, n: int) -> dict[str, float]:
-    from flywheel_assets.dev_broker import DevBroker, create_topic
-    from flywheel_assets.kafka_ingest import KafkaSettings, ingest_topic
-    from flywheel_assets.pseudonym import Pseudonymiser
-    from flywheel_assets.warehouse import Warehouse
+    from flywheel_assets.ingestion.kafka import KafkaSettings, ingest_topic
+    from flywheel_assets.platform.dev_broker import DevBroker, create_topic
+    from flywheel_assets.platform.pseudonym import Pseudonymiser
+    from flywheel_assets.platform.warehouse import Warehouse
 
     with DevBroker(log_path=tmp / "tansu.log") as broker:
         create_topic(broker.bootstrap, TOPIC, partitions=3)
@@ -379,7 +379,7 @@ def main() -> int:
     import dagster as dg
     import duckdb
 
-    from flywheel_assets.demo import prepare_home
+    from flywheel_assets.simulation.demo import prepare_home
 
     tmp = Path(tempfile.mkdtemp(prefix="fw-bench-ingest-"))
     prepare_home(tmp / "home")

@@ -47,13 +47,13 @@ import xgboost as xgb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchkit import code_version, log  # noqa: E402
 
-from flywheel_assets.dev_broker import free_port  # noqa: E402
-from flywheel_assets.event_sink import LandingSink  # noqa: E402
-from flywheel_assets.live_shop import wait_until_ready  # noqa: E402
-from flywheel_assets.online_features import SUCCESS, FeatureSnapshot  # noqa: E402
-from flywheel_assets.pseudonym import Pseudonymiser  # noqa: E402
-from flywheel_assets.ranking_service import RankingService  # noqa: E402
-from flywheel_assets.training import (  # noqa: E402
+from flywheel_assets.platform.dev_broker import free_port  # noqa: E402
+from flywheel_assets.platform.pseudonym import Pseudonymiser  # noqa: E402
+from flywheel_assets.serving.event_sink import LandingSink  # noqa: E402
+from flywheel_assets.serving.online_features import SUCCESS, FeatureSnapshot  # noqa: E402
+from flywheel_assets.serving.service import RankingService  # noqa: E402
+from flywheel_assets.simulation.live_shop import wait_until_ready  # noqa: E402
+from flywheel_assets.training.model import (  # noqa: E402
     DEFAULT_PARAMS,
     NUMERIC_FEATURES,
     FeatureSchema,

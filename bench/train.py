@@ -122,7 +122,7 @@ def make_frame(n: int, seed: int) -> tuple[object, np.ndarray, dict[str, np.ndar
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from flywheel_assets.training import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
+    from flywheel_assets.training.model import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
 
     rng = np.random.default_rng(seed)
     start = np.datetime64(dt.datetime(2026, 1, 1), "us")
@@ -200,7 +200,7 @@ def timed_parts(parts: dict[str, float]) -> Iterator[None]:
     """Wrap the functions train_model calls with timers for the duration of the block."""
     import xgboost as xgb
 
-    from flywheel_assets import training
+    from flywheel_assets.training import model as training
 
     originals = {
         "fit": training.FeatureSchema.__dict__["fit"],
@@ -238,7 +238,7 @@ def timed_parts(parts: dict[str, float]) -> Iterator[None]:
 
 def run_pipeline(frame: object, rounds: int, models_dir: Path) -> tuple[float, dict, object]:
     """time_split -> train_model -> model_bytes -> save_artefact, timed as one."""
-    from flywheel_assets.training import model_bytes, save_artefact, time_split, train_model
+    from flywheel_assets.training.model import model_bytes, save_artefact, time_split, train_model
 
     parts: dict[str, float] = defaultdict(float)
     with timed_parts(parts):
@@ -278,7 +278,7 @@ def run_bare(
     """DMatrix from the numpy matrices + xgb.train; returns (total s, train-only s, booster)."""
     import xgboost as xgb
 
-    from flywheel_assets.training import CATEGORICAL_FEATURES, DEFAULT_PARAMS, FEATURES
+    from flywheel_assets.training.model import CATEGORICAL_FEATURES, DEFAULT_PARAMS, FEATURES
 
     types = ["c" if c in CATEGORICAL_FEATURES else "q" for c in FEATURES]
     t0 = time.perf_counter()
@@ -304,7 +304,7 @@ def check_same_model(model: object, bare: object, valid: object, x_valid: np.nda
     """Max |difference| of the two models' predictions on up to 10k validation rows."""
     import xgboost as xgb
 
-    from flywheel_assets.training import CATEGORICAL_FEATURES, FEATURES, predict
+    from flywheel_assets.training.model import CATEGORICAL_FEATURES, FEATURES, predict
 
     k = min(10_000, len(valid))
     ours = predict(model.booster, model.schema, valid.iloc[:k])
@@ -320,7 +320,7 @@ def check_same_model(model: object, bare: object, valid: object, x_valid: np.nda
 
 def warm_up(tmp: Path, seed: int) -> None:
     """Both paths once on 20k rows, 10 rounds: first-call costs stay out of the timings."""
-    from flywheel_assets.training import time_split
+    from flywheel_assets.training.model import time_split
 
     frame, X, _ = make_frame(20_000, seed)
     train, valid = time_split(frame, VALID_FRACTION)
@@ -335,7 +335,7 @@ def warm_up(tmp: Path, seed: int) -> None:
 
 
 def bench_size(n: int, rounds: int, repeats: int, seed: int, tmp: Path) -> dict[str, object]:
-    from flywheel_assets.training import time_split
+    from flywheel_assets.training.model import time_split
 
     log(f"N={n:,}: generating the frame and the numpy matrix (not measured)...")
     t = time.perf_counter()

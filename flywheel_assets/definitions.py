@@ -7,24 +7,33 @@ import os
 
 import dagster as dg
 
-from .assets.automation import AUTOMATION_JOBS, AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
-from .assets.common import daily
-from .assets.feature_checks import FEATURE_CHECKS
-from .assets.features import ACTIVITY_ASSETS, FEATURE_ASSETS
-from .assets.health import flywheel_health
-from .assets.ingestion import catalog_items, raw_events, users
-from .assets.kafka import kafka_events
-from .assets.promotion import (
+from flywheel_assets.defs.automation import (
+    AUTOMATION_JOBS,
+    AUTOMATION_SCHEDULES,
+    AUTOMATION_SENSORS,
+)
+from flywheel_assets.defs.common import daily
+from flywheel_assets.defs.features.assets import ACTIVITY_ASSETS, FEATURE_ASSETS
+from flywheel_assets.defs.features.checks import FEATURE_CHECKS
+from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
+from flywheel_assets.defs.ingestion.kafka import kafka_events
+from flywheel_assets.defs.promotion import (
     champion_model,
     offline_evaluation,
     online_evaluation,
     promotion_decision,
     rollback_job,
 )
-from .assets.quality import QUALITY_CHECKS, accepted_events
-from .assets.serving import online_features, served_requests
-from .assets.training import TRAINING_CHECKS, challenger_model, training_examples
-from .resources import FlywheelConfig, KafkaResource, PseudonymResource, WarehouseResource
+from flywheel_assets.defs.quality import QUALITY_CHECKS, accepted_events
+from flywheel_assets.defs.reporting import flywheel_health
+from flywheel_assets.defs.resources import (
+    FlywheelConfig,
+    KafkaResource,
+    PseudonymResource,
+    WarehouseResource,
+)
+from flywheel_assets.defs.serving import online_features, served_requests
+from flywheel_assets.defs.training import TRAINING_CHECKS, challenger_model, training_examples
 
 ALL_ASSETS = [
     catalog_items,

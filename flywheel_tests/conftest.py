@@ -85,7 +85,7 @@ def pg_database() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def broker():
     """A real Kafka-protocol broker (Tansu) for the module; a missing binary fails under CI."""
-    from flywheel_assets.dev_broker import DevBroker, broker_binary
+    from flywheel_assets.platform.dev_broker import DevBroker, broker_binary
 
     try:
         binary = broker_binary()

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from flywheel_assets.dev_broker import free_port
+from flywheel_assets.platform.dev_broker import free_port
 
 TIMEOUT = 60  # seconds for any one initdb / pg_ctl call
 

@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from flywheel_assets.alerts import WEBHOOK_ENV, Alert, alerts_file, read_alerts, record_alert
-from flywheel_assets.warehouse import Warehouse
+from flywheel_assets.platform.alerts import (
+    WEBHOOK_ENV,
+    Alert,
+    alerts_file,
+    read_alerts,
+    record_alert,
+)
+from flywheel_assets.platform.warehouse import Warehouse
 
 
 def alert(run_id: str) -> Alert:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flywheel_assets.demo import COLUMNS
+from flywheel_assets.simulation.demo import COLUMNS
 
 FLYWHEEL = Path(sys.executable).parent / "flywheel"
 

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from flywheel_assets.config import FlywheelPaths
-from flywheel_assets.demo import materialize_day, run_demo
-from flywheel_assets.simulator import SimulatorConfig
-from flywheel_assets.warehouse import Warehouse
+from flywheel_assets.platform.settings import FlywheelPaths
+from flywheel_assets.platform.warehouse import Warehouse
+from flywheel_assets.simulation.demo import materialize_day, run_demo
+from flywheel_assets.simulation.simulator import SimulatorConfig
 
 SMALL = SimulatorConfig(
     seed=11, n_users=2_000, n_items=300, sessions_per_day=300, new_users_per_day=30
@@ -428,8 +428,8 @@ def test_flywheel_status_shows_serving_decisions_gaps_quarantine_and_alerts(
     import shutil
 
     from flywheel_assets import registry
-    from flywheel_assets.alerts import Alert, record_alert
-    from flywheel_assets.cli import main
+    from flywheel_assets.cli.main import main
+    from flywheel_assets.platform.alerts import Alert, record_alert
 
     from .conftest import restored_environment
 

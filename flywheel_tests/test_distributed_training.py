@@ -17,7 +17,10 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("dask.dataframe")
 pytest.importorskip("xgboost.dask")
 
-from flywheel_assets.distributed_training import (  # noqa: E402
+from flywheel_assets.evaluation.offline import auc, log_loss  # noqa: E402
+from flywheel_assets.features.store import training_frame  # noqa: E402
+from flywheel_assets.platform.warehouse import Warehouse  # noqa: E402
+from flywheel_assets.training.distributed import (  # noqa: E402
     SCHEDULER_ENV,
     _clipped_ipw,
     _part_stats,
@@ -29,16 +32,13 @@ from flywheel_assets.distributed_training import (  # noqa: E402
     train_model_distributed,
     training_parts,
 )
-from flywheel_assets.evaluation import auc, log_loss  # noqa: E402
-from flywheel_assets.feature_store import training_frame  # noqa: E402
-from flywheel_assets.training import (  # noqa: E402
+from flywheel_assets.training.model import (  # noqa: E402
     FEATURES,
     ipw_weights,
     predict,
     time_split,
     train_model,
 )
-from flywheel_assets.warehouse import Warehouse  # noqa: E402
 
 DAYS = 5
 START = pd.Timestamp("2026-01-01")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flywheel_assets.drift import (
+from flywheel_assets.quality.drift import (
     DriftThresholds,
     column_drift,
     drift_report,

@@ -16,11 +16,11 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
-from flywheel_assets.assets.ingestion import catalog_items, raw_events
-from flywheel_assets.assets.quality import accepted_events
-from flywheel_assets.cli import main as cli
+from flywheel_assets.cli.main import main as cli
 from flywheel_assets.definitions import resources
-from flywheel_assets.warehouse import (
+from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events
+from flywheel_assets.defs.quality import accepted_events
+from flywheel_assets.platform.warehouse import (
     ENCRYPTION_KEY_ENV,
     UNSAFE_CRYPTO_ENV,
     Warehouse,

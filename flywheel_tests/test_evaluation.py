@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from flywheel_assets.evaluation import OfflineMetrics, auc, log_loss, ndcg_at_k, promotion_rule
+from flywheel_assets.evaluation.offline import (
+    OfflineMetrics,
+    auc,
+    log_loss,
+    ndcg_at_k,
+    promotion_rule,
+)
 
 
 def test_auc_matches_pairwise_definition():

@@ -1,4 +1,4 @@
-"""Unit tests for the event contract (flywheel_assets.event_contract)."""
+"""Unit tests for the event contract (flywheel_assets.ingestion.contract)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from flywheel_assets.event_contract import (
+from flywheel_assets.ingestion.contract import (
     EVENT_COLUMNS,
     ITEM_COLUMNS,
     MAX_FIELD_CHARS,
@@ -25,8 +25,8 @@ from flywheel_assets.event_contract import (
     parse_event_time,
     scrub_bad_lines,
 )
-from flywheel_assets.landing import LINE_NO, read_landing_file
-from flywheel_assets.pseudonym import Pseudonymiser
+from flywheel_assets.ingestion.landing import LINE_NO, read_landing_file
+from flywheel_assets.platform.pseudonym import Pseudonymiser
 
 PSEUDO = Pseudonymiser("test-key-0123456789abcdef")
 START = dt.datetime(2024, 3, 5)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flywheel_assets.experiments import Experiment, ExperimentPolicy, analyse, planned_n
+from flywheel_assets.evaluation.experiments import Experiment, ExperimentPolicy, analyse, planned_n
 
 START = dt.date(2026, 3, 1)
 POLICY = ExperimentPolicy()

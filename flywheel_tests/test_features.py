@@ -19,10 +19,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flywheel_assets import feature_reference, feature_store, warehouse
-from flywheel_assets.assets.features import ACTIVITY_ASSETS, FEATURE_ASSETS
-from flywheel_assets.resources import FlywheelConfig, WarehouseResource
-from flywheel_assets.warehouse import Warehouse
+from flywheel_assets.defs.features.assets import ACTIVITY_ASSETS, FEATURE_ASSETS
+from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
+from flywheel_assets.features import reference as feature_reference
+from flywheel_assets.features import store as feature_store
+from flywheel_assets.platform import warehouse
+from flywheel_assets.platform.warehouse import Warehouse
 
 START = dt.date(2026, 3, 1)
 DAYS = 14
@@ -375,7 +377,7 @@ def test_duckdb_and_postgresql_compute_the_same_features(tmp_path: Path, pg_data
 
 
 def test_training_examples_label_impressions_within_the_window(tmp_path: Path) -> None:
-    from flywheel_assets.assets.training import training_examples
+    from flywheel_assets.defs.training import training_examples
 
     day = START + dt.timedelta(days=2)
     base = events_for(day, seed=7, n=1).iloc[0].to_dict()

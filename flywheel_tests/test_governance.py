@@ -13,10 +13,10 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from flywheel_assets.demo import run_demo
-from flywheel_assets.governance import STAGES, GovernanceError, Roles, apply_grants
-from flywheel_assets.resources import WarehouseResource
-from flywheel_assets.warehouse import Warehouse, WarehouseError
+from flywheel_assets.defs.resources import WarehouseResource
+from flywheel_assets.platform.governance import STAGES, GovernanceError, Roles, apply_grants
+from flywheel_assets.platform.warehouse import Warehouse, WarehouseError
+from flywheel_assets.simulation.demo import run_demo
 from flywheel_tests.test_cycle import SMALL, START, counts
 
 
@@ -356,7 +356,7 @@ def test_rollback_job_runs_under_least_privilege(governed: Governed, tmp_path) -
     role, moves the champion back, writes the trail and republishes the pointer."""
     from flywheel_assets import registry
     from flywheel_assets.definitions import defs
-    from flywheel_assets.resources import FlywheelConfig
+    from flywheel_assets.defs.resources import FlywheelConfig
     from flywheel_tests.test_injection import NOW, _record
 
     admin = Warehouse(governed.admin_url)
@@ -389,7 +389,7 @@ def test_rollback_job_runs_under_least_privilege(governed: Governed, tmp_path) -
 def test_a_quarantine_release_runs_on_the_pipeline_login(governed: Governed, tmp_path) -> None:
     """A person releases fixed rows on a login in the ingestion role: the release and its
     audit entry are written; they can never be changed afterwards by that login."""
-    from flywheel_assets import quarantine
+    from flywheel_assets.quality import quarantine
 
     day = dt.date(2026, 5, 1)
     admin = Warehouse(governed.admin_url)

@@ -10,13 +10,17 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from flywheel_assets.assets.automation import (
+from flywheel_assets.defs.automation import (
     kafka_ingest_every_5_minutes,
     kafka_late_days_sensor,
     landing_files_sensor,
 )
-from flywheel_assets.field_maps import FieldMapError, field_maps_from_spec, load_field_maps
-from flywheel_assets.warehouse import Warehouse
+from flywheel_assets.ingestion.field_maps import (
+    FieldMapError,
+    field_maps_from_spec,
+    load_field_maps,
+)
+from flywheel_assets.platform.warehouse import Warehouse
 
 KEY = "automation-test-key-0123456789"
 DAY = dt.date(2026, 4, 7)
@@ -95,7 +99,7 @@ def test_kafka_schedule_skips_without_a_broker(monkeypatch):
 
 
 def test_kafka_late_days_sensor_reruns_past_days_once(monkeypatch):
-    from flywheel_assets.assets.kafka import kafka_events
+    from flywheel_assets.defs.ingestion.kafka import kafka_events
 
     instance = dg.DagsterInstance.ephemeral()
     yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
@@ -142,12 +146,12 @@ def test_a_producer_with_its_own_names_is_ingested_by_configuration_alone(tmp_pa
     """A RetailRocket-like events file (epoch-ms `timestamp`, integer `visitorid`, `event`
     values addtocart/transaction, no event ids) and a catalog with its own column names,
     accepted through a YAML field map and nothing else."""
-    from flywheel_assets.assets.ingestion import catalog_items, raw_events
-    from flywheel_assets.assets.quality import (
+    from flywheel_assets.definitions import resources
+    from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events
+    from flywheel_assets.defs.quality import (
         QUALITY_CHECKS,
         accepted_events,
     )
-    from flywheel_assets.definitions import resources
 
     home = tmp_path / "home"
     monkeypatch.setenv("FLYWHEEL_HOME", str(home))
@@ -209,8 +213,8 @@ def test_a_producer_with_its_own_names_is_ingested_by_configuration_alone(tmp_pa
 
 
 def test_kafka_asset_without_a_broker_says_how_to_configure_one(tmp_path, monkeypatch):
-    from flywheel_assets.assets.kafka import kafka_events
     from flywheel_assets.definitions import resources
+    from flywheel_assets.defs.ingestion.kafka import kafka_events
 
     monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
     monkeypatch.setenv("FLYWHEEL_PSEUDONYM_KEY", KEY)

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flywheel_assets.assets.ingestion import catalog_items, raw_events, users
-from flywheel_assets.assets.quality import QUALITY_CHECKS, accepted_events
 from flywheel_assets.definitions import resources
-from flywheel_assets.warehouse import Warehouse
+from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
+from flywheel_assets.defs.quality import QUALITY_CHECKS, accepted_events
+from flywheel_assets.platform.warehouse import Warehouse
 
 KEY = "hostile-test-key-0123456789"
 DAY = dt.date(2026, 5, 11)
@@ -297,9 +297,9 @@ def test_kafka_messages_with_nul_lone_surrogates_and_internal_names(broker, ware
     is kept, and the batch commits instead of failing on PostgreSQL."""
     from confluent_kafka import Producer
 
-    from flywheel_assets.dev_broker import create_topic
-    from flywheel_assets.kafka_ingest import KafkaSettings, ingest_topic
-    from flywheel_assets.pseudonym import Pseudonymiser
+    from flywheel_assets.ingestion.kafka import KafkaSettings, ingest_topic
+    from flywheel_assets.platform.dev_broker import create_topic
+    from flywheel_assets.platform.pseudonym import Pseudonymiser
 
     def event(i: int, **fields: object) -> bytes:
         return json.dumps(_valid(i) | fields).encode()
@@ -350,7 +350,7 @@ def test_kafka_messages_with_nul_lone_surrogates_and_internal_names(broker, ware
 
 
 def test_rows_quarantined_for_their_text_can_be_exported_fixed_and_released(home, tmp_path):
-    from flywheel_assets.quarantine import ReleaseError, export_rows, release
+    from flywheel_assets.quality.quarantine import ReleaseError, export_rows, release
 
     lines = [
         json.dumps(_valid(1)),

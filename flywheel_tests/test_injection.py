@@ -32,21 +32,21 @@ import pytest
 import sqlalchemy as sa
 
 from flywheel_assets import registry
-from flywheel_assets.assets.ingestion import catalog_items, raw_events, users
-from flywheel_assets.assets.quality import (
+from flywheel_assets.definitions import resources
+from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
+from flywheel_assets.defs.quality import (
     accepted_events,
     accepted_events_accounted,
     catalog_items_accounted,
     raw_events_accounted,
     users_accounted,
 )
-from flywheel_assets.definitions import resources
-from flywheel_assets.event_contract import MAX_FIELD_CHARS
-from flywheel_assets.experiments import Experiment
-from flywheel_assets.pseudonym import Pseudonymiser
-from flywheel_assets.quarantine import REF_FILE, ReleaseError, export_rows, release
-from flywheel_assets.training import FeatureSchema
-from flywheel_assets.warehouse import Warehouse
+from flywheel_assets.evaluation.experiments import Experiment
+from flywheel_assets.ingestion.contract import MAX_FIELD_CHARS
+from flywheel_assets.platform.pseudonym import Pseudonymiser
+from flywheel_assets.platform.warehouse import Warehouse
+from flywheel_assets.quality.quarantine import REF_FILE, ReleaseError, export_rows, release
+from flywheel_assets.training.model import FeatureSchema
 
 KEY = "injection-test-key-0123456789"
 DAY = dt.date(2026, 5, 11)

@@ -17,10 +17,10 @@ import pytest
 import sqlalchemy as sa
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from flywheel_assets.dev_broker import DevBroker, create_topic
-from flywheel_assets.kafka_ingest import KafkaIngestError, KafkaSettings, ingest_topic
-from flywheel_assets.pseudonym import Pseudonymiser
-from flywheel_assets.warehouse import Warehouse
+from flywheel_assets.ingestion.kafka import KafkaIngestError, KafkaSettings, ingest_topic
+from flywheel_assets.platform.dev_broker import DevBroker, create_topic
+from flywheel_assets.platform.pseudonym import Pseudonymiser
+from flywheel_assets.platform.warehouse import Warehouse
 
 KEY = "kafka-test-key-0123456789"
 DAY = dt.date(2026, 3, 2)
@@ -108,9 +108,9 @@ def _offsets(wh: Warehouse, topic: str) -> dict[int, int]:
 _KILLABLE_INGEST = textwrap.dedent(
     """
     import datetime as dt, sys
-    from flywheel_assets.kafka_ingest import KafkaSettings, ingest_topic
-    from flywheel_assets.pseudonym import Pseudonymiser
-    from flywheel_assets.warehouse import Warehouse
+    from flywheel_assets.ingestion.kafka import KafkaSettings, ingest_topic
+    from flywheel_assets.platform.pseudonym import Pseudonymiser
+    from flywheel_assets.platform.warehouse import Warehouse
     url, bootstrap, topic, key = sys.argv[1:5]
     wh = Warehouse(url)
     wh.migrate()
@@ -185,7 +185,7 @@ def test_concurrent_commit_from_a_second_consumer_is_refused(
     _ingest(wh, _settings(broker, topic, batch_size=50), max_messages=50)
     with wh.begin() as conn:  # another consumer committed meanwhile
         conn.execute(sa.text("UPDATE kafka_offsets SET next_offset = 70"))
-    from flywheel_assets import kafka_ingest
+    from flywheel_assets.ingestion import kafka as kafka_ingest
 
     # This consumer read its offsets before the other one committed: it still believes 50.
     monkeypatch.setattr(kafka_ingest, "stored_offsets", lambda *a: {0: 50})
@@ -303,7 +303,7 @@ def test_broker_that_stops_answering_fails_loudly_and_a_rerun_completes(
 
 
 def test_unreachable_broker_fails_with_what_to_do(tmp_path: Path) -> None:
-    from flywheel_assets.dev_broker import free_port
+    from flywheel_assets.platform.dev_broker import free_port
 
     wh = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
     wh.migrate()
@@ -324,14 +324,14 @@ def test_kafka_events_asset_feeds_raw_events_and_accounting(
 ) -> None:
     """The asset reads the topic; raw_events of the day takes the topic's rows with the
     landing files'; an event in both is accepted once; every row is accounted for."""
-    from flywheel_assets.assets.ingestion import catalog_items, raw_events
-    from flywheel_assets.assets.kafka import kafka_events
-    from flywheel_assets.assets.quality import (
+    from flywheel_assets.definitions import resources
+    from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events
+    from flywheel_assets.defs.ingestion.kafka import kafka_events
+    from flywheel_assets.defs.quality import (
         accepted_events,
         accepted_events_accounted,
         raw_events_accounted,
     )
-    from flywheel_assets.definitions import resources
 
     topic = "dagster-events"
     home = tmp_path / "home"
@@ -465,8 +465,8 @@ def test_stored_offset_beyond_the_topic_stops_instead_of_skipping(
 def test_the_loop_through_kafka_trains_the_same_models_as_through_files(tmp_path, clean_env):
     """The demo with its events sent through a real broker instead of files: the same rows
     are accepted and the same (content-addressed) models come out, day after day."""
-    from flywheel_assets.demo import run_demo
-    from flywheel_assets.simulator import SimulatorConfig
+    from flywheel_assets.simulation.demo import run_demo
+    from flywheel_assets.simulation.simulator import SimulatorConfig
 
     small = SimulatorConfig(
         seed=5, n_users=1_500, n_items=200, sessions_per_day=250, new_users_per_day=20

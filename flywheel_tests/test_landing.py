@@ -1,4 +1,4 @@
-"""Unit tests for reading landing files (flywheel_assets.landing)."""
+"""Unit tests for reading landing files (flywheel_assets.ingestion.landing)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flywheel_assets import landing
-from flywheel_assets.landing import (
+from flywheel_assets.ingestion import landing
+from flywheel_assets.ingestion.landing import (
     LINE_NO,
     MAX_PAYLOAD_CHARS,
     LandingFileError,

@@ -19,12 +19,12 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from flywheel_assets.alerts import read_alerts
-from flywheel_assets.demo import INSTANCE_DIR, write_landing
-from flywheel_assets.dev_broker import free_port
-from flywheel_assets.policy import uniform_random_slates
-from flywheel_assets.simulator import ShopSimulator, SimulatorConfig
-from flywheel_assets.warehouse import Warehouse
+from flywheel_assets.platform.alerts import read_alerts
+from flywheel_assets.platform.dev_broker import free_port
+from flywheel_assets.platform.warehouse import Warehouse
+from flywheel_assets.serving.policy import uniform_random_slates
+from flywheel_assets.simulation.demo import INSTANCE_DIR, write_landing
+from flywheel_assets.simulation.simulator import ShopSimulator, SimulatorConfig
 
 SIM = SimulatorConfig(
     seed=4, n_users=1_500, n_items=200, sessions_per_day=300, new_users_per_day=20

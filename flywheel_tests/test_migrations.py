@@ -9,10 +9,10 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from flywheel_assets import warehouse as warehouse_module
-from flywheel_assets.cli import main as cli
-from flywheel_assets.resources import WarehouseResource
-from flywheel_assets.warehouse import Migration, Warehouse, WarehouseError
+from flywheel_assets.cli.main import main as cli
+from flywheel_assets.defs.resources import WarehouseResource
+from flywheel_assets.platform import warehouse as warehouse_module
+from flywheel_assets.platform.warehouse import Migration, Warehouse, WarehouseError
 
 
 @pytest.fixture

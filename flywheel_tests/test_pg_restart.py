@@ -14,14 +14,14 @@ from collections import Counter
 import dagster as dg
 import sqlalchemy as sa
 
-from flywheel_assets.assets.ingestion import catalog_items, raw_events
-from flywheel_assets.assets.quality import (
+from flywheel_assets.definitions import resources
+from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events
+from flywheel_assets.defs.quality import (
     accepted_events,
     accepted_events_accounted,
     raw_events_accounted,
 )
-from flywheel_assets.definitions import resources
-from flywheel_assets.warehouse import Warehouse
+from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_tests.private_postgres import PrivatePostgres
 
 DAY = dt.date(2026, 6, 2)

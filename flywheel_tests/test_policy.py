@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flywheel_assets.policy import epsilon_greedy_slates, uniform_random_slates
+from flywheel_assets.serving.policy import epsilon_greedy_slates, uniform_random_slates
 
 
 def candidates(n_req: int, n_items: int) -> pd.DataFrame:

@@ -13,18 +13,18 @@ import pandas as pd
 import pytest
 
 from flywheel_assets import registry
-from flywheel_assets.assets.common import utcnow
-from flywheel_assets.cli import main as cli
-from flywheel_assets.config import FlywheelPaths
+from flywheel_assets.cli.main import main as cli
 from flywheel_assets.definitions import defs
-from flywheel_assets.demo import materialize_day, run_demo
-from flywheel_assets.experiments import Experiment
-from flywheel_assets.feature_store import training_frame
-from flywheel_assets.pseudonym import Pseudonymiser
-from flywheel_assets.serving import ChampionPolicy
-from flywheel_assets.simulator import ShopSimulator, SimulatorConfig
-from flywheel_assets.training import model_bytes, save_artefact, time_split, train_model
-from flywheel_assets.warehouse import Warehouse, load_sql
+from flywheel_assets.defs.common import utcnow
+from flywheel_assets.evaluation.experiments import Experiment
+from flywheel_assets.features.store import training_frame
+from flywheel_assets.platform.pseudonym import Pseudonymiser
+from flywheel_assets.platform.settings import FlywheelPaths
+from flywheel_assets.platform.warehouse import Warehouse, load_sql
+from flywheel_assets.simulation.demo import materialize_day, run_demo
+from flywheel_assets.simulation.demo_ranker import ChampionPolicy
+from flywheel_assets.simulation.simulator import ShopSimulator, SimulatorConfig
+from flywheel_assets.training.model import model_bytes, save_artefact, time_split, train_model
 
 from .conftest import restored_environment
 

@@ -1,4 +1,4 @@
-"""Tests for flywheel_assets.quality: GX suites built from reviewed JSON files."""
+"""Tests for flywheel_assets.quality.suites: GX suites built from reviewed JSON files."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flywheel_assets import quality
-from flywheel_assets.quality import (
+from flywheel_assets.quality import suites as quality
+from flywheel_assets.quality.suites import (
     SUITES_DIR,
     ExpectationOutcome,
     SuiteOutcome,

@@ -19,12 +19,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from flywheel_assets.accounting import source_accounting
-from flywheel_assets.config import FlywheelPaths
-from flywheel_assets.demo import run_demo
-from flywheel_assets.quarantine import REF_FILE, ReleaseError, export_rows, release
-from flywheel_assets.simulator import SimulatorConfig
-from flywheel_assets.warehouse import Warehouse
+from flywheel_assets.ingestion.accounting import source_accounting
+from flywheel_assets.platform.settings import FlywheelPaths
+from flywheel_assets.platform.warehouse import Warehouse
+from flywheel_assets.quality.quarantine import REF_FILE, ReleaseError, export_rows, release
+from flywheel_assets.simulation.demo import run_demo
+from flywheel_assets.simulation.simulator import SimulatorConfig
 
 pytestmark = pytest.mark.slow
 
@@ -349,7 +349,7 @@ def test_open_quarantine_lists_and_exports_on_postgresql(pg_database: str, tmp_p
                 {"d": DAY, "n": line, "r": reason, "p": json.dumps({"price": "-1"}), "at": at},
             )
     try:
-        from flywheel_assets.quarantine import open_rows
+        from flywheel_assets.quality.quarantine import open_rows
 
         assert sorted(open_rows(wh, DAY)["reason"]) == ["invalid_event_time", "invalid_price"]
         assert open_rows(wh, DAY, "invalid_price")["line_no"].tolist() == [1]

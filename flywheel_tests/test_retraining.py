@@ -19,13 +19,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from flywheel_assets import challenger, registry
-from flywheel_assets.cli import main as cli
-from flywheel_assets.config import FlywheelPaths
-from flywheel_assets.demo import run_demo
-from flywheel_assets.simulator import SimulatorConfig
-from flywheel_assets.training import ipw_weights, predict, time_split, train_model
-from flywheel_assets.warehouse import Warehouse
+from flywheel_assets import registry
+from flywheel_assets.cli.main import main as cli
+from flywheel_assets.platform.settings import FlywheelPaths
+from flywheel_assets.platform.warehouse import Warehouse
+from flywheel_assets.simulation.demo import run_demo
+from flywheel_assets.simulation.simulator import SimulatorConfig
+from flywheel_assets.training import challenger
+from flywheel_assets.training.model import ipw_weights, predict, time_split, train_model
 
 from .conftest import restored_environment
 
@@ -91,8 +92,8 @@ def test_the_cli_shows_lineage_and_reproduces(shop: Warehouse, capsys: pytest.Ca
 def test_a_warm_start_boosts_the_champion_on_new_partitions_only(
     shop: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flywheel_assets.assets.training import challenger_model
     from flywheel_assets.definitions import resources
+    from flywheel_assets.defs.training import challenger_model
 
     # The champion of the day before (rolled back to, if the last day's model was promoted):
     # the warm start continues it on the last day's partition only.
@@ -136,9 +137,9 @@ def test_with_a_dask_scheduler_the_challenger_trains_on_the_cluster(
 ) -> None:
     from distributed import LocalCluster
 
-    from flywheel_assets.assets.training import challenger_model
     from flywheel_assets.definitions import resources
-    from flywheel_assets.evaluation import offline_metrics
+    from flywheel_assets.defs.training import challenger_model
+    from flywheel_assets.evaluation.offline import offline_metrics
 
     monkeypatch.delenv("FLYWHEEL_WARM_START", raising=False)
     reg = versions(shop)

@@ -23,20 +23,20 @@ from fastapi.testclient import TestClient
 from scipy import stats
 
 from flywheel_assets import registry
-from flywheel_assets.assets.promotion import publish_serving_pointer
-from flywheel_assets.demo import run_demo
-from flywheel_assets.dev_broker import free_port
-from flywheel_assets.event_sink import LandingSink
-from flywheel_assets.feature_store import serving_frame
-from flywheel_assets.live_shop import wait_until_ready
-from flywheel_assets.online_features import FeatureSnapshot, latest_bundle
-from flywheel_assets.policy import epsilon_greedy_slate, epsilon_greedy_slates
-from flywheel_assets.pseudonym import Pseudonymiser
-from flywheel_assets.ranking_service import RankingService
-from flywheel_assets.service_app import create_app
-from flywheel_assets.simulator import SimulatorConfig
-from flywheel_assets.training import FeatureSchema, predict
-from flywheel_assets.warehouse import Warehouse
+from flywheel_assets.defs.promotion import publish_serving_pointer
+from flywheel_assets.features.store import serving_frame
+from flywheel_assets.platform.dev_broker import free_port
+from flywheel_assets.platform.pseudonym import Pseudonymiser
+from flywheel_assets.platform.warehouse import Warehouse
+from flywheel_assets.serving.app import create_app
+from flywheel_assets.serving.event_sink import LandingSink
+from flywheel_assets.serving.online_features import FeatureSnapshot, latest_bundle
+from flywheel_assets.serving.policy import epsilon_greedy_slate, epsilon_greedy_slates
+from flywheel_assets.serving.service import RankingService
+from flywheel_assets.simulation.demo import run_demo
+from flywheel_assets.simulation.live_shop import wait_until_ready
+from flywheel_assets.simulation.simulator import SimulatorConfig
+from flywheel_assets.training.model import FeatureSchema, predict
 
 from .conftest import restored_environment
 
@@ -493,10 +493,10 @@ def ingest(
 ) -> tuple[pd.DataFrame, int]:
     """Run the real ingestion assets on ``landing`` (and the topic, with ``kafka``) for
     ``day``; events by type, quarantined."""
-    from flywheel_assets.assets.ingestion import catalog_items, raw_events, users
-    from flywheel_assets.assets.kafka import kafka_events
-    from flywheel_assets.assets.quality import accepted_events
     from flywheel_assets.definitions import resources
+    from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
+    from flywheel_assets.defs.ingestion.kafka import kafka_events
+    from flywheel_assets.defs.quality import accepted_events
 
     with restored_environment():
         os.environ["FLYWHEEL_HOME"] = str(home)
@@ -605,8 +605,8 @@ def test_kafka_sink_feeds_the_topic_and_falls_back_to_files(
 ) -> None:
     """FLYWHEEL_SERVE_SINK=kafka: what the service logs goes to a real broker and is ingested
     from there by the kafka_events asset; when the broker is gone, to landing files instead."""
-    from flywheel_assets.dev_broker import create_topic
-    from flywheel_assets.event_sink import KafkaSink
+    from flywheel_assets.platform.dev_broker import create_topic
+    from flywheel_assets.serving.event_sink import KafkaSink
 
     topic = "served.events"
     create_topic(broker.bootstrap, topic, partitions=2)
@@ -649,8 +649,8 @@ def test_kafka_sink_feeds_the_topic_and_falls_back_to_files(
 def test_request_log_loads_into_served_requests(home: Path, tmp_path: Path) -> None:
     """The service's request log (candidates, served latency) lands in served_requests,
     users pseudonymised; a line that is not a request record is counted, not loaded."""
-    from flywheel_assets.assets.serving import served_requests
     from flywheel_assets.definitions import resources
+    from flywheel_assets.defs.serving import served_requests
 
     landing = tmp_path / "landing"
     log = LandingSink(landing, source="requests")
@@ -695,8 +695,8 @@ def test_request_log_loads_into_served_requests(home: Path, tmp_path: Path) -> N
 def test_latency_guardrail_uses_served_latency_when_the_service_logged_enough(
     tmp_path: Path,
 ) -> None:
-    from flywheel_assets.assets.promotion import _latency
-    from flywheel_assets.experiments import Experiment, ExperimentPolicy, analyse
+    from flywheel_assets.defs.promotion import _latency
+    from flywheel_assets.evaluation.experiments import Experiment, ExperimentPolicy, analyse
 
     wh = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
     wh.migrate()

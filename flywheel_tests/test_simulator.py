@@ -3,8 +3,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from flywheel_assets.policy import uniform_random_slates
-from flywheel_assets.simulator import ShopSimulator, SimulatorConfig
+from flywheel_assets.serving.policy import uniform_random_slates
+from flywheel_assets.simulation.simulator import ShopSimulator, SimulatorConfig
 
 DAY = dt.date(2026, 1, 1)
 SMALL = SimulatorConfig(seed=3, n_users=2_000, n_items=300, sessions_per_day=300)
@@ -95,7 +95,7 @@ def test_oracle_ranking_reaches_oracle_share_one():
         users = c["user_id"].str.split("-").str[1].astype(int).to_numpy()
         items = c["item_id"].str.split("-").str[1].astype(int).to_numpy()
         p = sim.purchase_probability(users, items)
-        from flywheel_assets.policy import epsilon_greedy_slates
+        from flywheel_assets.serving.policy import epsilon_greedy_slates
 
         return epsilon_greedy_slates(c, p, k=10, epsilon=0.0, seed=0).assign(
             model_version="o", variant="oracle"

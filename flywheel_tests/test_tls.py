@@ -13,9 +13,9 @@ import dagster as dg
 import sqlalchemy as sa
 from dagster._core.test_utils import instance_for_test
 
-from flywheel_assets.assets.ingestion import catalog_items
 from flywheel_assets.definitions import resources
-from flywheel_assets.warehouse import Warehouse
+from flywheel_assets.defs.ingestion.assets import catalog_items
+from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_tests.private_postgres import PrivatePostgres
 
 DAY = dt.date(2026, 4, 1)

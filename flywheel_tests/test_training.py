@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from scipy.stats import mannwhitneyu
 
-from flywheel_assets.training import (
+from flywheel_assets.training.model import (
     FEATURES,
     FeatureSchema,
     load_artefact,

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flywheel_assets.demo import run_demo
-from flywheel_assets.dev_broker import free_port
-from flywheel_assets.simulator import SimulatorConfig
+from flywheel_assets.platform.dev_broker import free_port
+from flywheel_assets.simulation.demo import run_demo
+from flywheel_assets.simulation.simulator import SimulatorConfig
 
 from .conftest import restored_environment
 

@@ -1,0 +1,265 @@
+"""``flywheel status``: the state of the flywheel in a terminal.
+
+What serves (champion, the experiment's challenger and its latest look, what the ranking service
+was last given), the last decisions with their reasons, the recent days (landed, accepted, open
+quarantine, decided) with missing, undecided and stale days called out, open quarantine by
+reason, and the latest alerts. ``collect_status`` gathers it (SQL in ``sql/reporting/``),
+``render`` lays it out with rich; ``--json`` prints the gathered dict.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flywheel_assets import registry
+from flywheel_assets.platform.alerts import read_alerts
+from flywheel_assets.platform.settings import FlywheelPaths
+from flywheel_assets.platform.warehouse import Warehouse, load_sql
+from flywheel_assets.serving.online_features import latest_bundle
+from flywheel_assets.serving.policy import COLD_START_VERSION
+
+MODEL_METRICS = ("valid_auc", "valid_log_loss", "valid_ndcg_at_10")
+
+
+def _date(v: object) -> dt.date | None:
+    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT:
+        return None
+    return pd.Timestamp(v).date()
+
+
+def _text(v: object) -> str | None:
+    return None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+
+
+def collect_status(
+    wh: Warehouse, paths: FlywheelPaths, *, today: dt.date, days: int = 14, decisions: int = 7
+) -> dict[str, Any]:
+    """Everything ``render`` shows, as plain values (dates as ISO strings)."""
+    with wh.begin() as conn:
+        champion_version = registry.get_alias(conn, registry.CHAMPION)
+        champion = registry.get_model(conn, champion_version) if champion_version else None
+        exp = registry.open_experiment(conn)
+        looks = (
+            wh.query_df(conn, load_sql("experiments/results"), experiment_id=exp.experiment_id)
+            if exp
+            else pd.DataFrame()
+        )
+        last = wh.query_df(conn, load_sql("reporting/status_decisions"), n=decisions)
+        first_day = _date(wh.scalar(conn, load_sql("reporting/status_first_day")))
+        last_data = _date(wh.scalar(conn, load_sql("reporting/status_last_day")))
+        # The window ends with yesterday; when the newest data is older than the window (a
+        # flywheel that stopped, a demo home's simulated days) it ends with that data instead,
+        # and the gap is reported as staleness rather than a wall of missing days.
+        yesterday = today - dt.timedelta(days=1)
+        end = yesterday
+        if last_data is not None and (
+            last_data > yesterday or (yesterday - last_data).days >= days
+        ):
+            end = last_data
+        start = end - dt.timedelta(days=days - 1)
+        per_day = wh.query_df(conn, load_sql("reporting/status_days"), from_dt=start, to_dt=end)
+        reasons = wh.query_df(
+            conn, load_sql("reporting/status_quarantine_reasons"), from_dt=start, to_dt=end
+        )
+    rows = {(_date(r["dt"])): r for _, r in per_day.iterrows()}
+    calendar = []
+    missing, undecided = [], []
+    for i in range(days):
+        day = start + dt.timedelta(days=i)
+        r = rows.get(day)
+        landed = int(r["landed"]) if r is not None else 0
+        accepted = int(r["accepted"]) if r is not None else 0
+        decision = _text(r["decision"]) if r is not None else None
+        flags = []
+        if first_day is not None and day >= first_day and landed == 0 and accepted == 0:
+            flags.append("missing")
+            missing.append(day.isoformat())
+        if (landed or accepted) and decision is None and day < today:
+            flags.append("undecided")
+            undecided.append(day.isoformat())
+        calendar.append(
+            {
+                "day": day.isoformat(),
+                "landed": landed,
+                "accepted": accepted,
+                "quarantined": int(r["quarantined"]) if r is not None else 0,
+                "decision": decision,
+                "flags": flags,
+            }
+        )
+    stale_days = max((yesterday - last_data).days, 0) if last_data else None
+    latest_look = {}
+    if len(looks):
+        at = looks[looks["dt"] == looks["dt"].max()]
+        verdict = at[at["metric"] == "verdict"]
+        primary = at[at["kind"] == "primary"]
+        latest_look = {
+            "dt": str(_date(at["dt"].iloc[0])),
+            "look": int(at["look"].iloc[0]),
+            "verdict": verdict["outcome"].iloc[0] if len(verdict) else None,
+            "note": verdict["note"].iloc[0] if len(verdict) else None,
+            "primary": None
+            if primary.empty
+            else {
+                k: (None if pd.isna(primary[k].iloc[0]) else float(primary[k].iloc[0]))
+                for k in ("control_mean", "treatment_mean", "effect", "ci_low", "ci_high")
+            }
+            | {"metric": primary["metric"].iloc[0]},
+        }
+    pointer_path = paths.home / "serving" / "champion.json"
+    pointer = json.loads(pointer_path.read_text()) if pointer_path.exists() else None
+    bundle = latest_bundle(paths.home / "serving")
+    return {
+        "as_of": today.isoformat(),
+        "champion": {
+            "version": champion_version or COLD_START_VERSION,
+            "trained_for": champion.dt.isoformat() if champion else None,
+            "metrics": {k: champion.metrics.get(k) for k in MODEL_METRICS} if champion else {},
+        },
+        "experiment": None
+        if exp is None
+        else {
+            "id": exp.experiment_id,
+            "challenger": exp.challenger,
+            "start": exp.start_dt.isoformat(),
+            "traffic_share": exp.traffic_share,
+            "max_days": exp.max_days,
+            "latest_look": latest_look or None,
+        },
+        "serving": {
+            "pointer_published_for": pointer.get("published_for") if pointer else None,
+            "pointer_model": (pointer.get("model_version") or COLD_START_VERSION)
+            if pointer
+            else None,
+            "feature_bundle": bundle.name.removeprefix("dt=") if bundle else None,
+        },
+        "decisions": [
+            {
+                "day": str(_date(r["dt"])),
+                "decision": _text(r["decision"]),
+                "challenger": _text(r["challenger"]),
+                "champion_after": _text(r["champion_after"]) or COLD_START_VERSION,
+                "reason": _text(r["reason"]) or "",
+            }
+            for _, r in last.iterrows()
+        ],
+        "days": calendar,
+        "missing_days": missing,
+        "undecided_days": undecided,
+        "last_day_with_data": last_data.isoformat() if last_data else None,
+        "stale_days": stale_days,
+        "quarantine": [
+            {
+                "reason": r["reason"],
+                "rows": int(r["n_rows"]),
+                "first": str(_date(r["first_dt"])),
+                "last": str(_date(r["last_dt"])),
+            }
+            for _, r in reasons.iterrows()
+        ],  # fmt: skip
+        "alerts": read_alerts(paths.home)[-5:],
+    }
+
+
+def render(status: dict[str, Any], console: Any) -> None:
+    """Lay ``status`` out for a terminal (a rich Console)."""
+    from rich.table import Table
+
+    c = status["champion"]
+    metrics = ", ".join(
+        f"{k.removeprefix('valid_')} {v:.4f}" for k, v in c["metrics"].items() if v is not None
+    )
+    console.print(f"[bold]flywheel status[/bold] as of {status['as_of']}")
+    console.print(
+        f"champion   [bold]{c['version']}[/bold]"
+        + (f" (trained for {c['trained_for']}; {metrics})" if c["trained_for"] else "")
+    )
+    exp = status["experiment"]
+    if exp is None:
+        console.print("challenger none: no experiment running")
+    else:
+        look = exp["latest_look"]
+        line = (
+            f"challenger [bold]{exp['challenger']}[/bold] in {exp['id']} since {exp['start']}, "
+            f"{exp['traffic_share']:.0%} of users"
+        )
+        if look:
+            line += f"; look {look['look']}/{exp['max_days']} on {look['dt']}: {look['verdict']}"
+            p = look.get("primary")
+            if p and p.get("effect") is not None:
+                line += (
+                    f" ({p['metric']} {p['treatment_mean']:.4f} vs {p['control_mean']:.4f}, "
+                    f"effect {p['effect']:+.4f} [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}])"
+                )
+        console.print(line)
+    s = status["serving"]
+    console.print(
+        f"serving    pointer {s['pointer_model'] or 'not published'}"
+        f" (published for {s['pointer_published_for'] or '-'}), features {s['feature_bundle'] or 'none'}"
+    )
+    health = []
+    if status["stale_days"] is None:
+        health.append("[red]no events ingested yet[/red]")
+    elif status["stale_days"] > 0:
+        health.append(
+            f"[red]stale[/red]: newest day with data {status['last_day_with_data']}, "
+            f"{status['stale_days']} day(s) behind yesterday"
+        )
+    if status["missing_days"]:
+        health.append(f"[red]missing[/red] (no events): {', '.join(status['missing_days'])}")
+    if status["undecided_days"]:
+        health.append(f"[yellow]undecided[/yellow]: {', '.join(status['undecided_days'])}")
+    console.print("health     " + ("; ".join(health) if health else "[green]up to date[/green]"))
+
+    t = Table(title="last decisions", title_justify="left", expand=True)
+    for col in ("day", "decision", "challenger", "champion after", "reason"):
+        t.add_column(col, overflow="fold", ratio=4 if col == "reason" else None)
+    for d in status["decisions"]:
+        t.add_row(d["day"], d["decision"], d["challenger"] or "-", d["champion_after"], d["reason"])
+    console.print(t)
+
+    t = Table(title="days", title_justify="left")
+    for col in ("day", "landed", "accepted", "quarantined", "decision", ""):
+        t.add_column(
+            col, justify="right" if col in ("landed", "accepted", "quarantined") else "left"
+        )
+    for d in status["days"]:
+        t.add_row(
+            d["day"], f"{d['landed']:,}", f"{d['accepted']:,}", f"{d['quarantined']:,}",
+            d["decision"] or "-", " ".join(d["flags"]),
+        )  # fmt: skip
+    console.print(t)
+
+    if status["quarantine"]:
+        t = Table(title="open quarantine (these days)", title_justify="left")
+        for col in ("reason", "rows", "first", "last"):
+            t.add_column(col)
+        for q in status["quarantine"]:
+            t.add_row(q["reason"], f"{q['rows']:,}", q["first"], q["last"])
+        console.print(t)
+        console.print("  fix and release: flywheel quarantine list|export|release --day DAY")
+    else:
+        console.print("open quarantine: none in these days")
+    if status["alerts"]:
+        console.print("[bold]latest alerts[/bold]")
+        for a in status["alerts"]:
+            console.print(
+                f"  {a['raised_at']}  {a['job_name']} {a.get('partition_key') or ''}: {a['message'][:200]}"
+            )
+    else:
+        console.print("alerts: none")
+
+
+def status_for_home(home: Path | None = None, **kw: Any) -> dict[str, Any]:
+    paths = FlywheelPaths.from_env(home)
+    wh = Warehouse(paths.warehouse_url)
+    try:
+        wh.migrate()
+        return collect_status(wh, paths, **kw)
+    finally:
+        wh.dispose()

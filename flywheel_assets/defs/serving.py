@@ -1,0 +1,88 @@
+"""The serving side: the feature bundle the ranking service loads (online_features.py), and
+the request log it writes back (request_log.py).
+
+The champion pointer is published by ``champion_model`` (promotion.py); ``online_features``
+publishes the features, so ``flywheel serve`` never opens the warehouse.
+"""
+
+import datetime as dt
+
+import dagster as dg
+
+from flywheel_assets.defs.common import daily_asset, materialize_days, partition_days
+from flywheel_assets.defs.features.assets import ACTIVITY_ASSETS, FEATURE_ASSETS
+from flywheel_assets.defs.resources import FlywheelConfig, PseudonymResource, WarehouseResource
+from flywheel_assets.ingestion.landing import list_landing_files
+from flywheel_assets.serving.online_features import bundle_dir, export_snapshot
+from flywheel_assets.serving.request_log import parse_request_log
+
+
+@dg.asset(
+    **daily_asset("serving", {"python", "parquet"}),
+    deps=[*FEATURE_ASSETS, *ACTIVITY_ASSETS],
+    description=(
+        "The feature snapshot of the day as Parquet files under "
+        "FLYWHEEL_HOME/serving/features/dt=D/, which the ranking service loads for serving on "
+        "D + 1 (the newest three are kept)."
+    ),
+)
+def online_features(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+) -> dg.MaterializeResult:
+    # Only the newest day of a backfill matters to serving: older bundles would be replaced.
+    day = partition_days(context)[-1]
+    serving_dir = flywheel.paths().home / "serving"
+    counts = export_snapshot(warehouse.get(), day, serving_dir)
+    table = "\n".join(f"| {name} | {n:,} |" for name, n in counts.items())
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(sum(counts.values())),
+            "feature_dt": day.isoformat(),
+            "path": dg.MetadataValue.path(str(bundle_dir(serving_dir, day))),
+            "tables": dg.MetadataValue.md("| table | rows |\n|---|---|\n" + table),
+            **{f"rows_{name}": dg.MetadataValue.int(n) for name, n in counts.items()},
+        }
+    )
+
+
+@dg.asset(
+    **daily_asset("serving", {"python"}),
+    description=(
+        "The ranking service's request log of the day (FLYWHEEL_LANDING_DIR/requests/dt=D/): "
+        "one row per ranking with its candidates and served latency, users pseudonymised. The "
+        "latency guardrail of experiments reads it."
+    ),
+)
+def served_requests(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    flywheel: FlywheelConfig,
+    pseudonyms: PseudonymResource,
+) -> dg.MaterializeResult:
+    def build(day: dt.date) -> dg.MaterializeResult:
+        files = list_landing_files(flywheel.paths().landing_dir, "requests", day)
+        parsed = parse_request_log(files, pseudonyms.get())
+        wh = warehouse.get()
+        with wh.begin() as conn:
+            wh.delete_partition(conn, "served_requests", day)
+            wh.insert_df(conn, "served_requests", parsed.rows.assign(dt=day))
+        if parsed.rejected:
+            context.log.warning(f"{day}: request-log lines not loaded: {parsed.rejected}")
+        rows = parsed.rows
+        table = "\n".join(
+            f"| {v} | {len(g):,} | {g['latency_ms'].median():.2f} | {g['latency_ms'].quantile(0.99):.2f} |"
+            for v, g in rows.groupby("variant")
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": dg.MetadataValue.int(len(rows)),
+                "files": dg.MetadataValue.int(len(files)),
+                "lines_rejected": dg.MetadataValue.int(sum(parsed.rejected.values())),
+                "rejected_reasons": dg.MetadataValue.json(parsed.rejected),
+                "served_latency": dg.MetadataValue.md(
+                    "| variant | requests | p50 ms | p99 ms |\n|---|---:|---:|---:|\n" + table
+                ),
+            }
+        )
+
+    return materialize_days(context, build)

@@ -1,0 +1,63 @@
+"""Feature vectors for training and for serving, from one SQL definition (feature_vector.sql)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from flywheel_assets.platform.warehouse import Warehouse, load_sql
+
+
+def _vector_sql(candidates_sql: str | None) -> str:
+    vector = load_sql("features/feature_vector")
+    if candidates_sql is None:
+        return vector
+    return f"WITH candidates AS (\n{candidates_sql}\n)\n{vector}"
+
+
+def training_frame(wh: Warehouse, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Labelled examples of days [start, end], each joined to its own feature snapshot."""
+    with wh.begin() as conn:
+        df = wh.query_df(
+            conn, _vector_sql(load_sql("training/training_candidates")), start_dt=start, end_dt=end
+        )
+    return df.sort_values(["event_time", "request_id", "position"], kind="stable").reset_index(
+        drop=True
+    )
+
+
+def replay_frame(wh: Warehouse, day: dt.date, n_requests: int) -> pd.DataFrame:
+    """Feature vectors of ``n_requests`` of the day's served requests (not the whole day)."""
+    with wh.begin() as conn:
+        return wh.query_df(
+            conn,
+            _vector_sql(load_sql("experiments/replay_candidates")),
+            dt=day,
+            n_requests=n_requests,
+        )
+
+
+def latest_snapshot(wh: Warehouse, day: dt.date) -> dt.date | None:
+    with wh.begin() as conn:
+        value = wh.scalar(conn, load_sql("features/latest_snapshot"), day=day)
+    if value is None:
+        return None
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def serving_frame(
+    wh: Warehouse, candidates: pd.DataFrame, feature_dt: dt.date | None
+) -> pd.DataFrame:
+    """Feature vectors for candidate rows (request_id, user_id, item_id, position, event_time),
+    in the candidates' row order."""
+    cands = candidates[["request_id", "user_id", "item_id", "position", "event_time"]].copy()
+    cands["feature_dt"] = pd.Timestamp(feature_dt).date() if feature_dt is not None else None
+    cands["_row"] = range(len(cands))
+    with wh.begin() as conn:
+        wh.register_temp(conn, "candidates", cands)
+        try:
+            df = wh.query_df(conn, _vector_sql(None))
+        finally:
+            wh.unregister_temp(conn, "candidates")
+    return df.sort_values("_row").reset_index(drop=True).drop(columns=["_row"])

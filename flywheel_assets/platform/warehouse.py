@@ -1,0 +1,452 @@
+"""The warehouse: one small facade over DuckDB (embedded) and PostgreSQL (production).
+
+Everything goes through SQLAlchemy with bound parameters and the reviewed SQL files in `sql/`;
+only bulk loads of DataFrames take a driver-specific fast path (DuckDB's Arrow scan, PostgreSQL
+COPY), because row-by-row INSERTs are orders of magnitude slower for a day of events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import os
+import re
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+
+def _sql_dir() -> Path:
+    # Installed from a wheel: the package's own copy; from a checkout: the top-level sql/.
+    here = Path(__file__).resolve().parents[1]  # the flywheel_assets package
+    return here / "sql" if (here / "sql" / "schema").is_dir() else here.parent / "sql"
+
+
+SQL_DIR = _sql_dir()
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sa.exc.DBAPIError]
+    try:
+        import psycopg
+
+        errors.append(psycopg.Error)  # raised directly by COPY on the raw connection
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        pass
+    import duckdb
+
+    errors.append(duckdb.Error)
+    return tuple(errors)
+
+
+# Errors meaning "the database failed", whichever layer raised them.
+DATABASE_ERRORS = _driver_errors()
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse problem with a message that says what to do."""
+
+
+@functools.cache
+def load_sql(name: str) -> str:
+    """The text of ``sql/<name>.sql``."""
+    path = SQL_DIR / f"{name}.sql"
+    if not path.exists():
+        raise WarehouseError(f"SQL file {path} is missing; is the repository checked out whole?")
+    return path.read_text()
+
+
+def named_params(sql: str, params: dict[str, object]) -> dict[str, object]:
+    """The entries of ``params`` that ``sql`` names as ``:name``: one set of bounds can serve
+    several SQL files, each binding only what it uses."""
+    return {k: v for k, v in params.items() if f":{k}" in sql}
+
+
+def split_statements(text: str) -> list[str]:
+    """Split a reviewed schema file on statement-ending semicolons (no semicolons in literals)."""
+    lines = [ln for ln in text.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _ident(name: str) -> str:
+    # Table and column names come from this package's own schema, never from data; still,
+    # refuse anything that is not a plain identifier so no data can ever become SQL.
+    if not _IDENTIFIER.match(name):
+        raise WarehouseError(f"not a plain SQL identifier: {name!r}")
+    return name
+
+
+class Warehouse:
+    """Connections, migrations, SQL files and bulk loads for one warehouse URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = sa.engine.make_url(url).get_backend_name()
+        if self.dialect not in ("duckdb", "postgresql"):
+            raise WarehouseError(
+                f"unsupported warehouse URL {sa.engine.make_url(url).render_as_string()!r}: "
+                "use duckdb:///path/file.duckdb or postgresql+psycopg://user@host/db"
+            )
+        sa_url = sa.engine.make_url(url)
+        password = os.environ.get("FLYWHEEL_WAREHOUSE_PASSWORD")
+        if self.dialect == "postgresql" and password and sa_url.password is None:
+            # The URL (host, database, sslmode, ...) is configuration; the password is a secret
+            # and may come on its own from the environment.
+            sa_url = sa_url.set(password=password)
+        key = os.environ.get(ENCRYPTION_KEY_ENV)
+        if self.dialect == "duckdb" and key:
+            self.engine = _encrypted_duckdb_engine(sa_url, key)
+        else:
+            # DuckDB allows one writing process per file: hold the file only while working.
+            kwargs = (
+                {"poolclass": NullPool} if self.dialect == "duckdb" else {"pool_pre_ping": True}
+            )
+            self.engine = sa.create_engine(sa_url, **kwargs)
+        # On PostgreSQL with least-privilege roles: the role each transaction acts as (the
+        # running asset's stage role, docs/security.md); None acts as the login itself.
+        self.session_role: Callable[[], str | None] | None = None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection inside one transaction: committed on success, rolled back on error."""
+        with self.engine.begin() as conn:
+            role = (
+                self.session_role() if self.session_role and self.dialect == "postgresql" else None
+            )
+            if role:
+                conn.execute(sa.text(load_sql("admin/set_role")), {"role": role})
+            yield conn
+
+    def migrations(self) -> list[Migration]:
+        """Every migration file for this dialect, in the order they apply: `sql/schema/*.sql`,
+        then the dialect's own (`sql/schema_<dialect>/*.sql`, e.g. PostgreSQL's indexes)."""
+        paths = sorted((SQL_DIR / "schema").glob("*.sql"))
+        paths += sorted((SQL_DIR / f"schema_{self.dialect}").glob("*.sql"))
+        return [Migration.from_path(p) for p in paths]
+
+    def applied_migrations(self, conn: Connection) -> dict[str, str]:
+        """version -> SHA-256 of what this warehouse has applied ({} for a new warehouse)."""
+        if not self.scalar(conn, load_sql("migrations/has_table"), table="schema_migrations"):
+            return {}
+        rows = conn.execute(sa.text(load_sql("migrations/applied"))).fetchall()
+        return {str(r.version): str(r.sha256) for r in rows}
+
+    def pending_migrations(self) -> list[Migration]:
+        """The migrations not applied yet; raises if an applied file has since changed."""
+        with self.begin() as conn:
+            applied = self.applied_migrations(conn)
+        return _pending(self.migrations(), applied)
+
+    def migrate(self, applied_by: str = "flywheel", owner_role: str | None = None) -> list[str]:
+        """Apply the missing migrations in order, each recorded with its SHA-256, all in one
+        transaction (PostgreSQL and DuckDB both have transactional DDL); returns the versions
+        applied. Idempotent. Every file is also safe to re-run (IF NOT EXISTS), so a warehouse
+        created before versioned migrations records them on its first run."""
+        try:
+            with self.begin() as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(sa.text(load_sql("migrations/lock_postgresql")))
+                    if owner_role and self.scalar(
+                        conn, load_sql("admin/role_exists"), role=owner_role
+                    ):
+                        # New tables belong to the owner role, not to whoever ran the command.
+                        conn.execute(sa.text(load_sql("admin/set_role")), {"role": owner_role})
+                applied = self.applied_migrations(conn)
+                pending = _pending(self.migrations(), applied)
+                now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+                for migration in pending:
+                    for statement in split_statements(migration.text):
+                        conn.execute(sa.text(statement))
+                    conn.execute(
+                        sa.text(load_sql("migrations/record")),
+                        {
+                            "version": migration.version,
+                            "sha256": migration.sha256,
+                            "applied_at": now,
+                            "applied_by": applied_by,
+                        },
+                    )
+                if pending:
+                    # A schema change is a configuration change: it goes to the audit trail.
+                    self.run(
+                        conn,
+                        "quality/insert_audit",
+                        logged_at=now,
+                        actor=applied_by,
+                        action="migrate",
+                        subject=f"schema: {len(pending)} migration(s)",
+                        details=json.dumps({m.version: m.sha256 for m in pending}),
+                        why="flywheel migrate",
+                    )
+                return [m.version for m in pending]
+        except sa.exc.ProgrammingError as exc:
+            if "permission denied" in str(exc) or "must be owner" in str(exc):
+                raise WarehouseError(
+                    f"the warehouse user may not change the schema ({str(exc).splitlines()[0]}): "
+                    "run `flywheel migrate` as the schema owner (docs/security.md)"
+                ) from exc
+            raise
+
+    # ----- running SQL ------------------------------------------------------------------------
+
+    @staticmethod
+    def run(conn: Connection, name: str, **params: object) -> int:
+        """Run the SQL file ``sql/<name>.sql`` with bound parameters; returns affected rows."""
+        result = conn.execute(sa.text(load_sql(name)), params)
+        return int(result.rowcount or 0)
+
+    @staticmethod
+    def query_df(conn: Connection, sql: str, **params: object) -> pd.DataFrame:
+        """A query's result as a DataFrame (DATE columns as ``datetime.date`` objects)."""
+        if conn.dialect.name == "duckdb":
+            # SQLAlchemy binds the parameters; DuckDB hands the result over as Arrow, which is
+            # an order of magnitude faster than building Python rows for a day of events.
+            compiled = sa.text(sql).bindparams(**params).compile(dialect=conn.dialect)
+            values = [compiled.params[name] for name in compiled.positiontup or []]
+            # execute() (not sql()) because it also ends a result SQLAlchemy left unfinished on
+            # this connection. DuckDB 2 warns that Arrow from execute() costs one extra copy:
+            # still far cheaper than Python rows.
+            cursor = conn.connection.driver_connection.execute(str(compiled), values)
+            # DuckDB 2 renamed fetch_arrow_table to to_arrow_table.
+            fetch = getattr(cursor, "to_arrow_table", None) or cursor.fetch_arrow_table
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
+                table = fetch()
+            return table.to_pandas(date_as_object=True)
+        result = conn.execute(sa.text(sql), params)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    @staticmethod
+    def scalar(conn: Connection, sql: str, **params: object) -> object:
+        return conn.execute(sa.text(sql), params).scalar()
+
+    def delete_partition(self, conn: Connection, table: str, dt: object) -> int:
+        result = conn.execute(sa.text(f"DELETE FROM {_ident(table)} WHERE dt = :dt"), {"dt": dt})  # noqa: S608
+        return int(result.rowcount or 0)
+
+    def count_partition(self, conn: Connection, table: str, dt: object) -> int:
+        sql = f"SELECT COUNT(*) FROM {_ident(table)} WHERE dt = :dt"  # noqa: S608
+        return int(conn.execute(sa.text(sql), {"dt": dt}).scalar() or 0)
+
+    # ----- bulk loads -------------------------------------------------------------------------
+
+    def insert_df(self, conn: Connection, table: str, df: pd.DataFrame) -> int:
+        """Append ``df`` (columns named as the table's) inside the caller's transaction."""
+        if df.empty:
+            return 0
+        cols = ", ".join(_ident(c) for c in df.columns)
+        raw = conn.connection.driver_connection
+        if self.dialect == "duckdb":
+            view = f"_load_{uuid.uuid4().hex}"
+            # Through Arrow: pyarrow converts object (string) columns in C++, and DuckDB scans
+            # the Arrow table without another copy (a third faster than scanning the DataFrame).
+            raw.register(view, pa.Table.from_pandas(df, preserve_index=False))
+            try:
+                raw.execute(f"INSERT INTO {_ident(table)} ({cols}) SELECT {cols} FROM {view}")  # noqa: S608
+            finally:
+                raw.unregister(view)
+        else:
+            with raw.cursor() as cur, cur.copy(f"COPY {_ident(table)} ({cols}) FROM STDIN") as copy:
+                for row in _python_rows(df):
+                    copy.write_row(row)
+        return len(df)
+
+    def register_temp(self, conn: Connection, name: str, df: pd.DataFrame) -> None:
+        """Make ``df`` queryable as relation ``name`` for this connection's transaction."""
+        raw = conn.connection.driver_connection
+        if self.dialect == "duckdb":
+            raw.register(_ident(name), df)
+            return
+        types = {c: _pg_type(df[c]) for c in df.columns}
+        ddl = ", ".join(f"{_ident(c)} {t}" for c, t in types.items())
+        conn.execute(sa.text(f"CREATE TEMP TABLE {_ident(name)} ({ddl}) ON COMMIT DROP"))
+        self.insert_df(conn, name, df)
+
+    def unregister_temp(self, conn: Connection, name: str) -> None:
+        if self.dialect == "duckdb":
+            conn.connection.driver_connection.unregister(_ident(name))
+
+
+ENCRYPTION_KEY_ENV = "FLYWHEEL_WAREHOUSE_ENCRYPTION_KEY"
+# Development and tests on a machine that cannot load DuckDB's httpfs extension only: lets
+# DuckDB write encrypted files with its built-in mbedtls, which DuckDB calls not secure.
+UNSAFE_CRYPTO_ENV = "FLYWHEEL_DUCKDB_UNSAFE_CRYPTO"
+
+
+def _load_duckdb_crypto(raw: object) -> None:
+    """DuckDB writes encrypted files only with OpenSSL, which its httpfs extension brings."""
+    import duckdb
+
+    if os.environ.get(UNSAFE_CRYPTO_ENV, "").lower() == "true":
+        raw.execute("SET force_mbedtls_unsafe = 'true'")
+        return
+    try:
+        raw.execute("LOAD httpfs")
+        return
+    except duckdb.Error:
+        pass
+    try:
+        raw.execute("INSTALL httpfs")
+        raw.execute("LOAD httpfs")
+    except duckdb.Error as exc:
+        raise WarehouseError(
+            f"{ENCRYPTION_KEY_ENV} is set, and DuckDB encrypts with OpenSSL from its httpfs "
+            f"extension, which could not be loaded ({str(exc).splitlines()[0]}). Install it "
+            "once where DuckDB's extension repository is reachable (python -c \"import duckdb; "
+            "duckdb.execute('INSTALL httpfs')\"), or copy it into the extension directory "
+            "(docs/security.md)."
+        ) from exc
+
+
+def _encrypted_duckdb_engine(url: sa.engine.URL, key: str) -> sa.engine.Engine:
+    """An engine whose every connection attaches the warehouse file with its key (bound as a
+    parameter) and works inside it; the file on disk is AES-GCM encrypted. The URL's other
+    DuckDB settings (e.g. ?threads=2) apply to the connection as they would to the file."""
+    path = url.database
+    if not path or path == ":memory:":
+        raise WarehouseError(f"{ENCRYPTION_KEY_ENV} needs a DuckDB file, not an in-memory database")
+    settings = {k: v for k, v in url.query.items() if k != "access_mode"}
+    read_only = url.query.get("access_mode") == "read_only"
+    memory = sa.engine.make_url("duckdb:///:memory:").update_query_dict(settings)
+    engine = sa.create_engine(memory, poolclass=NullPool)
+
+    @sa.event.listens_for(engine, "connect")
+    def _attach(dbapi_connection: object, _record: object) -> None:
+        import duckdb
+
+        if not read_only:
+            _load_duckdb_crypto(dbapi_connection)
+        options = "ENCRYPTION_KEY ?, READ_ONLY" if read_only else "ENCRYPTION_KEY ?"
+        try:
+            dbapi_connection.execute(f"ATTACH ? AS warehouse ({options})", [path, key])
+        except duckdb.Error as exc:
+            raise WarehouseError(_attach_problem(path, str(exc))) from exc
+        dbapi_connection.execute("USE warehouse")
+
+    return engine
+
+
+def _attach_problem(path: str, error: str) -> str:
+    first = error.splitlines()[0] if error else "unknown error"
+    lowered = error.lower()
+    if "wrong encryption key" in lowered:
+        return (
+            f"cannot open {path}: {ENCRYPTION_KEY_ENV} is not the key it was encrypted with "
+            "(a wrong key cannot open it; nothing was changed)"
+        )
+    if "not encrypted" in lowered or "without encryption" in lowered:
+        return (
+            f"cannot open {path} with {ENCRYPTION_KEY_ENV}: the file is not encrypted ({first}). "
+            "Copy it once with `flywheel encrypt-warehouse` (docs/security.md)."
+        )
+    return f"cannot open the encrypted warehouse {path}: {first}"
+
+
+def encrypt_duckdb_file(source: Path, target: Path, key: str) -> None:
+    """Copy an unencrypted DuckDB warehouse into a new encrypted file (the source stays; a
+    failed copy leaves no target behind)."""
+    import duckdb
+
+    if not source.is_file():
+        raise WarehouseError(f"{source} does not exist: nothing to encrypt")
+    if target.exists():
+        raise WarehouseError(f"{target} exists: choose a new file for the encrypted copy")
+    con = duckdb.connect()
+    try:
+        _load_duckdb_crypto(con)
+        con.execute("ATTACH ? AS plain (READ_ONLY)", [str(source)])
+        con.execute("ATTACH ? AS sealed (ENCRYPTION_KEY ?)", [str(target), key])
+        con.execute("COPY FROM DATABASE plain TO sealed")
+    except duckdb.Error as exc:
+        con.close()
+        for leftover in (target, target.with_name(target.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise WarehouseError(f"cannot encrypt {source}: {str(exc).splitlines()[0]}") from exc
+    con.close()
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One reviewed schema file; its version is its path under `sql/` without `.sql`."""
+
+    version: str
+    text: str
+    sha256: str
+
+    @classmethod
+    def from_path(cls, path: Path) -> Migration:
+        text = path.read_text()
+        version = path.relative_to(SQL_DIR).with_suffix("").as_posix()
+        # Line endings do not change a migration (a checkout with CRLF is the same file).
+        canonical = text.replace("\r\n", "\n")
+        return cls(version, text, hashlib.sha256(canonical.encode()).hexdigest())
+
+
+def _pending(migrations: list[Migration], applied: dict[str, str]) -> list[Migration]:
+    changed = [
+        m.version for m in migrations if m.version in applied and applied[m.version] != m.sha256
+    ]
+    known = {m.version for m in migrations}
+    unknown = sorted(v for v in applied if v not in known)
+    if unknown:
+        raise WarehouseError(
+            f"this warehouse has applied migrations this code does not have: {unknown[:5]}. It "
+            "was migrated by newer code (run that version), or applied files were renamed or "
+            "deleted (restore them: a schema change is a new numbered file)."
+        )
+    if changed:
+        raise WarehouseError(
+            f"migration files changed after this warehouse applied them: {changed}. A schema "
+            "change is a new numbered file in sql/schema; restore the applied files."
+        )
+    return [m for m in migrations if m.version not in applied]
+
+
+def _pg_type(s: pd.Series) -> str:
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "TIMESTAMP"
+    if pd.api.types.is_bool_dtype(s):
+        return "BOOLEAN"
+    if pd.api.types.is_integer_dtype(s):
+        return "BIGINT"
+    if pd.api.types.is_float_dtype(s):
+        return "DOUBLE PRECISION"
+    first = s.dropna().head(1)
+    if len(first) and isinstance(first.iloc[0], dt.date):
+        return "TIMESTAMP" if isinstance(first.iloc[0], dt.datetime) else "DATE"
+    return "TEXT"
+
+
+def _python_rows(df: pd.DataFrame) -> Iterator[tuple]:
+    """Rows as Python values with None for missing ones (COPY does not understand NaN/NaT)."""
+    cols = []
+    for c in df.columns:
+        s = df[c]
+        values = s.astype(object).to_numpy()
+        mask = s.isna().to_numpy()
+        if mask.any():
+            values = values.copy()
+            values[mask] = None
+        if pd.api.types.is_datetime64_any_dtype(s):
+            values = np.array(
+                [None if v is None else pd.Timestamp(v).to_pydatetime() for v in values],
+                dtype=object,
+            )
+        cols.append(values)
+    yield from zip(*cols, strict=True)

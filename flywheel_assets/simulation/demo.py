@@ -1,0 +1,320 @@
+"""The demo loop: the simulator plays the shop, the flywheel turns once per simulated day.
+
+Day D: the champion (cold start before any model) serves the simulator's requests; the
+simulated users' events land as files in FLYWHEEL_LANDING_DIR/events/dt=D/; the whole cycle is
+materialised for partition D through Dagster (recorded in the instance at DAGSTER_HOME, so the
+UI shows every run); its promotion decision picks who serves D + 1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from flywheel_assets.platform.settings import FlywheelPaths
+from flywheel_assets.platform.warehouse import Warehouse, load_sql
+from flywheel_assets.simulation.simulator import ShopSimulator, SimulatorConfig
+
+COLUMNS = [
+    "day",
+    "events",
+    "quarantined",
+    "champion",
+    "challenger",
+    "decision",
+    "ctr",
+    "purchase_rate",
+    "oracle_share",
+    "baseline_share",
+]
+# dagster.yaml and dagster.production.yaml (the repository's top level; links to them in the
+# package make a built wheel carry them too).
+INSTANCE_DIR = Path(__file__).resolve().parents[1] / "instance"
+DEMO_EXPERIMENT_DAYS = 3
+
+
+def prepare_home(
+    home: Path,
+    warehouse_url: str | None = None,
+    seed: int | None = None,
+    dagster_storage: str = "sqlite",
+) -> FlywheelPaths:
+    """Create a fresh home and point the environment at it (warehouse: DuckDB inside it,
+    unless ``warehouse_url`` names another, e.g. an empty PostgreSQL database).
+
+    With ``seed`` the pseudonym key is derived from it, so a demo run is reproducible: users'
+    experiment arms hash their pseudonyms. The simulated shop's ids protect nobody; a real
+    deployment's key is a secret from the environment (docs/decisions.md, 44)."""
+    if home.exists() and any(home.iterdir()):
+        raise SystemExit(f"{home} is not empty: the demo needs a fresh home (pass another --home)")
+    home.mkdir(parents=True, exist_ok=True)
+    key_file = home / "pseudonym.key"
+    key = (
+        secrets.token_hex(32)
+        if seed is None
+        else hashlib.sha256(f"flywheel demo pseudonym key, seed {seed}".encode()).hexdigest()
+    )
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    dagster_home = home / "dagster"
+    dagster_home.mkdir()
+    # Dagster's storage: SQLite in the home (dagster.yaml), or PostgreSQL as in production
+    # (dagster.production.yaml, its server from the DAGSTER_PG_* variables).
+    if dagster_storage not in DAGSTER_STORAGES:
+        raise SystemExit(f"unknown Dagster storage {dagster_storage!r}: {list(DAGSTER_STORAGES)}")
+    shutil.copy(INSTANCE_DIR / DAGSTER_STORAGES[dagster_storage], dagster_home / "dagster.yaml")
+    os.environ["FLYWHEEL_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    os.environ["FLYWHEEL_PSEUDONYM_KEY"] = key_file.read_text().strip()
+    for var in ("FLYWHEEL_WAREHOUSE_URL", "FLYWHEEL_LANDING_DIR", "FLYWHEEL_MODELS_DIR"):
+        os.environ.pop(var, None)
+    if warehouse_url:
+        os.environ["FLYWHEEL_WAREHOUSE_URL"] = warehouse_url
+    # A simulated shop is small and its models improve fast: experiments get three daily
+    # looks (production default: 7, a whole week) unless the environment says otherwise.
+    os.environ.setdefault("FLYWHEEL_EXPERIMENT_MAX_DAYS", str(DEMO_EXPERIMENT_DAYS))
+    return FlywheelPaths.from_env(home)
+
+
+DAGSTER_STORAGES = {"sqlite": "dagster.yaml", "postgres": "dagster.production.yaml"}
+
+
+def _iso_times(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out
+
+
+def write_landing(df: pd.DataFrame, landing_dir: Path, source: str, day: dt.date, fmt: str) -> Path:
+    folder = landing_dir / source / f"dt={day:%Y-%m-%d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = _iso_times(df)
+    path = folder / f"{source}-{day:%Y%m%d}.{fmt}"
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    if fmt == "jsonl":
+        out.to_json(tmp, orient="records", lines=True)
+    elif fmt == "csv":
+        out.to_csv(tmp, index=False)
+    elif fmt == "parquet":
+        out.to_parquet(tmp, index=False)
+    else:
+        raise ValueError(f"unknown landing format {fmt!r}: use jsonl, csv or parquet")
+    tmp.replace(path)  # writers publish whole files: readers ignore *.tmp
+    return path
+
+
+def produce_day(df: pd.DataFrame, bootstrap: str, topic: str, day: dt.date) -> int:
+    """The day's feed as JSON messages on ``topic``, stamped at the day's noon (the broker
+    day is the day they belong to), as a shop's producer would send them."""
+    from confluent_kafka import Producer
+
+    lines = _iso_times(df).to_json(orient="records", lines=True).splitlines()
+    stamp = int(dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC).timestamp() * 1000)
+    errors: list[str] = []
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for i, line in enumerate(lines):
+        producer.produce(
+            topic,
+            value=line.encode(),
+            timestamp=stamp,
+            on_delivery=lambda err, _m: errors.append(str(err)) if err else None,
+        )
+        if i % 10_000 == 0:
+            producer.poll(0)
+    if producer.flush(60) or errors:
+        raise SystemExit(f"producing the day's events to Kafka failed: {errors[:3]}")
+    return len(lines)
+
+
+def materialize_kafka() -> None:
+    """Read the topic to its end (the kafka_events asset), recorded in the demo's instance."""
+    import dagster as dg
+
+    from flywheel_assets.definitions import resources
+    from flywheel_assets.defs.ingestion.kafka import kafka_events
+
+    result = dg.materialize(
+        [kafka_events],
+        resources=resources(),
+        instance=dg.DagsterInstance.get(),
+        tags={"flywheel/source": "demo"},
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+    if not result.success:
+        raise SystemExit("reading the Kafka topic failed; see the run in the Dagster UI")
+
+
+def _root_cause(error: object) -> str:
+    """The innermost error's message: "Error occurred while executing op" says nothing."""
+    if error is None:
+        return "?"
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return str(getattr(error, "message", error)).strip()
+
+
+def materialize_day(day: dt.date) -> None:
+    import dagster as dg
+
+    from flywheel_assets.definitions import ALL_ASSETS, ALL_CHECKS, resources
+
+    result = dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        partition_key=day.isoformat(),
+        resources=resources(),
+        instance=dg.DagsterInstance.get(),
+        tags={"flywheel/source": "demo"},
+        # The per-day progress line is the demo's output; Dagster's step log stays in the
+        # instance (and the UI) instead of flooding the terminal.
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        raise_on_error=False,
+    )
+    if not result.success:
+        failures = [
+            f"{e.step_key}: {_root_cause(e.step_failure_data.error)}"
+            for e in result.all_events
+            if e.event_type_value == "STEP_FAILURE"
+        ]
+        raise SystemExit(
+            f"the cycle for {day} failed:\n  "
+            + "\n  ".join(failures)
+            + "\nfix the cause, then re-run the day (re-materialising a day is safe); "
+            "the run's full log is in the Dagster UI (dagster dev)"
+        )
+
+
+def record_simulator_day(wh: Warehouse, day: dt.date, oracle: float, baseline: float) -> None:
+    """What only the simulator knows (the served policy against the oracle), for the
+    flywheel_health asset's plot; replaced when a day is served again."""
+    with wh.begin() as conn:
+        wh.delete_partition(conn, "simulator_days", day)
+        wh.insert_df(
+            conn,
+            "simulator_days",
+            pd.DataFrame([{"dt": day, "oracle_share": oracle, "baseline_share": baseline}]),
+        )
+
+
+def day_summary(wh: Warehouse, day: dt.date) -> dict[str, object]:
+    with wh.begin() as conn:
+        row = wh.query_df(conn, load_sql("reporting/day_summary"), dt=day).iloc[0]
+    return {k: (None if pd.isna(v) else v) for k, v in row.items()}
+
+
+def run_demo(
+    *,
+    days: int,
+    seed: int,
+    start: dt.date,
+    home: Path,
+    fmt: str = "jsonl",
+    epsilon: float = 0.05,
+    on_day: Callable[[dict[str, object]], None] | None = None,
+    config: SimulatorConfig | None = None,
+    warehouse_url: str | None = None,
+    kafka: bool = False,
+    after_cycle: Callable[[dt.date, Warehouse], None] | None = None,
+    dagster_storage: str = "sqlite",
+) -> list[dict[str, object]]:
+    """``kafka``: the events go through a Kafka topic (a dev broker started for the demo)
+    instead of landing files; catalog and users still arrive as files. ``after_cycle`` is
+    called after each day's cycle (tests use it to act as an operator would)."""
+    if not kafka:
+        return _run_demo(
+            days, seed, start, home, fmt, epsilon, on_day, config, warehouse_url,
+            after_cycle=after_cycle, dagster_storage=dagster_storage,
+        )  # fmt: skip
+    from flywheel_assets.platform.dev_broker import DevBroker, create_topic
+
+    with DevBroker() as broker:
+        topic = "flywheel.events"
+        create_topic(broker.bootstrap, topic, partitions=3)
+        os.environ["FLYWHEEL_KAFKA_BOOTSTRAP"] = broker.bootstrap
+        os.environ["FLYWHEEL_KAFKA_TOPIC"] = topic
+        try:
+            return _run_demo(
+                days, seed, start, home, fmt, epsilon, on_day, config, warehouse_url,
+                kafka=(broker.bootstrap, topic), after_cycle=after_cycle,
+                dagster_storage=dagster_storage,
+            )  # fmt: skip
+        finally:
+            os.environ.pop("FLYWHEEL_KAFKA_BOOTSTRAP", None)
+            os.environ.pop("FLYWHEEL_KAFKA_TOPIC", None)
+
+
+def _run_demo(
+    days: int,
+    seed: int,
+    start: dt.date,
+    home: Path,
+    fmt: str,
+    epsilon: float,
+    on_day: Callable[[dict[str, object]], None] | None,
+    config: SimulatorConfig | None,
+    warehouse_url: str | None,
+    kafka: tuple[str, str] | None = None,
+    after_cycle: Callable[[dt.date, Warehouse], None] | None = None,
+    dagster_storage: str = "sqlite",
+) -> list[dict[str, object]]:
+    from flywheel_assets.platform.pseudonym import Pseudonymiser
+    from flywheel_assets.simulation.demo_ranker import ChampionPolicy
+
+    paths = prepare_home(home, warehouse_url, seed=seed, dagster_storage=dagster_storage)
+    print(f"flywheel demo home: {paths.home}", file=sys.stderr)
+    sim = ShopSimulator(config or SimulatorConfig(seed=seed), start=start)
+    pseudonymiser = Pseudonymiser(os.environ["FLYWHEEL_PSEUDONYM_KEY"])
+    wh = Warehouse(paths.warehouse_url)
+    wh.migrate()
+    rows = []
+    for i in range(days):
+        t0 = time.perf_counter()
+        day = start + dt.timedelta(days=i)
+        write_landing(sim.catalog_records(day), paths.landing_dir, "catalog", day, fmt)
+        write_landing(sim.user_records(day), paths.landing_dir, "users", day, fmt)
+        policy = ChampionPolicy(
+            wh, pseudonymiser, day, k=sim.config.slate_size, epsilon=epsilon, seed=seed
+        )
+        result = sim.serve_day(day, policy)
+        record_simulator_day(wh, day, result.oracle_share, result.baseline_share)
+        if kafka:
+            produce_day(result.feed, *kafka, day)
+            materialize_kafka()
+        else:
+            write_landing(result.feed, paths.landing_dir, "events", day, fmt)
+        print(
+            f"[{i + 1}/{days}] {day}: served {result.n_requests} requests, {len(result.feed)} events "
+            f"{'sent to Kafka' if kafka else 'landed'}; running the cycle...",
+            file=sys.stderr,
+        )
+        materialize_day(day)
+        if after_cycle:
+            after_cycle(day, wh)
+        s = day_summary(wh, day)
+        row = {
+            "day": day.isoformat(),
+            "events": int(s["events"] or 0),
+            "quarantined": int(s["quarantined"] or 0),
+            "champion": policy.model_version,
+            "challenger": s["challenger"],
+            "decision": s["decision"],
+            "ctr": round(float(s["clicks"] or 0) / max(int(s["impressions"] or 0), 1), 6),
+            "purchase_rate": round(float(s["purchases"] or 0) / max(int(s["requests"] or 0), 1), 6),
+            "oracle_share": round(result.oracle_share, 6),
+            "baseline_share": round(result.baseline_share, 6),
+        }
+        rows.append(row)
+        print(f"[{i + 1}/{days}] {day}: done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        if on_day:
+            on_day(row)
+    return rows
