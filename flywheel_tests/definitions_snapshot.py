@@ -124,7 +124,7 @@ def describe(defs: dg.Definitions) -> dict[str, object]:
 def current() -> dict[str, object]:
     from flywheel_assets.definitions import defs
 
-    return json.loads(json.dumps(describe(defs), sort_keys=True, default=str))
+    return json.loads(json.dumps(describe(defs()), sort_keys=True, default=str))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ flag, a job, a schedule, a sensor or the partitions fails here, with the differe
 
 import json
 
-from flywheel_tests.definitions_snapshot import SNAPSHOT, current
+from flywheel_tests.definitions_snapshot import SNAPSHOT, current, describe
 
 
 def _flatten(d: object, prefix: str = "") -> dict[str, object]:
@@ -28,6 +28,16 @@ def test_definitions_match_the_snapshot() -> None:
         "run `python -m flywheel_tests.definitions_snapshot --update` and review the diff:\n"
         + "\n".join(changed)
     )
+
+
+def test_installed_package_loads_the_same_definitions() -> None:
+    # A wheel has no pyproject.toml: the fallback loader must see exactly the same objects.
+    from flywheel_assets.definitions import load_defs
+
+    via_package = json.loads(
+        json.dumps(describe(load_defs(from_project_config=False)), default=str)
+    )
+    assert _flatten(via_package) == _flatten(current())
 
 
 def test_snapshot_covers_the_whole_cycle() -> None:

@@ -377,7 +377,7 @@ def test_duckdb_and_postgresql_compute_the_same_features(tmp_path: Path, pg_data
 
 
 def test_training_examples_label_impressions_within_the_window(tmp_path: Path) -> None:
-    from flywheel_assets.defs.training import training_examples
+    from flywheel_assets.defs.training.assets import training_examples
 
     day = START + dt.timedelta(days=2)
     base = events_for(day, seed=7, n=1).iloc[0].to_dict()

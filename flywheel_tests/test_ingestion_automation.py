@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from flywheel_assets.defs.automation import (
+from flywheel_assets.defs.ingestion.sensors import (
     kafka_ingest_every_5_minutes,
     kafka_late_days_sensor,
     landing_files_sensor,
@@ -148,10 +148,8 @@ def test_a_producer_with_its_own_names_is_ingested_by_configuration_alone(tmp_pa
     accepted through a YAML field map and nothing else."""
     from flywheel_assets.definitions import resources
     from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events
-    from flywheel_assets.defs.quality import (
-        QUALITY_CHECKS,
-        accepted_events,
-    )
+    from flywheel_assets.defs.quality.assets import accepted_events
+    from flywheel_assets.defs.quality.checks import QUALITY_CHECKS
 
     home = tmp_path / "home"
     monkeypatch.setenv("FLYWHEEL_HOME", str(home))

@@ -34,8 +34,8 @@ import sqlalchemy as sa
 from flywheel_assets import registry
 from flywheel_assets.definitions import resources
 from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
-from flywheel_assets.defs.quality import (
-    accepted_events,
+from flywheel_assets.defs.quality.assets import accepted_events
+from flywheel_assets.defs.quality.checks import (
     accepted_events_accounted,
     catalog_items_accounted,
     raw_events_accounted,

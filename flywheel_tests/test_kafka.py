@@ -327,11 +327,8 @@ def test_kafka_events_asset_feeds_raw_events_and_accounting(
     from flywheel_assets.definitions import resources
     from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events
     from flywheel_assets.defs.ingestion.kafka import kafka_events
-    from flywheel_assets.defs.quality import (
-        accepted_events,
-        accepted_events_accounted,
-        raw_events_accounted,
-    )
+    from flywheel_assets.defs.quality.assets import accepted_events
+    from flywheel_assets.defs.quality.checks import accepted_events_accounted, raw_events_accounted
 
     topic = "dagster-events"
     home = tmp_path / "home"

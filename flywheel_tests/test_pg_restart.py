@@ -16,11 +16,8 @@ import sqlalchemy as sa
 
 from flywheel_assets.definitions import resources
 from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events
-from flywheel_assets.defs.quality import (
-    accepted_events,
-    accepted_events_accounted,
-    raw_events_accounted,
-)
+from flywheel_assets.defs.quality.assets import accepted_events
+from flywheel_assets.defs.quality.checks import accepted_events_accounted, raw_events_accounted
 from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_tests.private_postgres import PrivatePostgres
 

@@ -93,7 +93,7 @@ def test_a_warm_start_boosts_the_champion_on_new_partitions_only(
     shop: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flywheel_assets.definitions import resources
-    from flywheel_assets.defs.training import challenger_model
+    from flywheel_assets.defs.training.assets import challenger_model
 
     # The champion of the day before (rolled back to, if the last day's model was promoted):
     # the warm start continues it on the last day's partition only.
@@ -138,7 +138,7 @@ def test_with_a_dask_scheduler_the_challenger_trains_on_the_cluster(
     from distributed import LocalCluster
 
     from flywheel_assets.definitions import resources
-    from flywheel_assets.defs.training import challenger_model
+    from flywheel_assets.defs.training.assets import challenger_model
     from flywheel_assets.evaluation.offline import offline_metrics
 
     monkeypatch.delenv("FLYWHEEL_WARM_START", raising=False)

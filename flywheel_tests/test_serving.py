@@ -23,7 +23,6 @@ from fastapi.testclient import TestClient
 from scipy import stats
 
 from flywheel_assets import registry
-from flywheel_assets.defs.promotion import publish_serving_pointer
 from flywheel_assets.features.store import serving_frame
 from flywheel_assets.platform.dev_broker import free_port
 from flywheel_assets.platform.pseudonym import Pseudonymiser
@@ -31,6 +30,7 @@ from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.serving.app import create_app
 from flywheel_assets.serving.event_sink import LandingSink
 from flywheel_assets.serving.online_features import FeatureSnapshot, latest_bundle
+from flywheel_assets.serving.pointer import publish_serving_pointer
 from flywheel_assets.serving.policy import epsilon_greedy_slate, epsilon_greedy_slates
 from flywheel_assets.serving.service import RankingService
 from flywheel_assets.simulation.demo import run_demo
@@ -496,7 +496,7 @@ def ingest(
     from flywheel_assets.definitions import resources
     from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
     from flywheel_assets.defs.ingestion.kafka import kafka_events
-    from flywheel_assets.defs.quality import accepted_events
+    from flywheel_assets.defs.quality.assets import accepted_events
 
     with restored_environment():
         os.environ["FLYWHEEL_HOME"] = str(home)
@@ -650,7 +650,7 @@ def test_request_log_loads_into_served_requests(home: Path, tmp_path: Path) -> N
     """The service's request log (candidates, served latency) lands in served_requests,
     users pseudonymised; a line that is not a request record is counted, not loaded."""
     from flywheel_assets.definitions import resources
-    from flywheel_assets.defs.serving import served_requests
+    from flywheel_assets.defs.serving.assets import served_requests
 
     landing = tmp_path / "landing"
     log = LandingSink(landing, source="requests")
@@ -695,7 +695,7 @@ def test_request_log_loads_into_served_requests(home: Path, tmp_path: Path) -> N
 def test_latency_guardrail_uses_served_latency_when_the_service_logged_enough(
     tmp_path: Path,
 ) -> None:
-    from flywheel_assets.defs.promotion import _latency
+    from flywheel_assets.defs.evaluation.assets import _latency
     from flywheel_assets.evaluation.experiments import Experiment, ExperimentPolicy, analyse
 
     wh = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")

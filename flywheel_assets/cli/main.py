@@ -284,8 +284,8 @@ def _rollback(args: argparse.Namespace) -> int:
 
     from flywheel_assets import registry
     from flywheel_assets.defs.common import utcnow
-    from flywheel_assets.defs.promotion import publish_serving_pointer
     from flywheel_assets.platform.settings import FlywheelPaths
+    from flywheel_assets.serving.pointer import publish_serving_pointer
 
     wh = _warehouse()
     actor = args.by or f"{getpass.getuser()} (flywheel rollback)"

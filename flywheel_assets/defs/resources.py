@@ -325,3 +325,21 @@ class PseudonymResource(dg.ConfigurableResource):
 
 def _resolve(p: str) -> Path:
     return Path(p).expanduser().resolve()
+
+
+def resources() -> dict[str, object]:
+    """Resources configured from the environment; secrets only through EnvVar."""
+    return {
+        "warehouse": WarehouseResource(),
+        "flywheel": FlywheelConfig(),
+        "pseudonyms": PseudonymResource(key=dg.EnvVar("FLYWHEEL_PSEUDONYM_KEY")),
+        "kafka": KafkaResource(),
+    }
+
+
+@dg.definitions
+def resource_defs() -> dg.Definitions:
+    """The resources every asset, check and op of the code location shares, and its executor:
+    warehouse steps run one at a time anyway (a pool of 1), so a process per step would only
+    add its start-up (docs/decisions.md, 48)."""
+    return dg.Definitions(resources=resources(), executor=dg.in_process_executor)

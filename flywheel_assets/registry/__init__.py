@@ -287,3 +287,17 @@ def rollback(
         why=reason,
     )
     return current, target
+
+
+def champion_for_day(conn: Connection, day: dt.date) -> str | None:
+    """Who was champion when day ``day`` was decided: for the newest day the alias as it is now
+    (rollbacks included); for a day already decided, or older, what the records say."""
+    decided = Warehouse.query_df(conn, load_sql("registry/get_decision"), dt=day)
+    if not decided.empty:
+        before = decided.iloc[0]["champion_before"]
+        return before if isinstance(before, str) else None
+    later = Warehouse.query_df(conn, load_sql("registry/latest_decision_after"), dt=day)
+    if later.empty:
+        return get_alias(conn, CHAMPION)
+    value = Warehouse.scalar(conn, load_sql("registry/champion_before"), dt=day)
+    return None if value is None else str(value)

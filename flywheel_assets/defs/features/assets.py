@@ -22,7 +22,7 @@ from flywheel_assets.defs.common import (
     partition_days,
 )
 from flywheel_assets.defs.ingestion.assets import catalog_items, users
-from flywheel_assets.defs.quality import accepted_events
+from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
 from flywheel_assets.platform.warehouse import load_sql, named_params
 

@@ -16,8 +16,7 @@ from sqlalchemy.engine import Connection
 
 from flywheel_assets.defs.common import WAREHOUSE_POOL, check_days, md_table
 from flywheel_assets.defs.features.assets import ACTIVITY_ASSETS, FEATURE_ASSETS
-from flywheel_assets.defs.promotion import offline_evaluation
-from flywheel_assets.defs.quality import suite_check
+from flywheel_assets.defs.quality.checks import suite_check
 from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
 from flywheel_assets.platform.settings import QualityThresholds
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
@@ -185,7 +184,7 @@ def _feature_drift_for(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
         warehouse: WarehouseResource,
         flywheel: FlywheelConfig,
     ) -> dg.AssetCheckResult:
-        return _drift_check(
+        return drift_check(
             context,
             warehouse,
             flywheel.quality(),
@@ -198,33 +197,7 @@ def _feature_drift_for(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
     return _check
 
 
-@dg.asset_check(
-    asset=offline_evaluation,
-    pool=WAREHOUSE_POOL,
-    blocking=True,
-    description=(
-        "PSI and KS of the challenger's holdout scores against the challengers' scores on the "
-        "reference days: a model whose outputs jumped is not promoted unseen."
-    ),
-)
-def challenger_score_drift(
-    context: dg.AssetCheckExecutionContext,
-    warehouse: WarehouseResource,
-    flywheel: FlywheelConfig,
-) -> dg.AssetCheckResult:
-    return _drift_check(
-        context,
-        warehouse,
-        flywheel.quality(),
-        "challenger scores",
-        "score_samples",
-        "quality/score_day",
-        "quality/score_reference",
-        role="challenger",
-    )
-
-
-def _drift_check(
+def drift_check(
     context: dg.AssetCheckExecutionContext,
     warehouse: WarehouseResource,
     q: QualityThresholds,
@@ -263,5 +236,4 @@ def _drift_check(
 FEATURE_CHECKS = [
     *[_suite_for(a) for a in [*ACTIVITY_ASSETS, *FEATURE_ASSETS]],
     *[_feature_drift_for(a) for a in FEATURE_ASSETS if a.key.path[-1] in DEFAULT_DRIFT_COLUMNS],
-    challenger_score_drift,
 ]

@@ -8,8 +8,8 @@ import dagster as dg
 import pandas as pd
 
 from flywheel_assets.defs.common import daily_asset, materialize_days, md_table
-from flywheel_assets.defs.promotion import champion_model
-from flywheel_assets.defs.quality import accepted_events
+from flywheel_assets.defs.promotion.assets import champion_model
+from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.resources import WarehouseResource
 from flywheel_assets.platform.plots import health_markdown
 from flywheel_assets.platform.warehouse import load_sql

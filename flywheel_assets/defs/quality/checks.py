@@ -1,8 +1,6 @@
-"""Quality: relational rules into `events` + quarantine, and the blocking checks of the cycle.
-
-Great Expectations 1.x suites (flywheel_assets/gx_suites) run inside our own asset checks:
-dagster-ge only supports GX < 1.0. ERROR-level checks are blocking, so a failing day stops
-before anything downstream of it materialises.
+"""Quality's blocking checks: row accounting, Great Expectations 1.x suites (flywheel_assets/quality/gx_suites)
+run inside our own asset checks (dagster-ge only supports GX < 1.0), and the quarantine share.
+ERROR-level checks are blocking, so a failing day stops before anything downstream materialises.
 """
 
 import datetime as dt
@@ -14,56 +12,21 @@ from sqlalchemy.engine import Connection
 
 from flywheel_assets.defs.common import (
     WAREHOUSE_POOL,
-    accounting_metadata,
     check_days,
-    daily_asset,
     day_start,
-    materialize_days,
     md_table,
     utcnow,
 )
 from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
+from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
-from flywheel_assets.ingestion.accounting import record_accounting, source_accounting
+from flywheel_assets.ingestion.accounting import source_accounting
 from flywheel_assets.platform.settings import QualityThresholds
 from flywheel_assets.platform.warehouse import Warehouse, load_sql, named_params
 from flywheel_assets.quality.suites import validate_dataframe
 
-
-@dg.asset(
-    **daily_asset("quality", {"sql", "duckdb"}),
-    deps=[raw_events, catalog_items],
-    description=(
-        "Events that pass the relational rules (not a redelivery of another day's event, item "
-        "known to the catalog); the rest go to quarantine with the reason."
-    ),
-)
-def accepted_events(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    def build(day: dt.date) -> dg.MaterializeResult | dict[str, object]:
-        wh = warehouse.get()
-        with wh.begin() as conn:
-            wh.delete_partition(conn, "events", day)
-            wh.run(conn, "ingestion/delete_quarantine", dt=day, source="events", stage="quality")
-            wh.run(conn, "ingestion/accept_events", dt=day)
-            wh.run(conn, "ingestion/quarantine_events", dt=day, now=utcnow())
-            accounting = record_accounting(wh, conn, day, "events", utcnow())
-            counts = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
-            by_type = wh.query_df(conn, load_sql("quality/events_by_type"), dt=day)
-        accepted = int(counts["accepted"])
-        raw = int(counts["raw"])
-        return dg.MaterializeResult(
-            metadata={
-                **accounting_metadata(accounting),
-                "dagster/row_count": dg.MetadataValue.int(accepted),
-                "rows_quarantined": dg.MetadataValue.int(int(counts["quarantined_quality"])),
-                "quarantine_share": dg.MetadataValue.float(1 - accepted / raw if raw else 0.0),
-                "events_by_type": dg.MetadataValue.md(md_table(by_type)),
-            }
-        )
-
-    return materialize_days(context, build)
+# (warehouse, connection, day) -> (suite parameters, description of what they were built from)
+SuiteParameters = Callable[[Warehouse, Connection, dt.date], tuple[dict[str, object], str]]
 
 
 def _balance_check(
@@ -167,9 +130,6 @@ def users_accounted(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     return _source_accounted(context, warehouse, "users")
-
-
-SuiteParameters = Callable[[Warehouse, Connection, dt.date], tuple[dict[str, object], str]]
 
 
 def suite_check(

@@ -13,14 +13,13 @@ import pandas as pd
 
 from flywheel_assets import registry
 from flywheel_assets.defs.common import (
-    WAREHOUSE_POOL,
     daily_asset,
     materialize_days,
     md_table,
     utcnow,
 )
 from flywheel_assets.defs.features.assets import FEATURE_ASSETS
-from flywheel_assets.defs.quality import accepted_events, suite_check
+from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
 from flywheel_assets.evaluation.offline import offline_metrics
 from flywheel_assets.platform.plots import importance_markdown
@@ -74,20 +73,6 @@ def training_examples(
         )
 
     return materialize_days(context, build)
-
-
-@dg.asset_check(
-    pool=WAREHOUSE_POOL,
-    asset=training_examples,
-    blocking=True,
-    description="Great Expectations suite training_examples.",
-)
-def training_examples_suite(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    return suite_check(
-        context, warehouse, "quality/training_examples_partition", "training_examples"
-    )
 
 
 def _code_version() -> str | None:
@@ -258,6 +243,3 @@ def challenger_model(
         return dg.MaterializeResult(metadata=meta)
 
     return materialize_days(context, build)
-
-
-TRAINING_CHECKS = [training_examples_suite]

@@ -17,13 +17,14 @@ import dagster as dg
 from flywheel_assets.defs.common import daily, utcnow
 from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
 from flywheel_assets.defs.ingestion.kafka import DAYS_METADATA, kafka_events
-from flywheel_assets.defs.quality import QUALITY_CHECKS, accepted_events
-from flywheel_assets.defs.serving import served_requests
+from flywheel_assets.defs.quality.assets import accepted_events
+from flywheel_assets.defs.quality.checks import QUALITY_CHECKS
+from flywheel_assets.defs.serving.assets import served_requests
 from flywheel_assets.ingestion.landing import file_sha256, list_landing_files
-from flywheel_assets.platform.alerts import Alert, record_alert
 from flywheel_assets.platform.settings import FlywheelPaths
 
 LANDING_SOURCES = ("events", "catalog", "users", "requests")
+
 
 ingest_day_job = dg.define_asset_job(
     "ingest_day",
@@ -35,6 +36,7 @@ ingest_day_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Ingest and check one day: landing files and the topic's rows of that day.",
 )
+
 
 kafka_ingest_job = dg.define_asset_job(
     "kafka_ingest",
@@ -175,46 +177,3 @@ def kafka_late_days_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
                     )
                 )
     return dg.SensorResult(run_requests=requests, cursor=result.cursor or context.cursor)
-
-
-@dg.run_failure_sensor(
-    name="alert_on_run_failure",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description=(
-        "Records an alert for every failed run of this code location: FLYWHEEL_HOME/alerts/"
-        "alerts.jsonl, the warehouse's alerts table on PostgreSQL, and FLYWHEEL_ALERT_WEBHOOK_URL "
-        "when set."
-    ),
-)
-def alert_on_run_failure(context: dg.RunFailureSensorContext) -> None:
-    run = context.dagster_run
-    steps = [
-        {
-            "step": e.step_key,
-            "error": (
-                e.step_failure_data.error.message.strip() if e.step_failure_data.error else ""
-            ),
-        }
-        for e in context.get_step_failure_events()
-    ]
-    message = steps[0]["error"] if steps and steps[0]["error"] else context.failure_event.message
-    alert = Alert(
-        alert_id=f"run-failure:{run.run_id}",
-        raised_at=utcnow(),
-        kind="run_failure",
-        job_name=run.job_name,
-        run_id=run.run_id,
-        partition_key=run.tags.get("dagster/partition"),
-        message=(message or "run failed")[:2000],
-        details={"steps": steps, "tags": dict(run.tags)},
-    )
-    paths = FlywheelPaths.from_env()
-    problems = record_alert(alert, paths.home, paths.warehouse_url)
-    for problem in problems:
-        context.log.error(f"alert sink failed: {problem}; the alert: {alert.text()}")
-    context.log.info(alert.text())
-
-
-AUTOMATION_JOBS = [ingest_day_job, kafka_ingest_job]
-AUTOMATION_SCHEDULES = [kafka_ingest_every_5_minutes]
-AUTOMATION_SENSORS = [landing_files_sensor, kafka_late_days_sensor, alert_on_run_failure]

@@ -1,0 +1,78 @@
+"""The daily cycle: the job that turns the flywheel for one day, and the schedule that runs it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import dagster as dg
+
+from flywheel_assets.defs.common import daily
+
+# Every daily-partitioned stage; the Kafka stream (group "kafka", not partitioned) is read by
+# its own schedule, outside the cycle.
+CYCLE_GROUPS = (
+    "ingestion",
+    "quality",
+    "features",
+    "serving",
+    "training",
+    "evaluation",
+    "promotion",
+    "reporting",
+)
+
+flywheel_cycle = dg.define_asset_job(
+    "flywheel_cycle",
+    selection=dg.AssetSelection.groups(*CYCLE_GROUPS),
+    # Warehouse steps run one at a time anyway (pool of 1): a process per step would only add
+    # its start-up, about half of a day's cycle on 2 cores (docs/decisions.md, 48).
+    executor_def=dg.in_process_executor,
+    description="One turn of the flywheel for a day: ingest, check, features, train, evaluate, promote.",
+)
+
+
+# When the daily cycle runs: structural (read when definitions load), like the partitions.
+CYCLE_CRON = os.environ.get("FLYWHEEL_CYCLE_CRON", "0 1 * * *")
+CYCLE_TIMEZONE = os.environ.get("FLYWHEEL_CYCLE_TIMEZONE", "UTC")
+
+
+@dg.schedule(
+    job=flywheel_cycle,
+    cron_schedule=CYCLE_CRON,
+    execution_timezone=CYCLE_TIMEZONE,
+    name="daily_flywheel_cycle",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        f"At {CYCLE_CRON!r} ({CYCLE_TIMEZONE}; FLYWHEEL_CYCLE_CRON, FLYWHEEL_CYCLE_TIMEZONE), "
+        "the whole cycle for the day before: ingest, check, features, train, evaluate, decide, "
+        "publish."
+    ),
+)
+def daily_cycle_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    # Not build_schedule_from_partitioned_job: the partitions reach into today (end_offset=1,
+    # so today's files can be ingested as they arrive), and that helper would pick today.
+    # Partitions are UTC days; "the day before" is the UTC day before the tick.
+    day = context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+    key = day.isoformat()
+    if not daily.has_partition_key(key):
+        return dg.SkipReason(f"{key} is before the first partition (FLYWHEEL_PARTITION_START)")
+    # Dagster dedupes a schedule's run keys within one tick only: with a cron that ticks more
+    # than once a day, a day runs again only if its earlier runs failed or were cancelled.
+    earlier = context.instance.get_runs(
+        filters=dg.RunsFilter(
+            job_name=flywheel_cycle.name,
+            tags={"dagster/schedule_name": "daily_flywheel_cycle", "dagster/partition": key},
+        ),
+        limit=20,
+    )
+    done = [
+        r
+        for r in earlier
+        if r.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+    ]
+    if done:
+        return dg.SkipReason(
+            f"{key} already has a cycle run ({done[0].run_id}, {done[0].status.value})"
+        )
+    return dg.RunRequest(partition_key=key, run_key=f"daily_cycle:{key}")
