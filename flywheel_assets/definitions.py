@@ -22,8 +22,9 @@ def load_defs(from_project_config: bool | None = None) -> dg.Definitions:
         from_project_config = (PACKAGE_DIR.parent / "pyproject.toml").is_file()
     if from_project_config:
         return dg.load_from_defs_folder(path_within_project=PACKAGE_DIR)
-    import flywheel_assets.defs
     from dagster.components.core.component_tree import ComponentTree
+
+    import flywheel_assets.defs
 
     return ComponentTree.from_module(
         defs_module=flywheel_assets.defs, project_root=PACKAGE_DIR.parent
