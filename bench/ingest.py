@@ -136,9 +136,8 @@ def flywheel_dagster(
     """The raw_events asset for ``day`` through Dagster; returns the materialize call's seconds."""
     import dagster as dg
 
-    from flywheel_assets.definitions import resources
     from flywheel_assets.defs.ingestion.assets import raw_events
-    from flywheel_assets.defs.resources import WarehouseResource
+    from flywheel_assets.defs.resources import WarehouseResource, resources
     from flywheel_assets.platform.warehouse import Warehouse
 
     url = f"duckdb:///{tmp / f'wh_{fmt}.duckdb'}"

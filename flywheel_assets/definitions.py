@@ -7,6 +7,7 @@ way a ``dg`` project loads its defs folder (``[tool.dg]`` in pyproject.toml).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import dagster as dg
@@ -34,3 +35,40 @@ def load_defs(from_project_config: bool | None = None) -> dg.Definitions:
 @dg.definitions
 def defs() -> dg.Definitions:
     return load_defs()
+
+
+@functools.cache
+def loaded() -> dg.Definitions:
+    """The code location's definitions, built once per process (for code that is not Dagster's
+    own loading: the demo, benchmarks and tests)."""
+    return load_defs()
+
+
+def cycle_assets() -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
+    """The daily cycle's assets and their checks (every group of defs/cycle.py, so not the
+    Kafka stream), for ``dg.materialize`` of a day in process."""
+    from flywheel_assets.defs.cycle import CYCLE_GROUPS
+
+    d = loaded()
+    assets = [
+        a
+        for a in _unique(d.assets or [])
+        if not isinstance(a, dg.AssetChecksDefinition)
+        and isinstance(a, dg.AssetsDefinition)
+        and set(a.group_names_by_key.values()) <= set(CYCLE_GROUPS)
+    ]
+    keys = {k for a in assets for k in a.keys}
+    checks = [
+        c
+        for c in _unique([*(d.asset_checks or []), *(d.assets or [])])
+        if isinstance(c, dg.AssetChecksDefinition)
+        and all(spec.asset_key in keys for spec in c.check_specs)
+    ]
+    return [*assets, *checks]
+
+
+def _unique(items: object) -> list:
+    seen: dict[int, object] = {}
+    for item in items:  # type: ignore[attr-defined]
+        seen.setdefault(id(item), item)
+    return list(seen.values())

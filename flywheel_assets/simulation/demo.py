@@ -141,8 +141,8 @@ def materialize_kafka() -> None:
     """Read the topic to its end (the kafka_events asset), recorded in the demo's instance."""
     import dagster as dg
 
-    from flywheel_assets.definitions import resources
     from flywheel_assets.defs.ingestion.kafka import kafka_events
+    from flywheel_assets.defs.resources import resources
 
     result = dg.materialize(
         [kafka_events],
@@ -167,10 +167,11 @@ def _root_cause(error: object) -> str:
 def materialize_day(day: dt.date) -> None:
     import dagster as dg
 
-    from flywheel_assets.definitions import ALL_ASSETS, ALL_CHECKS, resources
+    from flywheel_assets.definitions import cycle_assets
+    from flywheel_assets.defs.resources import resources
 
     result = dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
+        cycle_assets(),
         partition_key=day.isoformat(),
         resources=resources(),
         instance=dg.DagsterInstance.get(),

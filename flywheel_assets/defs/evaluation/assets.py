@@ -16,16 +16,16 @@ from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
 from flywheel_assets.defs.serving.assets import served_requests
 from flywheel_assets.defs.training.assets import challenger_model
+from flywheel_assets.evaluation import (
+    calibration,
+    offline_metrics,
+)
 from flywheel_assets.evaluation.experiments import (
     VARIANTS,
     Analysis,
     Experiment,
     analyse,
     replay_latency,
-)
-from flywheel_assets.evaluation.offline import (
-    calibration,
-    offline_metrics,
 )
 from flywheel_assets.features.store import replay_frame, training_frame
 from flywheel_assets.platform.plots import effect_over_looks_markdown, reliability_markdown

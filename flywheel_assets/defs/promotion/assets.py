@@ -16,13 +16,13 @@ from flywheel_assets import registry
 from flywheel_assets.defs.common import daily_asset, materialize_days, md_table, utcnow
 from flywheel_assets.defs.evaluation.assets import offline_evaluation, online_evaluation
 from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
+from flywheel_assets.evaluation import (
+    OfflineMetrics,
+    promotion_rule,
+)
 from flywheel_assets.evaluation.experiments import (
     Experiment,
     planned_n,
-)
-from flywheel_assets.evaluation.offline import (
-    OfflineMetrics,
-    promotion_rule,
 )
 from flywheel_assets.platform.governance import record_configuration
 from flywheel_assets.platform.warehouse import Warehouse, load_sql

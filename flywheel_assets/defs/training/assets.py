@@ -21,7 +21,7 @@ from flywheel_assets.defs.common import (
 from flywheel_assets.defs.features.assets import FEATURE_ASSETS
 from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
-from flywheel_assets.evaluation.offline import offline_metrics
+from flywheel_assets.evaluation import offline_metrics
 from flywheel_assets.platform.plots import importance_markdown
 from flywheel_assets.platform.warehouse import load_sql
 from flywheel_assets.training import challenger

@@ -14,12 +14,12 @@ from collections import Counter
 import dagster as dg
 import sqlalchemy as sa
 
-from flywheel_assets.definitions import resources
 from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events
 from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.quality.checks import accepted_events_accounted, raw_events_accounted
+from flywheel_assets.defs.resources import resources
 from flywheel_assets.platform.warehouse import Warehouse
-from flywheel_tests.private_postgres import PrivatePostgres
+from flywheel_tests.support.private_postgres import PrivatePostgres
 
 DAY = dt.date(2026, 6, 2)
 N_FILES = 4

@@ -32,7 +32,6 @@ import pytest
 import sqlalchemy as sa
 
 from flywheel_assets import registry
-from flywheel_assets.definitions import resources
 from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
 from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.quality.checks import (
@@ -41,6 +40,7 @@ from flywheel_assets.defs.quality.checks import (
     raw_events_accounted,
     users_accounted,
 )
+from flywheel_assets.defs.resources import resources
 from flywheel_assets.evaluation.experiments import Experiment
 from flywheel_assets.ingestion.contract import MAX_FIELD_CHARS
 from flywheel_assets.platform.pseudonym import Pseudonymiser

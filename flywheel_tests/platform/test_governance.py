@@ -17,7 +17,7 @@ from flywheel_assets.defs.resources import WarehouseResource
 from flywheel_assets.platform.governance import STAGES, GovernanceError, Roles, apply_grants
 from flywheel_assets.platform.warehouse import Warehouse, WarehouseError
 from flywheel_assets.simulation.demo import run_demo
-from flywheel_tests.test_cycle import SMALL, START, counts
+from flywheel_tests.scenarios.test_cycle import SMALL, START, counts
 
 
 @dataclass
@@ -355,9 +355,9 @@ def test_rollback_job_runs_under_least_privilege(governed: Governed, tmp_path) -
     """The emergency path as the UI launches it: a plain op (no asset) acts as the training
     role, moves the champion back, writes the trail and republishes the pointer."""
     from flywheel_assets import registry
-    from flywheel_assets.definitions import defs
+    from flywheel_assets.definitions import loaded
     from flywheel_assets.defs.resources import FlywheelConfig
-    from flywheel_tests.test_injection import NOW, _record
+    from flywheel_tests.scenarios.test_injection import NOW, _record
 
     admin = Warehouse(governed.admin_url)
     with admin.begin() as conn:
@@ -365,13 +365,21 @@ def test_rollback_job_runs_under_least_privilege(governed: Governed, tmp_path) -
             registry.register_model(conn, _record(version, "x"), created_by="t", now=NOW)
         for version in ("m-1", "m-2"):
             registry.move_alias(conn, registry.CHAMPION, version, actor="t", reason="t", now=NOW)
-    result = defs.get_job_def("rollback_job").execute_in_process(
-        run_config={"ops": {"rollback_op": {"config": {"reason": "bad model", "actor": "carol"}}}},
-        resources={
-            "warehouse": WarehouseResource(url=governed.pipeline_url, roles=governed.roles.prefix),
-            "flywheel": FlywheelConfig(home=str(tmp_path)),
-        },
-        instance=dg.DagsterInstance.ephemeral(),
+    result = (
+        loaded()
+        .get_job_def("rollback_job")
+        .execute_in_process(
+            run_config={
+                "ops": {"rollback_op": {"config": {"reason": "bad model", "actor": "carol"}}}
+            },
+            resources={
+                "warehouse": WarehouseResource(
+                    url=governed.pipeline_url, roles=governed.roles.prefix
+                ),
+                "flywheel": FlywheelConfig(home=str(tmp_path)),
+            },
+            instance=dg.DagsterInstance.ephemeral(),
+        )
     )
     assert result.success
     with admin.begin() as conn:

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flywheel_assets.definitions import resources
 from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
 from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.quality.checks import QUALITY_CHECKS
+from flywheel_assets.defs.resources import resources
 from flywheel_assets.platform.warehouse import Warehouse
 
 KEY = "hostile-test-key-0123456789"

@@ -17,7 +17,7 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("dask.dataframe")
 pytest.importorskip("xgboost.dask")
 
-from flywheel_assets.evaluation.offline import auc, log_loss  # noqa: E402
+from flywheel_assets.evaluation import auc, log_loss  # noqa: E402
 from flywheel_assets.features.store import training_frame  # noqa: E402
 from flywheel_assets.platform.warehouse import Warehouse  # noqa: E402
 from flywheel_assets.training.distributed import (  # noqa: E402

@@ -19,8 +19,7 @@ import pytest
 from flywheel_assets.platform.dev_broker import free_port
 from flywheel_assets.simulation.demo import run_demo
 from flywheel_assets.simulation.simulator import SimulatorConfig
-
-from .conftest import restored_environment
+from flywheel_tests.support.environment import restored_environment
 
 SMALL = SimulatorConfig(
     seed=11, n_users=2_000, n_items=300, sessions_per_day=300, new_users_per_day=30

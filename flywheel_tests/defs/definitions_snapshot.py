@@ -1,6 +1,6 @@
 """A plain description of the code location's definitions, for the snapshot test.
 
-``python -m flywheel_tests.definitions_snapshot --update`` rewrites the snapshot after an
+``python -m flywheel_tests.defs.definitions_snapshot --update`` rewrites the snapshot after an
 intended change (review the diff: it is what the UI, schedules and sensors will see).
 """
 

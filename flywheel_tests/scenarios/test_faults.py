@@ -9,12 +9,12 @@ import time
 import dagster as dg
 import sqlalchemy as sa
 
-from flywheel_assets.definitions import resources
 from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events
 from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.quality.checks import raw_events_accounted
+from flywheel_assets.defs.resources import resources
 from flywheel_assets.platform.warehouse import Warehouse
-from flywheel_tests.conftest import PG_ADMIN_URL
+from flywheel_tests.support.environment import PG_ADMIN_URL
 
 DAY = dt.date(2026, 6, 1)
 

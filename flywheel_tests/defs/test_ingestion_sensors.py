@@ -146,10 +146,10 @@ def test_a_producer_with_its_own_names_is_ingested_by_configuration_alone(tmp_pa
     """A RetailRocket-like events file (epoch-ms `timestamp`, integer `visitorid`, `event`
     values addtocart/transaction, no event ids) and a catalog with its own column names,
     accepted through a YAML field map and nothing else."""
-    from flywheel_assets.definitions import resources
     from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events
     from flywheel_assets.defs.quality.assets import accepted_events
     from flywheel_assets.defs.quality.checks import QUALITY_CHECKS
+    from flywheel_assets.defs.resources import resources
 
     home = tmp_path / "home"
     monkeypatch.setenv("FLYWHEEL_HOME", str(home))
@@ -211,8 +211,8 @@ def test_a_producer_with_its_own_names_is_ingested_by_configuration_alone(tmp_pa
 
 
 def test_kafka_asset_without_a_broker_says_how_to_configure_one(tmp_path, monkeypatch):
-    from flywheel_assets.definitions import resources
     from flywheel_assets.defs.ingestion.kafka import kafka_events
+    from flywheel_assets.defs.resources import resources
 
     monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path))
     monkeypatch.setenv("FLYWHEEL_PSEUDONYM_KEY", KEY)
@@ -226,7 +226,7 @@ def test_kafka_asset_without_a_broker_says_how_to_configure_one(tmp_path, monkey
 def test_daily_cycle_runs_the_day_that_just_ended():
     """The day before the tick, once: a cron ticking more often than daily re-runs a day only
     after its earlier runs failed."""
-    from flywheel_assets.definitions import daily_cycle_schedule
+    from flywheel_assets.defs.cycle import daily_cycle_schedule
 
     def tick(instance: dg.DagsterInstance) -> dg.RunRequest | dg.SkipReason:
         ctx = dg.build_schedule_context(

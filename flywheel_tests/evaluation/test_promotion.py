@@ -14,7 +14,7 @@ import pytest
 
 from flywheel_assets import registry
 from flywheel_assets.cli.main import main as cli
-from flywheel_assets.definitions import defs
+from flywheel_assets.definitions import loaded
 from flywheel_assets.defs.common import utcnow
 from flywheel_assets.evaluation.experiments import Experiment
 from flywheel_assets.features.store import training_frame
@@ -25,8 +25,7 @@ from flywheel_assets.simulation.demo import materialize_day, run_demo
 from flywheel_assets.simulation.demo_ranker import ChampionPolicy
 from flywheel_assets.simulation.simulator import ShopSimulator, SimulatorConfig
 from flywheel_assets.training.model import model_bytes, save_artefact, time_split, train_model
-
-from .conftest import restored_environment
+from flywheel_tests.support.environment import restored_environment
 
 SIM = SimulatorConfig(
     seed=3, n_users=3_000, n_items=400, sessions_per_day=600, new_users_per_day=30
@@ -257,15 +256,19 @@ def test_rollback_restores_the_earlier_champion_and_serving_follows(loop, capsys
     assert len(moves) == len(history) + 1
     # The same as a Dagster job with config, as the UI's launchpad runs it.
     wh.dispose()
-    result = defs.get_job_def("rollback_job").execute_in_process(
-        run_config={
-            "ops": {
-                "rollback_op": {
-                    "config": {"reason": "from the UI", "to_cold_start": True, "actor": "carol"}
+    result = (
+        loaded()
+        .get_job_def("rollback_job")
+        .execute_in_process(
+            run_config={
+                "ops": {
+                    "rollback_op": {
+                        "config": {"reason": "from the UI", "to_cold_start": True, "actor": "carol"}
+                    }
                 }
-            }
-        },
-        instance=dg.DagsterInstance.get(),
+            },
+            instance=dg.DagsterInstance.get(),
+        )
     )
     assert result.success
     with wh.begin() as conn:

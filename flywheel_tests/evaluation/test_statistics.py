@@ -5,7 +5,7 @@ Figures printed here (run with -s) are the ones quoted in docs/evaluation.md."""
 import numpy as np
 import pytest
 
-from flywheel_assets.evaluation.offline import (
+from flywheel_assets.evaluation import (
     ab_test,
     assign_variant,
     calibration,

@@ -86,10 +86,11 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def run_day(day: dt.date = DAY) -> dg.ExecuteInProcessResult:
-    from flywheel_assets.definitions import ALL_ASSETS, ALL_CHECKS, resources
+    from flywheel_assets.definitions import cycle_assets
+    from flywheel_assets.defs.resources import resources
 
     return dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
+        cycle_assets(),
         partition_key=day.isoformat(),
         resources=resources(),
         instance=dg.DagsterInstance.get(),

@@ -268,7 +268,8 @@ def test_accounting_table_balances_every_source_and_day(demo_home):
 
 
 def test_a_failing_blocking_check_stops_everything_downstream(demo_home):
-    from flywheel_assets.definitions import ALL_ASSETS, ALL_CHECKS, resources
+    from flywheel_assets.definitions import cycle_assets
+    from flywheel_assets.defs.resources import resources
 
     home, _ = demo_home
     day = START + dt.timedelta(days=2)
@@ -284,7 +285,7 @@ def test_a_failing_blocking_check_stops_everything_downstream(demo_home):
         )
     try:
         result = dg.materialize(
-            [*ALL_ASSETS, *ALL_CHECKS],
+            cycle_assets(),
             selection=dg.AssetSelection.assets("accepted_events").downstream(),
             partition_key=day.isoformat(),
             resources=resources(),
@@ -317,7 +318,7 @@ def test_the_same_cycle_runs_on_postgresql(demo_home, tmp_path, clean_env, pg_da
     its event log in PostgreSQL, and re-running a day changes nothing."""
     import os
 
-    from flywheel_tests.conftest import PG_ADMIN_URL
+    from flywheel_tests.support.environment import PG_ADMIN_URL
 
     _, embedded_rows = demo_home
     dagster_db = sa.engine.make_url(pg_database).database + "_dagster"
@@ -430,8 +431,7 @@ def test_flywheel_status_shows_serving_decisions_gaps_quarantine_and_alerts(
     from flywheel_assets import registry
     from flywheel_assets.cli.main import main
     from flywheel_assets.platform.alerts import Alert, record_alert
-
-    from .conftest import restored_environment
+    from flywheel_tests.support.environment import restored_environment
 
     home, _rows = demo_home
     copy = tmp_path / "home"

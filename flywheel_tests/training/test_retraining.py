@@ -27,8 +27,7 @@ from flywheel_assets.simulation.demo import run_demo
 from flywheel_assets.simulation.simulator import SimulatorConfig
 from flywheel_assets.training import challenger
 from flywheel_assets.training.model import ipw_weights, predict, time_split, train_model
-
-from .conftest import restored_environment
+from flywheel_tests.support.environment import restored_environment
 
 SMALL = SimulatorConfig(
     seed=3, n_users=2_000, n_items=300, sessions_per_day=400, new_users_per_day=30
@@ -92,7 +91,7 @@ def test_the_cli_shows_lineage_and_reproduces(shop: Warehouse, capsys: pytest.Ca
 def test_a_warm_start_boosts_the_champion_on_new_partitions_only(
     shop: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flywheel_assets.definitions import resources
+    from flywheel_assets.defs.resources import resources
     from flywheel_assets.defs.training.assets import challenger_model
 
     # The champion of the day before (rolled back to, if the last day's model was promoted):
@@ -137,9 +136,9 @@ def test_with_a_dask_scheduler_the_challenger_trains_on_the_cluster(
 ) -> None:
     from distributed import LocalCluster
 
-    from flywheel_assets.definitions import resources
+    from flywheel_assets.defs.resources import resources
     from flywheel_assets.defs.training.assets import challenger_model
-    from flywheel_assets.evaluation.offline import offline_metrics
+    from flywheel_assets.evaluation import offline_metrics
 
     monkeypatch.delenv("FLYWHEEL_WARM_START", raising=False)
     reg = versions(shop)

@@ -17,9 +17,9 @@ import pytest
 import sqlalchemy as sa
 
 from flywheel_assets.cli.main import main as cli
-from flywheel_assets.definitions import resources
 from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events
 from flywheel_assets.defs.quality.assets import accepted_events
+from flywheel_assets.defs.resources import resources
 from flywheel_assets.platform.warehouse import (
     ENCRYPTION_KEY_ENV,
     UNSAFE_CRYPTO_ENV,

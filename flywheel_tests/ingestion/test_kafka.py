@@ -324,11 +324,11 @@ def test_kafka_events_asset_feeds_raw_events_and_accounting(
 ) -> None:
     """The asset reads the topic; raw_events of the day takes the topic's rows with the
     landing files'; an event in both is accepted once; every row is accounted for."""
-    from flywheel_assets.definitions import resources
     from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events
     from flywheel_assets.defs.ingestion.kafka import kafka_events
     from flywheel_assets.defs.quality.assets import accepted_events
     from flywheel_assets.defs.quality.checks import accepted_events_accounted, raw_events_accounted
+    from flywheel_assets.defs.resources import resources
 
     topic = "dagster-events"
     home = tmp_path / "home"
@@ -405,7 +405,7 @@ def test_warehouse_going_away_mid_ingest_fails_loudly_and_a_rerun_completes(
 ) -> None:
     """PostgreSQL refuses the warehouse database after the first batch (connections cut, new
     ones refused): the run stops saying what to do; once it is back, a rerun completes."""
-    from flywheel_tests.conftest import PG_ADMIN_URL
+    from flywheel_tests.support.environment import PG_ADMIN_URL
 
     topic = "db-outage"
     n = 12_000

@@ -13,10 +13,10 @@ import dagster as dg
 import sqlalchemy as sa
 from dagster._core.test_utils import instance_for_test
 
-from flywheel_assets.definitions import resources
 from flywheel_assets.defs.ingestion.assets import catalog_items
+from flywheel_assets.defs.resources import resources
 from flywheel_assets.platform.warehouse import Warehouse
-from flywheel_tests.private_postgres import PrivatePostgres
+from flywheel_tests.support.private_postgres import PrivatePostgres
 
 DAY = dt.date(2026, 4, 1)
 

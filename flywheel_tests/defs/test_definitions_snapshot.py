@@ -3,7 +3,7 @@ flag, a job, a schedule, a sensor or the partitions fails here, with the differe
 
 import json
 
-from flywheel_tests.definitions_snapshot import SNAPSHOT, current, describe
+from flywheel_tests.defs.definitions_snapshot import SNAPSHOT, current, describe
 
 
 def _flatten(d: object, prefix: str = "") -> dict[str, object]:
@@ -24,8 +24,8 @@ def test_definitions_match_the_snapshot() -> None:
         if expected.get(k, "<absent>") != actual.get(k, "<absent>")
     )
     assert not changed, (
-        "the definitions differ from flywheel_tests/definitions_snapshot.json; if intended, "
-        "run `python -m flywheel_tests.definitions_snapshot --update` and review the diff:\n"
+        "the definitions differ from flywheel_tests/defs/definitions_snapshot.json; if intended, "
+        "run `python -m flywheel_tests.defs.definitions_snapshot --update` and review the diff:\n"
         + "\n".join(changed)
     )
 

@@ -37,8 +37,7 @@ from flywheel_assets.simulation.demo import run_demo
 from flywheel_assets.simulation.live_shop import wait_until_ready
 from flywheel_assets.simulation.simulator import SimulatorConfig
 from flywheel_assets.training.model import FeatureSchema, predict
-
-from .conftest import restored_environment
+from flywheel_tests.support.environment import restored_environment
 
 SMALL = SimulatorConfig(
     seed=11, n_users=2_000, n_items=300, sessions_per_day=300, new_users_per_day=30
@@ -493,10 +492,10 @@ def ingest(
 ) -> tuple[pd.DataFrame, int]:
     """Run the real ingestion assets on ``landing`` (and the topic, with ``kafka``) for
     ``day``; events by type, quarantined."""
-    from flywheel_assets.definitions import resources
     from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
     from flywheel_assets.defs.ingestion.kafka import kafka_events
     from flywheel_assets.defs.quality.assets import accepted_events
+    from flywheel_assets.defs.resources import resources
 
     with restored_environment():
         os.environ["FLYWHEEL_HOME"] = str(home)
@@ -649,7 +648,7 @@ def test_kafka_sink_feeds_the_topic_and_falls_back_to_files(
 def test_request_log_loads_into_served_requests(home: Path, tmp_path: Path) -> None:
     """The service's request log (candidates, served latency) lands in served_requests,
     users pseudonymised; a line that is not a request record is counted, not loaded."""
-    from flywheel_assets.definitions import resources
+    from flywheel_assets.defs.resources import resources
     from flywheel_assets.defs.serving.assets import served_requests
 
     landing = tmp_path / "landing"

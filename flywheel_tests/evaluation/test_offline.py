@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from flywheel_assets.evaluation.offline import (
+from flywheel_assets.evaluation import (
     OfflineMetrics,
     auc,
     log_loss,
