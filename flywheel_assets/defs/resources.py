@@ -220,7 +220,7 @@ class FlywheelConfig(dg.ConfigurableResource):
         return None if days <= 0 else dt.timedelta(days=days)
 
     def quality(self) -> QualityThresholds:
-        names = QualityThresholds.__dataclass_fields__
+        names = [f.name for f in dataclasses.fields(QualityThresholds)]
         try:
             return QualityThresholds.resolve({k: getattr(self, k, None) for k in names})
         except ValueError as exc:
