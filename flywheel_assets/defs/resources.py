@@ -15,14 +15,19 @@ from flywheel_assets.evaluation.experiments import ExperimentPolicy
 from flywheel_assets.ingestion.contract import FieldMap
 from flywheel_assets.ingestion.field_maps import FieldMapError, load_field_maps
 from flywheel_assets.ingestion.kafka import KafkaSettings
-from flywheel_assets.platform.governance import ROLES_ENV, Roles, op_stage, stage_of
+from flywheel_assets.platform.config import SettingsError
+from flywheel_assets.platform.connect import open_warehouse
+from flywheel_assets.platform.governance import Roles, op_stage, stage_of
 from flywheel_assets.platform.pseudonym import Pseudonymiser
-from flywheel_assets.platform.settings import FlywheelPaths, QualityThresholds, models_location
+from flywheel_assets.platform.settings import (
+    FlywheelPaths,
+    QualityThresholds,
+    WarehouseSettings,
+    models_location,
+)
 from flywheel_assets.platform.warehouse import Warehouse, WarehouseError
 from flywheel_assets.training.challenger import TrainingSpec
 from flywheel_assets.training.model import BIAS_CORRECTIONS
-
-_MIGRATED: set[str] = set()
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -40,41 +45,16 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def get(self) -> Warehouse:
         if self._warehouse is None:
-            wh = Warehouse(self.url or FlywheelPaths.from_env().warehouse_url)
-            prefix = self.roles or os.environ.get(ROLES_ENV)
-            auto = os.environ.get("FLYWHEEL_AUTO_MIGRATE", "true").lower() not in (
-                "0",
-                "false",
-                "no",
-            )
             try:
-                if prefix:
-                    roles = Roles(prefix)
-                    wh.session_role = lambda: _stage_role(roles)
-                if prefix or not auto:
-                    _require_current_schema(wh)
-                elif wh.url not in _MIGRATED:
-                    wh.migrate()
-                    _MIGRATED.add(wh.url)
-            except WarehouseError as exc:
-                wh.dispose()
+                settings = WarehouseSettings.resolve({"url": self.url, "roles": self.roles})
+                self._warehouse = open_warehouse(settings, stage_role=_stage_role)
+            except (SettingsError, WarehouseError) as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from exc
-            self._warehouse = wh
         return self._warehouse
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._warehouse is not None:
             self._warehouse.dispose()
-
-
-def _require_current_schema(wh: Warehouse) -> None:
-    pending = wh.pending_migrations()
-    if pending:
-        raise WarehouseError(
-            f"the warehouse schema is behind this code: {len(pending)} migration(s) pending "
-            f"({', '.join(m.version for m in pending[:5])}{', ...' if len(pending) > 5 else ''}). "
-            "Run `flywheel migrate` (as the schema owner), then re-run."
-        )
 
 
 def _stage_role(roles: Roles) -> str | None:
