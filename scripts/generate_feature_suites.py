@@ -1,6 +1,6 @@
 """Regenerate the GX suites of the feature tables from their CREATE TABLE statements.
 
-The suites are reviewed JSON in flywheel_assets/gx_suites/; this script writes the part that
+The suites are reviewed JSON in flywheel_assets/quality/gx_suites/; this script writes the part that
 follows mechanically from the schema (exact column set, non-null unique keys, value ranges by
 column-name convention) so a new feature column cannot be forgotten. Run it after changing a
 feature table in sql/schema/ and review the diff:
