@@ -63,3 +63,16 @@ class ExperimentSettings(Settings):
             ("FLYWHEEL_GUARDRAIL_LATENCY_MARGIN", self.guardrail_latency_margin),
         ):
             require(margin >= 0, env, "must not be negative")
+
+    def policy(self):  # noqa: ANN201 - evaluation.experiments.ExperimentPolicy
+        """The knobs every experiment runs with."""
+        from flywheel_assets.evaluation.experiments import ExperimentPolicy
+
+        return ExperimentPolicy(
+            traffic_share=self.challenger_traffic_share,
+            max_days=self.experiment_max_days,
+            alpha=self.experiment_alpha,
+            revenue_margin=self.guardrail_revenue_margin,
+            ctr_margin=self.guardrail_ctr_margin,
+            latency_margin=self.guardrail_latency_margin,
+        )

@@ -47,6 +47,13 @@ class IngestionSettings(Settings):
     def future_tolerance(self) -> dt.timedelta:
         return dt.timedelta(hours=self.future_tolerance_hours)
 
+    def field_maps(self) -> dict:
+        """One FieldMap per source (the built-in aliases, extended by FLYWHEEL_FIELD_MAP);
+        raises ingestion.field_maps.FieldMapError for a bad file."""
+        from flywheel_assets.ingestion.field_maps import load_field_maps
+
+        return load_field_maps(self.field_map)
+
 
 @dataclass(frozen=True)
 class KafkaTopicSettings(Settings):
@@ -106,3 +113,18 @@ class KafkaTopicSettings(Settings):
             "sasl.password": self.password if self.username else None,
         }
         return {k: v for k, v in extra.items() if v}
+
+    def connection(self):  # noqa: ANN201 - ingestion.kafka.KafkaSettings, imported lazily
+        """The consumer's connection settings; None when no broker is configured."""
+        from flywheel_assets.ingestion.kafka import KafkaSettings
+
+        if not self.bootstrap_servers:
+            return None
+        return KafkaSettings(
+            bootstrap_servers=self.bootstrap_servers,
+            topic=self.topic,
+            consumer=self.consumer_group,
+            batch_size=self.batch_size,
+            stall_timeout_s=self.stall_timeout_s,
+            client_config=self.client_config(),
+        )

@@ -54,6 +54,7 @@ def setting(
         raise ValueError(f"{env}: flywheel's variables start with {ENV_PREFIX}")
     return dataclasses.field(
         default=default,
+        repr=not secret,  # a secret never reaches a log line through repr()
         metadata={"env": env, "doc": doc, "secret": secret, "shown_default": shown_default},
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,3 +83,20 @@ class TrainingSettings(Settings):
     def params(self) -> dict[str, Any]:
         """The XGBoost parameters over the defaults (FLYWHEEL_XGB_PARAMS)."""
         return json_object(self.xgb_params, "FLYWHEEL_XGB_PARAMS")
+
+    def spec(self, day: dt.date, warm_start_from: str | None = None):  # noqa: ANN201
+        """The challenger's training specification for ``day`` (training.challenger.TrainingSpec,
+        stored with every model)."""
+        from flywheel_assets.training.challenger import TrainingSpec
+
+        return TrainingSpec(
+            day=day,
+            window_days=self.window_days,
+            holdout_fraction=self.holdout_fraction,
+            label=self.label,
+            bias_correction=self.bias_correction,
+            max_ipw_weight=self.max_ipw_weight,
+            params=self.params(),
+            num_boost_round=self.warm_start_rounds if warm_start_from else 1000,
+            warm_start_from=warm_start_from,
+        )

@@ -65,6 +65,7 @@ def test_secrets_are_not_shown() -> None:
     s = Example.resolve(environ={"FLYWHEEL_EXAMPLE_TOKEN": "s3cret"})
     assert s.token == "s3cret"
     assert "token" not in s.public() and "s3cret" not in repr(s.public())
+    assert "s3cret" not in repr(s) and "s3cret" not in str(s)
 
 
 def test_every_stage_declares_distinct_variables_with_defaults_that_validate() -> None:
