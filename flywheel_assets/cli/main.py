@@ -327,12 +327,12 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from flywheel_assets.platform.warehouse import load_sql
+    from flywheel_assets import registry
 
     wh = _warehouse()
     try:
         with wh.begin() as conn:
-            moves = wh.query_df(conn, load_sql("registry/alias_history"), alias=args.alias)
+            moves = registry.alias_history(conn, args.alias)
     finally:
         wh.dispose()
     if moves.empty:
