@@ -16,10 +16,17 @@ SOURCES = ("events", "catalog", "users")
 COLUMNS = ("rows_read", "rows_accepted", "rows_quarantined", "rows_duplicate")
 
 
+def event_counts(wh: Warehouse, conn: Connection, day: dt.date) -> dict[str, int]:
+    """Where every event row of the day went: the columns of sql/quality/event_accounting.sql
+    (landed, raw, quarantined_ingestion, accepted, quarantined_quality, duplicates)."""
+    row = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
+    return {k: int(v) for k, v in row.items()}
+
+
 def source_accounting(wh: Warehouse, conn: Connection, day: dt.date, source: str) -> dict[str, int]:
     """The day's counts for ``source`` (one of SOURCES), recounted from the tables."""
     if source == "events":
-        c = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
+        c = event_counts(wh, conn, day)
         quarantined = int(c["quarantined_ingestion"]) + int(c["quarantined_quality"])
         return {
             "rows_read": int(c["landed"]),

@@ -27,23 +27,29 @@ parameters: write ``{"$PARAMETER": "volume_min"}`` in kwargs and pass ``paramete
 :func:`validate_dataframe`. A failed row-level expectation carries a sample of the offending
 rows, named by the suite's ``row_id`` columns (warehouse rows: ids are already pseudonyms).
 
-Dagster asset checks call :func:`validate_dataframe` and turn the :class:`SuiteOutcome` into an
-``AssetCheckResult`` (``passed``, ``summary()``, ``to_markdown()``).
+Dagster asset checks call :func:`validate_partition` (a day's rows of a partition query,
+validated) and turn the :class:`SuiteOutcome` into an ``AssetCheckResult`` (``passed``,
+``summary()``, ``to_markdown()``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pandas as pd
+from sqlalchemy.engine import Connection
+
+from flywheel_assets.platform.warehouse import Warehouse, load_sql, named_params
 
 SUITES_DIR: Path = Path(__file__).resolve().parent / "gx_suites"
 SEVERITIES: tuple[str, ...] = ("error", "warn")
@@ -376,6 +382,36 @@ def validate_dataframe(
         for i, item in enumerate(spec["expectations"])
     ]
     return SuiteOutcome(suite=suite_name, rows=len(df), outcomes=outcomes)
+
+
+# (warehouse, connection, day) -> (suite parameters, a note on what they were built from)
+SuiteParameters = Callable[[Warehouse, Connection, dt.date], tuple[dict[str, object], str]]
+
+
+@dataclass(frozen=True)
+class PartitionValidation:
+    outcome: SuiteOutcome
+    parameters: dict[str, object]
+    note: str  # how the parameters were found; "" without parameters
+
+
+def validate_partition(
+    wh: Warehouse,
+    day: dt.date,
+    sql_name: str,
+    suite_name: str,
+    parameters: SuiteParameters | None = None,
+) -> PartitionValidation:
+    """Validate ``day``'s rows of the query ``sql_name`` against ``suite_name``;
+    ``parameters`` computes the day's suite parameters from the warehouse."""
+    sql = load_sql(sql_name)
+    with wh.begin() as conn:
+        # Partition queries bind :dt, and :prev_dt when they look at the day before.
+        df = wh.query_df(
+            conn, sql, **named_params(sql, {"dt": day, "prev_dt": day - dt.timedelta(days=1)})
+        )
+        params, note = parameters(wh, conn, day) if parameters else ({}, "")
+    return PartitionValidation(validate_dataframe(df, suite_name, parameters=params), params, note)
 
 
 def _sample_rows(df: pd.DataFrame, row_id: list[str], index_list: list) -> list[dict]:

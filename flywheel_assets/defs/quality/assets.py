@@ -1,8 +1,6 @@
 """Quality: relational rules into `events` + quarantine, and the blocking checks of the cycle.
 
-Great Expectations 1.x suites (flywheel_assets/gx_suites) run inside our own asset checks:
-dagster-ge only supports GX < 1.0. ERROR-level checks are blocking, so a failing day stops
-before anything downstream of it materialises.
+The rules are ``flywheel_assets.quality.rules.accept_events``; the checks are in checks.py.
 """
 
 import datetime as dt
@@ -18,8 +16,7 @@ from flywheel_assets.defs.common import (
 )
 from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events
 from flywheel_assets.defs.resources import WarehouseResource
-from flywheel_assets.ingestion.accounting import record_accounting
-from flywheel_assets.platform.warehouse import load_sql
+from flywheel_assets.quality.rules import accept_events
 
 
 @dg.asset(
@@ -33,26 +30,14 @@ from flywheel_assets.platform.warehouse import load_sql
 def accepted_events(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    def build(day: dt.date) -> dg.MaterializeResult | dict[str, object]:
-        wh = warehouse.get()
-        with wh.begin() as conn:
-            wh.delete_partition(conn, "events", day)
-            wh.run(conn, "ingestion/delete_quarantine", dt=day, source="events", stage="quality")
-            wh.run(conn, "ingestion/accept_events", dt=day)
-            wh.run(conn, "ingestion/quarantine_events", dt=day, now=utcnow())
-            accounting = record_accounting(wh, conn, day, "events", utcnow())
-            counts = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
-            by_type = wh.query_df(conn, load_sql("quality/events_by_type"), dt=day)
-        accepted = int(counts["accepted"])
-        raw = int(counts["raw"])
-        return dg.MaterializeResult(
-            metadata={
-                **accounting_metadata(accounting),
-                "dagster/row_count": dg.MetadataValue.int(accepted),
-                "rows_quarantined": dg.MetadataValue.int(int(counts["quarantined_quality"])),
-                "quarantine_share": dg.MetadataValue.float(1 - accepted / raw if raw else 0.0),
-                "events_by_type": dg.MetadataValue.md(md_table(by_type)),
-            }
-        )
+    def build(day: dt.date) -> dict[str, object]:
+        r = accept_events(warehouse.get(), day, utcnow())
+        return {
+            **accounting_metadata(r.accounting),
+            "dagster/row_count": dg.MetadataValue.int(r.counts["accepted"]),
+            "rows_quarantined": dg.MetadataValue.int(r.counts["quarantined_quality"]),
+            "quarantine_share": dg.MetadataValue.float(r.quarantine_share),
+            "events_by_type": dg.MetadataValue.md(md_table(r.by_type)),
+        }
 
     return materialize_days(context, build)

@@ -1,32 +1,30 @@
 """Quality's blocking checks: row accounting, Great Expectations 1.x suites (flywheel_assets/quality/gx_suites)
 run inside our own asset checks (dagster-ge only supports GX < 1.0), and the quarantine share.
 ERROR-level checks are blocking, so a failing day stops before anything downstream materialises.
+
+The rules are in ``flywheel_assets.quality.rules`` and ``quality.suites``; the checks here read
+them for each day of the run and report.
 """
 
 import datetime as dt
-import math
 from collections.abc import Callable
 
 import dagster as dg
 from sqlalchemy.engine import Connection
 
-from flywheel_assets.defs.common import (
-    WAREHOUSE_POOL,
-    check_days,
-    day_start,
-    md_table,
-    utcnow,
-)
+from flywheel_assets.defs.common import WAREHOUSE_POOL, check_days, md_table, utcnow
 from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
 from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
-from flywheel_assets.ingestion.accounting import source_accounting
+from flywheel_assets.ingestion.accounting import event_counts, source_accounting
 from flywheel_assets.platform.settings import QualityThresholds
-from flywheel_assets.platform.warehouse import Warehouse, load_sql, named_params
-from flywheel_assets.quality.suites import validate_dataframe
-
-# (warehouse, connection, day) -> (suite parameters, description of what they were built from)
-SuiteParameters = Callable[[Warehouse, Connection, dt.date], tuple[dict[str, object], str]]
+from flywheel_assets.platform.warehouse import Warehouse
+from flywheel_assets.quality import rules
+from flywheel_assets.quality.suites import (
+    PartitionValidation,
+    SuiteParameters,
+    validate_partition,
+)
 
 
 def _balance_check(
@@ -43,24 +41,14 @@ def _balance_check(
         wh = warehouse.get()
         with wh.begin() as conn:
             c = counts(wh, conn, day)
-        ok = c[total] == sum(c[p] for p in parts)
+        problem = rules.imbalance(c, total, parts)
         return dg.AssetCheckResult(
-            passed=ok,
+            passed=problem is None,
             metadata={k: dg.MetadataValue.int(v) for k, v in c.items()},
-            description=None
-            if ok
-            else f"{total} ({c[total]}) != {' + '.join(parts)} "
-            f"({' + '.join(str(c[p]) for p in parts)}): rows were lost or doubled; "
-            "re-materialise the day",
+            description=problem,
         )
 
     return check_days(context, check)
-
-
-def _event_counts(wh: Warehouse, conn: Connection, day: dt.date) -> dict[str, int]:
-    """The columns of sql/quality/event_accounting.sql."""
-    row = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
-    return {k: int(v) for k, v in row.items()}
 
 
 def _accounting_check(
@@ -69,7 +57,7 @@ def _accounting_check(
     total: str,
     parts: tuple[str, str],
 ) -> dg.AssetCheckResult:
-    return _balance_check(context, warehouse, _event_counts, total, parts)
+    return _balance_check(context, warehouse, event_counts, total, parts)
 
 
 @dg.asset_check(
@@ -145,27 +133,17 @@ def suite_check(
     failed warnings only a failed WARN result. ``parameters`` computes the day's suite
     parameters (and a note on how) from the warehouse.
     """
-    return check_days(
-        context, lambda day: _suite_check_day(warehouse, day, sql_name, suite, parameters)
-    )
+
+    def check(day: dt.date) -> dg.AssetCheckResult:
+        return _suite_result(validate_partition(warehouse.get(), day, sql_name, suite, parameters))
+
+    return check_days(context, check)
 
 
-def _suite_check_day(
-    warehouse: WarehouseResource,
-    day: dt.date,
-    sql_name: str,
-    suite: str,
-    parameters: SuiteParameters | None,
-) -> dg.AssetCheckResult:
-    wh = warehouse.get()
-    sql = load_sql(sql_name)
-    with wh.begin() as conn:
-        # Partition queries bind :dt, and :prev_dt when they look at the day before.
-        df = wh.query_df(
-            conn, sql, **named_params(sql, {"dt": day, "prev_dt": day - dt.timedelta(days=1)})
-        )
-        params, note = parameters(wh, conn, day) if parameters else ({}, "")
-    outcome = validate_dataframe(df, suite, parameters=params)
+def _suite_result(validation: PartitionValidation) -> dg.AssetCheckResult:
+    """A suite's outcome as a check result: ERROR when an error expectation failed, WARN when
+    only warnings did."""
+    outcome, params, note = validation.outcome, validation.parameters, validation.note
     meta: dict[str, object] = {
         "rows": dg.MetadataValue.int(outcome.rows),
         "failed_errors": dg.MetadataValue.int(len(outcome.failed_errors)),
@@ -190,36 +168,11 @@ def _suite_check_day(
     )
 
 
-def raw_events_parameters(
-    thresholds: QualityThresholds,
-) -> SuiteParameters:
+def raw_events_parameters(thresholds: QualityThresholds) -> SuiteParameters:
     """Volume bounds from the trailing days' median and the freshness bound of the day."""
 
     def params(wh: Warehouse, conn: Connection, day: dt.date) -> tuple[dict[str, object], str]:
-        q = thresholds
-        counts = wh.query_df(
-            conn,
-            load_sql("quality/trailing_volume"),
-            start_dt=day - dt.timedelta(days=q.volume_reference_days),
-            end_dt=day - dt.timedelta(days=1),
-        )
-        day_end = day_start(day) + dt.timedelta(days=1)
-        freshness_min = min(day_end, utcnow()) - dt.timedelta(hours=q.freshness_hours)
-        if len(counts) < q.volume_min_reference_days:
-            note = (
-                f"volume not judged: {len(counts)} of the {q.volume_min_reference_days} "
-                f"reference days needed in the {q.volume_reference_days} days before {day}"
-            )
-            return {"volume_min": 0, "volume_max": None, "freshness_min": freshness_min}, note
-        median = float(counts["n"].median())
-        vmin = math.floor(median * (1 - q.volume_max_drop))
-        vmax = math.ceil(median * (1 + q.volume_max_rise))
-        note = (
-            f"median {median:.0f} rows/day over {len(counts)} days "
-            f"({counts['dt'].min()}..{counts['dt'].max()}); blocking below {vmin} "
-            f"(-{q.volume_max_drop:.0%}), warning above {vmax}"
-        )
-        return {"volume_min": vmin, "volume_max": vmax, "freshness_min": freshness_min}, note
+        return rules.raw_events_parameters(wh, conn, day, thresholds, utcnow())
 
     return params
 
@@ -247,10 +200,6 @@ def raw_events_suite(
     )
 
 
-# Reasons that are not data faults: exact redeliveries of an event already accepted.
-REDELIVERY_REASONS = ("duplicate_event_id", "duplicate_event_id_other_day")
-
-
 @dg.asset_check(
     pool=WAREHOUSE_POOL,
     asset=accepted_events,
@@ -268,45 +217,19 @@ def events_quarantine_share(
     limit = flywheel.quality().max_quarantine_share
 
     def check(day: dt.date) -> dg.AssetCheckResult:
-        wh = warehouse.get()
-        with wh.begin() as conn:
-            reasons = wh.query_df(conn, load_sql("quality/quarantine_reasons"), dt=day)
-            sample = wh.query_df(conn, load_sql("quality/quarantine_sample"), dt=day, per_reason=2)
-            landed = int(_event_counts(wh, conn, day)["landed"])
-        faults = reasons[~reasons["reason"].isin(REDELIVERY_REASONS)]
-        n_faults = int(faults["n"].sum())
-        share = n_faults / landed if landed else 0.0
-        ok = share <= limit
-        table = reasons.assign(
-            share=reasons["n"] / landed if landed else 0.0,
-            counts_as_fault=~reasons["reason"].isin(REDELIVERY_REASONS),
-        )
-        listed = "; ".join(f"{r.reason} ({r.stage}): {r.n}" for r in faults.itertuples())
-        sample = sample.assign(
-            source_file=sample["source_file"].astype(str).str.rsplit("/", n=1).str[-1],
-            payload=sample["payload"].astype(str).str.slice(0, 160),
-        )
+        q = rules.quarantine_share_of_day(warehouse.get(), day, limit)
         return dg.AssetCheckResult(
-            passed=ok,
+            passed=q.passed,
             severity=dg.AssetCheckSeverity.ERROR,
             metadata={
-                "landed": dg.MetadataValue.int(landed),
-                "quarantined_faults": dg.MetadataValue.int(n_faults),
-                "quarantine_share": dg.MetadataValue.float(share),
-                "max_quarantine_share": dg.MetadataValue.float(limit),
-                "reasons": dg.MetadataValue.md(md_table(table)),
-                "sample_rows": dg.MetadataValue.md(md_table(sample)),
+                "landed": dg.MetadataValue.int(q.landed),
+                "quarantined_faults": dg.MetadataValue.int(q.faults),
+                "quarantine_share": dg.MetadataValue.float(q.share),
+                "max_quarantine_share": dg.MetadataValue.float(q.limit),
+                "reasons": dg.MetadataValue.md(md_table(q.reasons)),
+                "sample_rows": dg.MetadataValue.md(md_table(q.sample)),
             },
-            description=(
-                f"{n_faults} of {landed} landed events ({share:.2%}) quarantined as faults, "
-                f"within {limit:.2%}."
-                if ok
-                else f"{n_faults} of {landed} landed events ({share:.2%}) are quarantined as "
-                f"faults, above the {limit:.2%} limit: {listed}. Fix the producer or the "
-                "reference data (a missing catalog item), re-deliver and re-materialise the "
-                "day, or fix and release rows (flywheel quarantine release, docs/quality.md); "
-                "if this share is normal for the shop, raise FLYWHEEL_MAX_QUARANTINE_SHARE."
-            ),
+            description=q.description,
         )
 
     return check_days(context, check)

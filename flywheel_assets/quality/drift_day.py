@@ -1,0 +1,192 @@
+"""A day's drift verdict: which columns are monitored, whether the shop is still warming up, and
+the judgement of the day's rows against the reference days' (statistics in ``drift.py``).
+
+The feature and model-score drift checks (``defs/features/checks.py``) call
+``drift_of_day`` and turn the ``DriftVerdict`` into a check result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from flywheel_assets.platform.settings import QualityThresholds
+from flywheel_assets.platform.warehouse import Warehouse, load_sql
+from flywheel_assets.quality.drift import (
+    DriftThresholds,
+    drift_report,
+    histogram_markdown,
+    report_frame,
+    worst,
+)
+
+# The monitored columns: stationary once a shop has history (rates, prices, recency), so a
+# shift means the data changed. Raw 28-day counts and ages are left out: they grow by
+# definition. FLYWHEEL_DRIFT_COLUMNS (JSON, same shape) replaces this mapping; a table left
+# out is not monitored. "score_samples" is the challenger's holdout scores.
+DEFAULT_DRIFT_COLUMNS: dict[str, list[str]] = {
+    "user_features": [
+        "u_ctr_28d",
+        "u_conversion_28d",
+        "u_avg_click_price_28d",
+        "u_days_since_last_event",
+    ],
+    "item_features": ["i_price", "i_price_change_7d", "i_ctr_28d", "i_conversion_28d"],
+    "score_samples": ["score"],
+}
+
+
+class DriftConfigError(ValueError):
+    """Drift settings that no retry can fix: a bad column mapping, a column that is not there."""
+
+
+def drift_columns(table: str, mapping_json: str | None = None) -> list[str]:
+    """The monitored columns of ``table`` (empty: not monitored): from ``mapping_json`` (the
+    value of FLYWHEEL_DRIFT_COLUMNS) when given, else the defaults."""
+    if not mapping_json:
+        return DEFAULT_DRIFT_COLUMNS.get(table, [])
+    try:
+        mapping = json.loads(mapping_json)
+        if not isinstance(mapping, dict) or not all(
+            isinstance(v, list) and all(isinstance(c, str) for c in v) for v in mapping.values()
+        ):
+            raise ValueError("must map table names to lists of column names")
+        unknown = set(mapping) - set(DEFAULT_DRIFT_COLUMNS)
+        if unknown:
+            raise ValueError(
+                f"unknown tables {sorted(unknown)}; use {sorted(DEFAULT_DRIFT_COLUMNS)}"
+            )
+    except ValueError as exc:
+        raise DriftConfigError(f"FLYWHEEL_DRIFT_COLUMNS is invalid: {exc}") from exc
+    return list(mapping.get(table, []))
+
+
+def thresholds(q: QualityThresholds) -> DriftThresholds:
+    return DriftThresholds(
+        psi_warn=q.drift_psi_warn, psi_error=q.drift_psi_error, ks_alpha=q.drift_ks_alpha
+    )
+
+
+def warming_up(first_event_day: dt.date | None, day: dt.date, q: QualityThresholds) -> str | None:
+    """Why drift is not judged yet for ``day``, or None once the shop is past its warm-up."""
+    if first_event_day is None:
+        return "no events yet"
+    reference_start = day - dt.timedelta(days=q.drift_reference_days)
+    judged_from = first_event_day + dt.timedelta(days=q.drift_warmup_days)
+    if reference_start < judged_from:
+        return (
+            f"warm-up: the reference window starts {reference_start}, before {judged_from} "
+            f"({q.drift_warmup_days} days after the first events, FLYWHEEL_DRIFT_WARMUP_DAYS)"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class DriftDetail:
+    """The figures of a judged (or reported) day."""
+
+    rows_day: int
+    rows_reference: int
+    max_psi: float
+    table: pd.DataFrame  # per column: PSI, KS, means, result
+    plot: str  # markdown: the most shifted column's histograms
+
+
+@dataclass(frozen=True)
+class DriftVerdict:
+    passed: bool
+    severity: str  # "error" or "warn": how a failure weighs
+    description: str
+    reference_days: int | None = None
+    detail: DriftDetail | None = None
+
+
+def judge_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: list[str],
+    q: QualityThresholds,
+    reference_days: int,
+    what: str,
+    warming: str | None = None,
+) -> DriftVerdict:
+    """One day's drift verdict over ``columns``; ``warming`` (a reason) reports the figures
+    without judging them."""
+    missing = [c for c in columns if c not in current.columns]
+    if missing:
+        raise DriftConfigError(
+            f"{what}: drift columns {missing} do not exist; columns are {sorted(current.columns)}"
+        )
+    if reference_days < q.drift_min_reference_days:
+        return DriftVerdict(
+            passed=True,
+            severity="error",
+            description=f"{what}: drift not judged: {reference_days} of the "
+            f"{q.drift_min_reference_days} reference days needed",
+            reference_days=reference_days,
+        )
+    report = drift_report(reference, current, columns, thresholds(q))
+    verdict = None if warming else worst(report)
+    top = max(report, key=lambda d: -1.0 if d.psi != d.psi else d.psi)
+    flagged = "; ".join(d.describe() for d in report if d.severity in ("error", "warn"))
+    detail = DriftDetail(
+        rows_day=len(current),
+        rows_reference=len(reference),
+        max_psi=0.0 if top.psi != top.psi else top.psi,
+        table=report_frame(report),
+        plot=histogram_markdown(reference[top.column], current[top.column], top.column),
+    )
+    return DriftVerdict(
+        passed=verdict is None,
+        severity="warn" if verdict == "warn" else "error",
+        description=(
+            f"{what}: drift not judged ({warming}); max PSI {top.psi:.3f} on {top.column}"
+            if warming
+            else f"{what}: no drift (max PSI {top.psi:.3f} on {top.column})"
+            if verdict is None
+            else f"{what}: {verdict}: {flagged}. If the change is real (a price change, a new "
+            "audience), re-run once it is part of the reference window or raise the "
+            "FLYWHEEL_DRIFT_PSI_* thresholds; if not, find what broke the data upstream."
+        ),
+        reference_days=reference_days,
+        detail=detail,
+    )
+
+
+def drift_of_day(
+    wh: Warehouse,
+    day: dt.date,
+    q: QualityThresholds,
+    columns: list[str],
+    what: str,
+    day_sql: str,
+    reference_sql: str,
+    **params: object,
+) -> DriftVerdict:
+    """The rows of ``day_sql`` for ``day`` against those of ``reference_sql`` over the
+    reference days before it, judged by ``judge_drift``."""
+    with wh.begin() as conn:
+        first = wh.scalar(conn, load_sql("quality/first_event_day"))
+        current = wh.query_df(conn, load_sql(day_sql), dt=day, **params)
+        reference = wh.query_df(
+            conn,
+            load_sql(reference_sql),
+            start_dt=day - dt.timedelta(days=q.drift_reference_days),
+            end_dt=day - dt.timedelta(days=1),
+            **params,
+        )
+    if current.empty:
+        return DriftVerdict(passed=True, severity="error", description=f"{what}: no rows for {day}")
+    n_days = reference["dt"].nunique() if len(reference) else 0
+    return judge_drift(
+        reference, current, columns, q, n_days, what, warming_up(_date(first), day, q)
+    )
+
+
+def _date(value: object) -> dt.date | None:
+    if value is None:
+        return None
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
