@@ -185,7 +185,7 @@ def build_table(
     features._build_aggregate for the daily aggregates: one statement and one transaction for
     the days ``first`` .. ``day`` of a range run). ``phases`` accumulates where the time goes
     (perf_counter marks only, nothing added)."""
-    from flywheel_assets.defs.features.assets import window_params
+    from flywheel_assets.features.build import window_params
     from flywheel_assets.platform.warehouse import load_sql, named_params
 
     days = (

@@ -1,5 +1,7 @@
 """Feature tables, computed by the SQL files in sql/features, in two layers.
 
+The SQL runs through ``flywheel_assets.features.build``.
+
 Daily activity aggregates (``*_activity_daily``) are the only feature assets that read
 ``events``, and each reads one partition: the events that arrived on day D, grouped by the
 day they happened. Snapshots (``*_features``) sum the aggregates of partitions up to D over a
@@ -17,63 +19,21 @@ import dagster as dg
 from flywheel_assets.defs.common import (
     column_schema,
     daily_asset,
-    day_start,
     materialize_days,
     partition_days,
 )
 from flywheel_assets.defs.ingestion.assets import catalog_items, users
 from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
-from flywheel_assets.platform.warehouse import load_sql, named_params
-
-
-def window_params(day: dt.date, prior_strength: float) -> dict[str, object]:
-    """The bound parameters of every feature SQL file for snapshot ``day``: windows are whole
-    event days ending with ``day``; ``cutoff`` (the end of ``day``) is what ages count to."""
-    return {
-        "dt": day,
-        "cutoff": day_start(day) + dt.timedelta(days=1),
-        "end_day": day + dt.timedelta(days=1),
-        "start_28d": day - dt.timedelta(days=27),
-        "start_7d": day - dt.timedelta(days=6),
-        "start_1d": day,
-        "week_ago": day - dt.timedelta(days=7),
-        "prior_strength": prior_strength,
-    }
-
-
-def _build(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    flywheel: FlywheelConfig,
-    table: str,
-) -> dg.MaterializeResult:
-    def build(day: dt.date) -> dg.MaterializeResult | dict[str, object]:
-        wh = warehouse.get()
-        params = window_params(day, flywheel.prior_strength)
-        sql_name = f"features/{table}"
-        with wh.begin() as conn:
-            wh.delete_partition(conn, table, day)
-            wh.run(conn, sql_name, **named_params(load_sql(sql_name), params))
-            n = wh.count_partition(conn, table, day)
-        return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(n)})
-
-    return materialize_days(context, build)
+from flywheel_assets.features.build import build_aggregates, build_snapshot, is_aggregate
 
 
 def _build_aggregate(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str
 ) -> dg.MaterializeResult:
-    """A daily aggregate for every day of the run in one statement and one transaction: a
-    partition's rows depend only on its own events, so a range gives the days' values, and a
-    backfill reads its events once instead of once per day."""
+    """Every day of the run in one statement (features.build.build_aggregates)."""
     days = partition_days(context)
-    wh = warehouse.get()
-    with wh.begin() as conn:
-        for day in days:
-            wh.delete_partition(conn, table, day)
-        wh.run(conn, f"features/{table}", start_dt=min(days), end_dt=max(days))
-        rows = {day: wh.count_partition(conn, table, day) for day in days}
+    rows = build_aggregates(warehouse.get(), table, days)
     meta: dict[str, object] = {
         "dagster/row_count": dg.MetadataValue.int(sum(rows.values())),
         **column_schema(context),
@@ -96,7 +56,7 @@ window_28d = dg.TimeWindowPartitionMapping(
 
 
 def _dep(asset: dg.AssetsDefinition) -> dg.AssetDep | dg.AssetsDefinition:
-    if asset.key.path[-1].endswith("_activity_daily"):
+    if is_aggregate(asset.key.path[-1]):
         return dg.AssetDep(asset, partition_mapping=window_28d)
     return asset
 
@@ -111,9 +71,14 @@ def feature_asset(
     def _asset(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
     ) -> dg.MaterializeResult:
-        if table.endswith("_activity_daily"):
+        if is_aggregate(table):
             return _build_aggregate(context, warehouse, table)
-        return _build(context, warehouse, flywheel, table)
+
+        def build(day: dt.date) -> dict[str, object]:
+            n = build_snapshot(warehouse.get(), table, day, flywheel.prior_strength)
+            return {"dagster/row_count": dg.MetadataValue.int(n)}
+
+        return materialize_days(context, build)
 
     return _asset
 
