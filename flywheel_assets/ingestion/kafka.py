@@ -107,6 +107,19 @@ class IngestReport:
             max(0, self.end_offsets[p] - self.next_offsets.get(p, 0)) for p in self.end_offsets
         )
 
+    def offsets_frame(self) -> pd.DataFrame:
+        """Per topic partition: the offset read from, the next one to read, and the topic's
+        end when the run started."""
+        parts = list(self.end_offsets)
+        return pd.DataFrame(
+            {
+                "partition": parts,
+                "from": [self.start_offsets[p] for p in parts],
+                "to (next)": [self.next_offsets[p] for p in parts],
+                "topic end at start": list(self.end_offsets.values()),
+            }
+        )
+
 
 @dataclass(frozen=True)
 class _Message:

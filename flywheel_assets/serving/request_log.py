@@ -11,13 +11,16 @@ field is a fault: it is counted by reason (the asset's metadata and a warning), 
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from flywheel_assets.ingestion.landing import list_landing_files
 from flywheel_assets.platform.pseudonym import Pseudonymiser
+from flywheel_assets.platform.warehouse import Warehouse
 
 REQUIRED = ("request_id", "served_at", "user_id", "model_version", "variant", "k", "epsilon",
             "latency_ms")  # fmt: skip
@@ -80,3 +83,36 @@ def parse_request_log(files: list[Path], pseudonymiser: Pseudonymiser) -> Parsed
         rejected["invalid_value"] += int(bad.sum())
         df = df[~bad]
     return ParsedLog(df.reset_index(drop=True), dict(rejected))
+
+
+@dataclass(frozen=True)
+class LoadedLog:
+    files: int
+    rows: pd.DataFrame  # the rows loaded into served_requests (without dt)
+    rejected: dict[str, int]  # lines not loaded, by reason
+
+
+def load_request_log(
+    wh: Warehouse, landing_dir: Path, day: dt.date, pseudonymiser: Pseudonymiser
+) -> LoadedLog:
+    """Replace ``day``'s served_requests with the day's request-log files, in one
+    transaction."""
+    files = list_landing_files(landing_dir, "requests", day)
+    parsed = parse_request_log(files, pseudonymiser)
+    with wh.begin() as conn:
+        wh.delete_partition(conn, "served_requests", day)
+        wh.insert_df(conn, "served_requests", parsed.rows.assign(dt=day))
+    return LoadedLog(len(files), parsed.rows, parsed.rejected)
+
+
+def latency_by_variant(rows: pd.DataFrame) -> pd.DataFrame:
+    """Requests and served latency (median, 99th percentile, ms) per variant."""
+    groups = list(rows.groupby("variant"))
+    return pd.DataFrame(
+        {
+            "variant": [v for v, _ in groups],
+            "requests": [len(g) for _, g in groups],
+            "p50_ms": [g["latency_ms"].median() for _, g in groups],
+            "p99_ms": [g["latency_ms"].quantile(0.99) for _, g in groups],
+        }
+    )

@@ -1,4 +1,4 @@
-"""Kafka ingestion: the events topic into the warehouse, exactly once (flywheel_assets/kafka_ingest.py).
+"""Kafka ingestion: the events topic into the warehouse, exactly once (flywheel_assets/ingestion/kafka.py).
 
 Not partitioned: a run reads from the offsets stored in the warehouse to the end the topic had
 when it started. Rows land in the day the broker received them (``kafka_events.dt``) and
@@ -7,6 +7,7 @@ schedule, never polled inside a sensor.
 """
 
 import datetime as dt
+from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
@@ -18,7 +19,12 @@ from flywheel_assets.defs.resources import (
     PseudonymResource,
     WarehouseResource,
 )
-from flywheel_assets.ingestion.kafka import BatchResult, KafkaIngestError, ingest_topic
+from flywheel_assets.ingestion.kafka import (
+    BatchResult,
+    IngestReport,
+    KafkaIngestError,
+    ingest_topic,
+)
 from flywheel_assets.platform.settings import partition_start
 
 DAYS_METADATA = "days"
@@ -51,20 +57,6 @@ def kafka_events(
             "scripts/dev-kafka.",
             allow_retries=False,
         )
-
-    def progress(batch: BatchResult) -> None:
-        # Recorded as each batch commits, so a run that fails later still tells
-        # kafka_late_days_sensor which days got rows.
-        context.log_event(
-            dg.AssetObservation(
-                asset_key=context.asset_key,
-                metadata={
-                    DAYS_METADATA: dg.MetadataValue.json([d.isoformat() for d in batch.days]),
-                    "messages": dg.MetadataValue.int(batch.messages),
-                },
-            )
-        )
-
     try:
         report = ingest_topic(
             settings,
@@ -75,32 +67,43 @@ def kafka_events(
             max_lateness=flywheel.max_lateness(),
             max_messages=kafka.max_messages_per_run,
             earliest_day=dt.date.fromisoformat(partition_start()),
-            on_batch=progress,
+            on_batch=_observe_batch(context),
         )
     except KafkaIngestError as exc:
         raise dg.Failure(str(exc)) from exc
+    return dg.MaterializeResult(metadata=kafka_metadata(report))
+
+
+def _observe_batch(context: dg.AssetExecutionContext) -> Callable[[BatchResult], None]:
+    """Records each batch's days as it commits, so a run that fails later still tells
+    kafka_late_days_sensor which days got rows."""
+
+    def progress(batch: BatchResult) -> None:
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=context.asset_key,
+                metadata={
+                    DAYS_METADATA: dg.MetadataValue.json([d.isoformat() for d in batch.days]),
+                    "messages": dg.MetadataValue.int(batch.messages),
+                },
+            )
+        )
+
+    return progress
+
+
+def kafka_metadata(report: IngestReport) -> dict[str, object]:
     days = report.days()
-    offsets = pd.DataFrame(
-        {
-            "partition": list(report.end_offsets),
-            "from": [report.start_offsets[p] for p in report.end_offsets],
-            "to (next)": [report.next_offsets[p] for p in report.end_offsets],
-            "topic end at start": list(report.end_offsets.values()),
-        }
-    )
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": dg.MetadataValue.int(report.accepted),
-            "topic": settings.topic,
-            "messages_read": dg.MetadataValue.int(report.messages),
-            "rows_quarantined": dg.MetadataValue.int(report.quarantined),
-            "batches": dg.MetadataValue.int(len(report.batches)),
-            "lag_after_run": dg.MetadataValue.int(report.lag),
-            # Read by kafka_late_days_sensor: days whose raw_events must be rebuilt.
-            DAYS_METADATA: dg.MetadataValue.json([d.isoformat() for d in days]),
-            "messages_by_day": dg.MetadataValue.md(
-                md_table(pd.DataFrame({"day": list(days), "messages": list(days.values())}))
-            ),
-            "offsets": dg.MetadataValue.md(md_table(offsets)),
-        }
-    )
+    by_day = pd.DataFrame({"day": list(days), "messages": list(days.values())})
+    return {
+        "dagster/row_count": dg.MetadataValue.int(report.accepted),
+        "topic": report.topic,
+        "messages_read": dg.MetadataValue.int(report.messages),
+        "rows_quarantined": dg.MetadataValue.int(report.quarantined),
+        "batches": dg.MetadataValue.int(len(report.batches)),
+        "lag_after_run": dg.MetadataValue.int(report.lag),
+        # Read by kafka_late_days_sensor: days whose raw_events must be rebuilt.
+        DAYS_METADATA: dg.MetadataValue.json([d.isoformat() for d in days]),
+        "messages_by_day": dg.MetadataValue.md(md_table(by_day)),
+        "offsets": dg.MetadataValue.md(md_table(report.offsets_frame())),
+    }

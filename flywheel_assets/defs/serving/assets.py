@@ -12,9 +12,8 @@ import dagster as dg
 from flywheel_assets.defs.common import daily_asset, materialize_days, partition_days
 from flywheel_assets.defs.features.assets import ACTIVITY_ASSETS, FEATURE_ASSETS
 from flywheel_assets.defs.resources import FlywheelConfig, PseudonymResource, WarehouseResource
-from flywheel_assets.ingestion.landing import list_landing_files
 from flywheel_assets.serving.online_features import bundle_dir, export_snapshot
-from flywheel_assets.serving.request_log import parse_request_log
+from flywheel_assets.serving.request_log import latency_by_variant, load_request_log
 
 
 @dg.asset(
@@ -59,30 +58,22 @@ def served_requests(
     flywheel: FlywheelConfig,
     pseudonyms: PseudonymResource,
 ) -> dg.MaterializeResult:
-    def build(day: dt.date) -> dg.MaterializeResult:
-        files = list_landing_files(flywheel.paths().landing_dir, "requests", day)
-        parsed = parse_request_log(files, pseudonyms.get())
-        wh = warehouse.get()
-        with wh.begin() as conn:
-            wh.delete_partition(conn, "served_requests", day)
-            wh.insert_df(conn, "served_requests", parsed.rows.assign(dt=day))
-        if parsed.rejected:
-            context.log.warning(f"{day}: request-log lines not loaded: {parsed.rejected}")
-        rows = parsed.rows
+    def build(day: dt.date) -> dict[str, object]:
+        log = load_request_log(warehouse.get(), flywheel.paths().landing_dir, day, pseudonyms.get())
+        if log.rejected:
+            context.log.warning(f"{day}: request-log lines not loaded: {log.rejected}")
         table = "\n".join(
-            f"| {v} | {len(g):,} | {g['latency_ms'].median():.2f} | {g['latency_ms'].quantile(0.99):.2f} |"
-            for v, g in rows.groupby("variant")
+            f"| {r.variant} | {r.requests:,} | {r.p50_ms:.2f} | {r.p99_ms:.2f} |"
+            for r in latency_by_variant(log.rows).itertuples()
         )
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": dg.MetadataValue.int(len(rows)),
-                "files": dg.MetadataValue.int(len(files)),
-                "lines_rejected": dg.MetadataValue.int(sum(parsed.rejected.values())),
-                "rejected_reasons": dg.MetadataValue.json(parsed.rejected),
-                "served_latency": dg.MetadataValue.md(
-                    "| variant | requests | p50 ms | p99 ms |\n|---|---:|---:|---:|\n" + table
-                ),
-            }
-        )
+        return {
+            "dagster/row_count": dg.MetadataValue.int(len(log.rows)),
+            "files": dg.MetadataValue.int(log.files),
+            "lines_rejected": dg.MetadataValue.int(sum(log.rejected.values())),
+            "rejected_reasons": dg.MetadataValue.json(log.rejected),
+            "served_latency": dg.MetadataValue.md(
+                "| variant | requests | p50 ms | p99 ms |\n|---|---:|---:|---:|\n" + table
+            ),
+        }
 
     return materialize_days(context, build)
