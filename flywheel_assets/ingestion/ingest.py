@@ -144,7 +144,7 @@ def events_source(
 
 
 @dataclass(frozen=True)
-class IngestReport:
+class SourceDayReport:
     """What ``ingest_day`` wrote for one source and day."""
 
     source: str
@@ -238,7 +238,7 @@ def ingest_day(
     day: dt.date,
     *,
     now: dt.datetime | None = None,
-) -> IngestReport:
+) -> SourceDayReport:
     """Replace ``day`` of ``spec``'s table, its ingestion quarantine and its ingested_files log
     with what the landing files (and the topic, for events) hold, in one transaction."""
     now = now or utcnow()
@@ -264,7 +264,7 @@ def ingest_day(
     if not files and kafka.empty:
         folder = Path(landing_dir) / spec.name
         warnings = (f"no landing files for {spec.name} on {day} under {folder}",)
-    return IngestReport(
+    return SourceDayReport(
         source=spec.name,
         day=day,
         files=len(files),

@@ -19,7 +19,7 @@ from flywheel_assets.defs.common import (
 from flywheel_assets.defs.ingestion.kafka import kafka_events
 from flywheel_assets.defs.resources import FlywheelConfig, PseudonymResource, WarehouseResource
 from flywheel_assets.ingestion.ingest import (
-    IngestReport,
+    SourceDayReport,
     SourceSpec,
     catalog_source,
     events_source,
@@ -48,7 +48,7 @@ def ingest(
     return ingest_metadata(report)
 
 
-def ingest_metadata(report: IngestReport) -> dict[str, object]:
+def ingest_metadata(report: SourceDayReport) -> dict[str, object]:
     reasons = report.reasons.rename(columns={"n": "rows"})
     return {
         **(accounting_metadata(report.accounting) if report.accounting else {}),

@@ -2,7 +2,8 @@
 re-runs a day when the topic delivered more of it after its ingestion ran.
 
 Sensors only look at file names, sizes and the instance's event log; they never read Kafka or
-hold the warehouse (docs/decisions.md, "Ingestion automation").
+hold the warehouse (docs/decisions.md, "Ingestion automation"). What to request is decided by
+``flywheel_assets.ingestion.triggers``; the sensors turn its requests into runs.
 """
 
 import os
