@@ -6,22 +6,17 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
+from flywheel_assets.platform.clock import day_start, utcnow
 from flywheel_assets.platform.settings import partition_start
+
+# The glue's clock is the platform's (naive UTC, as the warehouse stores timestamps).
+__all__ = ["day_start", "utcnow"]
 
 daily = dg.DailyPartitionsDefinition(start_date=partition_start(), end_offset=1)
 
 # DuckDB allows one writing process per file: every warehouse-touching step takes this pool,
 # whose limit dagster.yaml sets to 1.
 WAREHOUSE_POOL = "flywheel_warehouse"
-
-
-def day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time())
-
-
-def utcnow() -> dt.datetime:
-    """Naive UTC, as the warehouse stores timestamps."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def md_table(df: pd.DataFrame, floatfmt: str = ".4f") -> str:

@@ -32,6 +32,7 @@ from flywheel_assets.ingestion.landing import (
     read_landing_file,
     storable_text,
 )
+from flywheel_assets.platform.clock import day_start, utcnow
 from flywheel_assets.platform.pseudonym import Pseudonymiser
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
 
@@ -69,15 +70,6 @@ class SourceSpec:
     field_map: FieldMap | None = None
     # Events: also the topic's rows of the day, and quarantine releases rejoin the day.
     with_kafka: bool = False
-
-
-def day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time())
-
-
-def utcnow() -> dt.datetime:
-    """Naive UTC, as the warehouse stores timestamps."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def catalog_source(day: dt.date, field_map: FieldMap | None) -> SourceSpec:

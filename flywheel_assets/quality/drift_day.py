@@ -1,14 +1,15 @@
 """A day's drift verdict: which columns are monitored, whether the shop is still warming up, and
 the judgement of the day's rows against the reference days' (statistics in ``drift.py``).
 
-The feature and model-score drift checks (``defs/features/checks.py``) call
-``drift_of_day`` and turn the ``DriftVerdict`` into a check result.
+The columns watched come from the quality settings (FLYWHEEL_DRIFT_COLUMNS, else
+DEFAULT_DRIFT_COLUMNS in quality/settings.py). The feature and model-score drift checks
+(``defs/features/checks.py``) call ``drift_of_day`` and turn the ``DriftVerdict`` into a check
+result.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -23,45 +24,15 @@ from flywheel_assets.quality.drift import (
     worst,
 )
 
-# The monitored columns: stationary once a shop has history (rates, prices, recency), so a
-# shift means the data changed. Raw 28-day counts and ages are left out: they grow by
-# definition. FLYWHEEL_DRIFT_COLUMNS (JSON, same shape) replaces this mapping; a table left
-# out is not monitored. "score_samples" is the challenger's holdout scores.
-DEFAULT_DRIFT_COLUMNS: dict[str, list[str]] = {
-    "user_features": [
-        "u_ctr_28d",
-        "u_conversion_28d",
-        "u_avg_click_price_28d",
-        "u_days_since_last_event",
-    ],
-    "item_features": ["i_price", "i_price_change_7d", "i_ctr_28d", "i_conversion_28d"],
-    "score_samples": ["score"],
-}
-
 
 class DriftConfigError(ValueError):
-    """Drift settings that no retry can fix: a bad column mapping, a column that is not there."""
+    """A monitored column that the day's rows do not have: no retry fixes it."""
 
 
-def drift_columns(table: str, mapping_json: str | None = None) -> list[str]:
-    """The monitored columns of ``table`` (empty: not monitored): from ``mapping_json`` (the
-    value of FLYWHEEL_DRIFT_COLUMNS) when given, else the defaults."""
-    if not mapping_json:
-        return DEFAULT_DRIFT_COLUMNS.get(table, [])
-    try:
-        mapping = json.loads(mapping_json)
-        if not isinstance(mapping, dict) or not all(
-            isinstance(v, list) and all(isinstance(c, str) for c in v) for v in mapping.values()
-        ):
-            raise ValueError("must map table names to lists of column names")
-        unknown = set(mapping) - set(DEFAULT_DRIFT_COLUMNS)
-        if unknown:
-            raise ValueError(
-                f"unknown tables {sorted(unknown)}; use {sorted(DEFAULT_DRIFT_COLUMNS)}"
-            )
-    except ValueError as exc:
-        raise DriftConfigError(f"FLYWHEEL_DRIFT_COLUMNS is invalid: {exc}") from exc
-    return list(mapping.get(table, []))
+def monitored_columns(q: QualityThresholds, table: str) -> list[str]:
+    """The columns of ``table`` watched for drift (empty: not monitored): FLYWHEEL_DRIFT_COLUMNS
+    through the quality settings, else DEFAULT_DRIFT_COLUMNS."""
+    return list(q.watched_columns().get(table, []))
 
 
 def thresholds(q: QualityThresholds) -> DriftThresholds:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from flywheel_assets import registry
 from flywheel_assets.evaluation import OfflineMetrics, offline_metrics
+from flywheel_assets.platform.clock import utcnow
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
 from flywheel_assets.training import challenger
 from flywheel_assets.training.challenger import TrainingSpec
@@ -265,7 +266,7 @@ def register(
             training_spec_json=c.spec.to_json(),
             base_model_version=c.base_model_version,
         )
-        created = registry.register_model(conn, record, created_by=created_by, now=_utcnow())
+        created = registry.register_model(conn, record, created_by=created_by, now=utcnow())
         # Re-training an old day must not move the challenger alias back in time.
         latest = wh.scalar(conn, load_sql("registry/latest_model_day"))
         if latest is None or str(latest) <= day.isoformat():
@@ -275,7 +276,7 @@ def register(
                 c.model_version,
                 actor=actor,
                 reason=f"trained for {day}",
-                now=_utcnow(),
+                now=utcnow(),
                 day=day,
             )
     return created
@@ -303,8 +304,3 @@ def code_version() -> str | None:
         return f"flywheel=={importlib.metadata.version('flywheel')}"
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def _utcnow() -> dt.datetime:
-    """Naive UTC, as the warehouse stores timestamps."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

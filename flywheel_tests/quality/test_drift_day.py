@@ -13,40 +13,31 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flywheel_assets.platform.config import SettingsError
 from flywheel_assets.platform.settings import QualityThresholds
 from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.quality.drift_day import (
-    DEFAULT_DRIFT_COLUMNS,
     DriftConfigError,
-    drift_columns,
     drift_of_day,
     judge_drift,
+    monitored_columns,
     warming_up,
 )
+from flywheel_assets.quality.settings import DEFAULT_DRIFT_COLUMNS
 
 DAY = dt.date(2026, 6, 30)
-Q = QualityThresholds()
+Q = QualityThresholds.resolve(environ={})
 
 
-def test_monitored_columns_default_or_from_the_mapping() -> None:
-    assert drift_columns("item_features") == DEFAULT_DRIFT_COLUMNS["item_features"]
-    assert drift_columns("user_brand_features") == []
+def test_monitored_columns_default_or_from_the_setting() -> None:
+    assert monitored_columns(Q, "item_features") == DEFAULT_DRIFT_COLUMNS["item_features"]
+    assert monitored_columns(Q, "user_brand_features") == []
     mapping = json.dumps({"item_features": ["i_price"]})
-    assert drift_columns("item_features", mapping) == ["i_price"]
-    assert drift_columns("user_features", mapping) == []  # left out: not monitored
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("{not json", "FLYWHEEL_DRIFT_COLUMNS is invalid: Expecting property name"),
-        ('{"item_features": "i_price"}', "must map table names to lists of column names"),
-        ('{"orders": ["x"]}', r"unknown tables \['orders'\]; use \['item_features'"),
-    ],
-)
-def test_a_bad_mapping_is_a_configuration_error(text: str, message: str) -> None:
-    with pytest.raises(DriftConfigError, match=message):
-        drift_columns("item_features", text)
+    q = QualityThresholds.resolve(environ={"FLYWHEEL_DRIFT_COLUMNS": mapping})
+    assert monitored_columns(q, "item_features") == ["i_price"]
+    assert monitored_columns(q, "user_features") == []  # left out: not monitored
+    with pytest.raises(SettingsError, match=r"FLYWHEEL_DRIFT_COLUMNS is invalid: unknown"):
+        QualityThresholds.resolve(environ={"FLYWHEEL_DRIFT_COLUMNS": '{"orders": ["x"]}'})
 
 
 def test_drift_waits_for_the_reference_window_to_leave_the_warm_up() -> None:

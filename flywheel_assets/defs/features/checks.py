@@ -7,7 +7,6 @@ feature table that shifted stops training and promotion for the day; a warning o
 """
 
 import datetime as dt
-import os
 
 import dagster as dg
 
@@ -17,12 +16,12 @@ from flywheel_assets.defs.quality.checks import suite_check
 from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
 from flywheel_assets.platform.settings import QualityThresholds
 from flywheel_assets.quality.drift_day import (
-    DEFAULT_DRIFT_COLUMNS,
     DriftConfigError,
     DriftVerdict,
-    drift_columns,
     drift_of_day,
+    monitored_columns,
 )
+from flywheel_assets.quality.settings import DEFAULT_DRIFT_COLUMNS
 
 
 def _suite_for(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
@@ -113,10 +112,7 @@ def drift_check(
 ) -> dg.AssetCheckResult:
     """Each day's rows of ``day_sql`` against the reference days' rows of ``reference_sql``,
     over the columns monitored for ``monitored``; nothing is read when none are."""
-    try:
-        columns = drift_columns(monitored, os.environ.get("FLYWHEEL_DRIFT_COLUMNS"))
-    except DriftConfigError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    columns = monitored_columns(q, monitored)
     if not columns:
         return dg.AssetCheckResult(passed=True, description=f"{what}: not monitored")
 
