@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -33,6 +34,9 @@ from flywheel_assets.training.model import (
     predict,
     save_artefact,
 )
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 # The day's training specification for a warm start from a model version (None: from scratch).
 SpecFor = Callable[[str | None], TrainingSpec]
@@ -161,7 +165,7 @@ def _fit_on_cluster(
     wh: Warehouse,
     start: Start,
     scheduler: str,
-    base_model: tuple[object, FeatureSchema] | None,
+    base_model: tuple[xgb.Booster, FeatureSchema] | None,
     t0: float,
 ) -> Fitted | NoChallenger:
     try:
