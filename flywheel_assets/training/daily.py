@@ -272,8 +272,8 @@ def register(
         )
         created = registry.register_model(conn, record, created_by=created_by, now=utcnow())
         # Re-training an old day must not move the challenger alias back in time.
-        latest = wh.scalar(conn, load_sql("registry/latest_model_day"))
-        if latest is None or str(latest) <= day.isoformat():
+        latest = registry.latest_model_day(conn)
+        if latest is None or latest <= day:
             registry.move_alias(
                 conn,
                 registry.CHALLENGER,
