@@ -125,7 +125,8 @@ def _encrypt_warehouse(args: argparse.Namespace) -> int:
         encrypt_duckdb_file,
     )
 
-    key = _settings(WarehouseSettings).encryption_key
+    settings = _settings(WarehouseSettings)
+    key = settings.encryption_key
     url = sa.engine.make_url(_warehouse_url(args))
     if url.get_backend_name() != "duckdb" or not url.database:
         print("flywheel encrypt-warehouse: only the embedded DuckDB file is encrypted here "
@@ -137,7 +138,7 @@ def _encrypt_warehouse(args: argparse.Namespace) -> int:
         return 1
     source, target = Path(url.database), Path(args.out)
     try:
-        encrypt_duckdb_file(source, target, key)
+        encrypt_duckdb_file(source, target, key, settings.duckdb_unsafe_crypto)
     except WarehouseError as exc:
         print(f"flywheel encrypt-warehouse: {exc}", file=sys.stderr)
         return 1

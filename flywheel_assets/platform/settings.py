@@ -195,9 +195,3 @@ def models_location(text: str) -> Path | str:
 def partition_start() -> str:
     """First day of the daily partitions (structural, so read when definitions load)."""
     return CycleSettings.resolve().partition_start
-
-
-# Until every caller takes QualitySettings from quality/settings.py.
-from flywheel_assets.quality.settings import QualitySettings as QualityThresholds  # noqa: E402
-
-__all__ = ["QualityThresholds"]

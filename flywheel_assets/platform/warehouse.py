@@ -11,7 +11,6 @@ import datetime as dt
 import functools
 import hashlib
 import json
-import os
 import re
 import uuid
 import warnings
@@ -26,6 +25,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
+
+from flywheel_assets.platform.settings import WarehouseSettings
 
 
 def _sql_dir() -> Path:
@@ -92,7 +93,7 @@ def _ident(name: str) -> str:
 class Warehouse:
     """Connections, migrations, SQL files and bulk loads for one warehouse URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, settings: WarehouseSettings | None = None) -> None:
         self.url = url
         self.dialect = sa.engine.make_url(url).get_backend_name()
         if self.dialect not in ("duckdb", "postgresql"):
@@ -101,14 +102,16 @@ class Warehouse:
                 "use duckdb:///path/file.duckdb or postgresql+psycopg://user@host/db"
             )
         sa_url = sa.engine.make_url(url)
-        password = os.environ.get("FLYWHEEL_WAREHOUSE_PASSWORD")
+        # Secrets by the settings' rule (the environment unless given): never in the URL.
+        settings = settings or WarehouseSettings.resolve()
+        password = settings.password
         if self.dialect == "postgresql" and password and sa_url.password is None:
             # The URL (host, database, sslmode, ...) is configuration; the password is a secret
             # and may come on its own from the environment.
             sa_url = sa_url.set(password=password)
-        key = os.environ.get(ENCRYPTION_KEY_ENV)
+        key = settings.encryption_key
         if self.dialect == "duckdb" and key:
-            self.engine = _encrypted_duckdb_engine(sa_url, key)
+            self.engine = _encrypted_duckdb_engine(sa_url, key, settings.duckdb_unsafe_crypto)
         else:
             # DuckDB allows one writing process per file: hold the file only while working.
             kwargs = (
@@ -289,11 +292,12 @@ ENCRYPTION_KEY_ENV = "FLYWHEEL_WAREHOUSE_ENCRYPTION_KEY"
 UNSAFE_CRYPTO_ENV = "FLYWHEEL_DUCKDB_UNSAFE_CRYPTO"
 
 
-def _load_duckdb_crypto(raw: object) -> None:
-    """DuckDB writes encrypted files only with OpenSSL, which its httpfs extension brings."""
+def _load_duckdb_crypto(raw: object, unsafe: bool = False) -> None:
+    """DuckDB writes encrypted files only with OpenSSL, which its httpfs extension brings
+    (``unsafe``: FLYWHEEL_DUCKDB_UNSAFE_CRYPTO, development only)."""
     import duckdb
 
-    if os.environ.get(UNSAFE_CRYPTO_ENV, "").lower() == "true":
+    if unsafe:
         raw.execute("SET force_mbedtls_unsafe = 'true'")
         return
     try:
@@ -314,7 +318,9 @@ def _load_duckdb_crypto(raw: object) -> None:
         ) from exc
 
 
-def _encrypted_duckdb_engine(url: sa.engine.URL, key: str) -> sa.engine.Engine:
+def _encrypted_duckdb_engine(
+    url: sa.engine.URL, key: str, unsafe: bool = False
+) -> sa.engine.Engine:
     """An engine whose every connection attaches the warehouse file with its key (bound as a
     parameter) and works inside it; the file on disk is AES-GCM encrypted. The URL's other
     DuckDB settings (e.g. ?threads=2) apply to the connection as they would to the file."""
@@ -331,7 +337,7 @@ def _encrypted_duckdb_engine(url: sa.engine.URL, key: str) -> sa.engine.Engine:
         import duckdb
 
         if not read_only:
-            _load_duckdb_crypto(dbapi_connection)
+            _load_duckdb_crypto(dbapi_connection, unsafe)
         options = "ENCRYPTION_KEY ?, READ_ONLY" if read_only else "ENCRYPTION_KEY ?"
         try:
             dbapi_connection.execute(f"ATTACH ? AS warehouse ({options})", [path, key])
@@ -358,7 +364,7 @@ def _attach_problem(path: str, error: str) -> str:
     return f"cannot open the encrypted warehouse {path}: {first}"
 
 
-def encrypt_duckdb_file(source: Path, target: Path, key: str) -> None:
+def encrypt_duckdb_file(source: Path, target: Path, key: str, unsafe: bool = False) -> None:
     """Copy an unencrypted DuckDB warehouse into a new encrypted file (the source stays; a
     failed copy leaves no target behind)."""
     import duckdb
@@ -369,7 +375,7 @@ def encrypt_duckdb_file(source: Path, target: Path, key: str) -> None:
         raise WarehouseError(f"{target} exists: choose a new file for the encrypted copy")
     con = duckdb.connect()
     try:
-        _load_duckdb_crypto(con)
+        _load_duckdb_crypto(con, unsafe)
         con.execute("ATTACH ? AS plain (READ_ONLY)", [str(source)])
         con.execute("ATTACH ? AS sealed (ENCRYPTION_KEY ?)", [str(target), key])
         con.execute("COPY FROM DATABASE plain TO sealed")

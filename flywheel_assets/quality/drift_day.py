@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from flywheel_assets.platform.settings import QualityThresholds
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
 from flywheel_assets.quality.drift import (
     DriftThresholds,
@@ -23,25 +22,26 @@ from flywheel_assets.quality.drift import (
     report_frame,
     worst,
 )
+from flywheel_assets.quality.settings import QualitySettings
 
 
 class DriftConfigError(ValueError):
     """A monitored column that the day's rows do not have: no retry fixes it."""
 
 
-def monitored_columns(q: QualityThresholds, table: str) -> list[str]:
+def monitored_columns(q: QualitySettings, table: str) -> list[str]:
     """The columns of ``table`` watched for drift (empty: not monitored): FLYWHEEL_DRIFT_COLUMNS
     through the quality settings, else DEFAULT_DRIFT_COLUMNS."""
     return list(q.watched_columns().get(table, []))
 
 
-def thresholds(q: QualityThresholds) -> DriftThresholds:
+def thresholds(q: QualitySettings) -> DriftThresholds:
     return DriftThresholds(
         psi_warn=q.drift_psi_warn, psi_error=q.drift_psi_error, ks_alpha=q.drift_ks_alpha
     )
 
 
-def warming_up(first_event_day: dt.date | None, day: dt.date, q: QualityThresholds) -> str | None:
+def warming_up(first_event_day: dt.date | None, day: dt.date, q: QualitySettings) -> str | None:
     """Why drift is not judged yet for ``day``, or None once the shop is past its warm-up."""
     if first_event_day is None:
         return "no events yet"
@@ -79,7 +79,7 @@ def judge_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     columns: list[str],
-    q: QualityThresholds,
+    q: QualitySettings,
     reference_days: int,
     what: str,
     warming: str | None = None,
@@ -130,7 +130,7 @@ def judge_drift(
 def drift_of_day(
     wh: Warehouse,
     day: dt.date,
-    q: QualityThresholds,
+    q: QualitySettings,
     columns: list[str],
     what: str,
     day_sql: str,

@@ -16,8 +16,8 @@ import pandas as pd
 from sqlalchemy.engine import Connection
 
 from flywheel_assets.ingestion.accounting import event_counts, record_accounting
-from flywheel_assets.platform.settings import QualityThresholds
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
+from flywheel_assets.quality.settings import QualitySettings
 
 # Reasons that are not data faults: exact redeliveries of an event already accepted.
 REDELIVERY_REASONS = ("duplicate_event_id", "duplicate_event_id_other_day")
@@ -71,7 +71,7 @@ def imbalance(counts: dict[str, int], total: str, parts: tuple[str, ...]) -> str
 
 
 def volume_parameters(
-    counts: pd.DataFrame, day: dt.date, q: QualityThresholds, now: dt.datetime
+    counts: pd.DataFrame, day: dt.date, q: QualitySettings, now: dt.datetime
 ) -> tuple[dict[str, object], str]:
     """The raw events suite's parameters for ``day`` and how they were found: volume bounds
     from the median of the trailing days' counts (``dt``, ``n``), judged only with enough of
@@ -96,7 +96,7 @@ def volume_parameters(
 
 
 def raw_events_parameters(
-    wh: Warehouse, conn: Connection, day: dt.date, q: QualityThresholds, now: dt.datetime
+    wh: Warehouse, conn: Connection, day: dt.date, q: QualitySettings, now: dt.datetime
 ) -> tuple[dict[str, object], str]:
     """``volume_parameters`` over the raw event counts of the reference days before ``day``."""
     counts = wh.query_df(

@@ -289,8 +289,11 @@ def register(
 def code_version() -> str | None:
     """The code that trained a model: FLYWHEEL_CODE_VERSION (a deployment sets it, e.g. to the
     image's git SHA), else the checkout's git SHA, else the installed package version."""
-    if os.environ.get("FLYWHEEL_CODE_VERSION"):
-        return os.environ["FLYWHEEL_CODE_VERSION"]
+    from flywheel_assets.training.settings import TrainingSettings
+
+    configured = TrainingSettings.resolve().code_version
+    if configured:
+        return configured
     try:
         out = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--abbrev=40"],

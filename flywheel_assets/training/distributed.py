@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -113,8 +112,9 @@ def _require_dask() -> None:
 def scheduler_address() -> str | None:
     """The Dask scheduler from ``FLYWHEEL_DASK_SCHEDULER`` (e.g. ``tcp://dask:8786``), or None
     for single-process training. Read when a run starts, never at import time."""
-    value = os.environ.get(SCHEDULER_ENV, "").strip()
-    return value or None
+    from flywheel_assets.training.settings import TrainingSettings
+
+    return TrainingSettings.resolve().dask_scheduler
 
 
 @contextmanager
@@ -153,13 +153,13 @@ def read_training_day(
     feature_vector.sql); with ``before``, only the rows with ``event_time < before``. Runs on a
     worker; ``warehouse_url`` None means the worker's own ``FLYWHEEL_WAREHOUSE_URL``."""
     from flywheel_assets.features.store import training_frame
-    from flywheel_assets.platform.governance import ROLES_ENV, Roles
-    from flywheel_assets.platform.settings import FlywheelPaths
+    from flywheel_assets.platform.governance import Roles
+    from flywheel_assets.platform.settings import FlywheelPaths, WarehouseSettings
     from flywheel_assets.platform.warehouse import Warehouse
 
     url = warehouse_url or FlywheelPaths.from_env().warehouse_url
     wh = Warehouse(_read_only_url(url))
-    prefix = os.environ.get(ROLES_ENV)
+    prefix = WarehouseSettings.resolve().roles
     if prefix:  # a worker reads as the training stage, as the step that sent it would
         training_role = Roles(prefix).name("training")
         wh.session_role = lambda: training_role

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from flywheel_assets.defs.features.assets import ACTIVITY_ASSETS, FEATURE_ASSETS
-from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
+from flywheel_assets.defs.resources import FeaturesConfig, TrainingConfig, WarehouseResource
 from flywheel_assets.features import reference as feature_reference
 from flywheel_assets.features import store as feature_store
 from flywheel_assets.platform import warehouse
@@ -149,7 +149,7 @@ def build(url: str, home: Path, first: dt.date, last: dt.date | None = None) -> 
         [*ACTIVITY_ASSETS, *FEATURE_ASSETS],
         resources={
             "warehouse": WarehouseResource(url=url),
-            "flywheel": FlywheelConfig(home=str(home), prior_strength=PRIOR),
+            "features": FeaturesConfig(prior_strength=PRIOR),
         },
         instance=dg.DagsterInstance.ephemeral(),
         **kwargs,
@@ -412,7 +412,7 @@ def test_training_examples_label_impressions_within_the_window(tmp_path: Path) -
         partition_key=day.isoformat(),
         resources={
             "warehouse": WarehouseResource(url=wh.url),
-            "flywheel": FlywheelConfig(home=str(tmp_path), label_window_hours=1.0),
+            "training": TrainingConfig(label_window_hours=1.0),
         },
         instance=dg.DagsterInstance.ephemeral(),
     )

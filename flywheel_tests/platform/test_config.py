@@ -2,6 +2,8 @@
 errors that name the variable, secrets kept out of what is shown; and the README's table of
 every FLYWHEEL_* variable, checked against the declarations and the code."""
 
+import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from flywheel_assets.platform.config import (
     SettingsError,
     all_settings,
     all_variables,
+    markdown_table,
     require,
     setting,
 )
@@ -74,3 +77,77 @@ def test_every_stage_declares_distinct_variables_with_defaults_that_validate() -
     for cls in all_settings():
         assert cls.stage, cls
         cls.resolve(environ={})  # the defaults are valid
+
+
+def _readme_variables() -> set[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"`(FLYWHEEL_[A-Z0-9_]+)`", section))
+
+
+def test_the_readme_table_lists_every_declared_variable_and_no_other() -> None:
+    declared = {v.env for v in all_variables()}
+    readme = _readme_variables()
+    assert not declared - readme, (
+        f"missing from README's Configuration table: {sorted(declared - readme)}; paste the "
+        "output of `python -m flywheel_assets.platform.config` there"
+    )
+    assert not readme - declared, f"README lists undeclared variables: {sorted(readme - declared)}"
+    assert markdown_table() in (ROOT / "README.md").read_text(), (
+        "README's table is not the generated one: paste `python -m flywheel_assets.platform.config`"
+    )
+
+
+def _code_variable_names() -> dict[str, list[str]]:
+    """FLYWHEEL_* names the package's code spells, and names it builds at run time."""
+    found: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "flywheel_assets").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for name in re.findall(r"\bFLYWHEEL_[A-Z0-9_]*[A-Z0-9]\b", node.value):
+                    found.setdefault(name, []).append(where)
+            elif isinstance(node, ast.JoinedStr) and node.values:
+                first = node.values[0]
+                if (
+                    isinstance(first, ast.Constant)
+                    and str(first.value).endswith("FLYWHEEL_")
+                    and len(node.values) > 1
+                ):
+                    found.setdefault("FLYWHEEL_<built at run time>", []).append(where)
+    return found
+
+
+def test_the_code_reads_only_declared_variables() -> None:
+    declared = {v.env for v in all_variables()}
+    undeclared = {k: v for k, v in _code_variable_names().items() if k not in declared}
+    assert not undeclared, f"variables the code names but no setting declares: {undeclared}"
+
+
+def test_only_the_settings_mechanism_reads_the_environment() -> None:
+    allowed = {
+        "flywheel_assets/platform/config.py",  # the one rule
+    }
+    readers = []
+    for path in sorted((ROOT / "flywheel_assets").rglob("*.py")):
+        rel = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text())):
+            # os.environ.get(...), os.getenv(...), os.environ[...] in a load context
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                f = node.func
+                if f.attr == "getenv" or (
+                    f.attr == "get"
+                    and isinstance(f.value, ast.Attribute)
+                    and f.value.attr == "environ"
+                ):
+                    readers.append(f"{rel}:{node.lineno}")
+            elif (
+                isinstance(node, ast.Subscript)
+                and isinstance(node.ctx, ast.Load)
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "environ"
+            ):
+                readers.append(f"{rel}:{node.lineno}")
+    readers = [r for r in readers if r.split(":")[0] not in allowed]
+    assert not readers, f"environment read outside the settings: {readers}"

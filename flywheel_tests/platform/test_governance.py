@@ -356,7 +356,7 @@ def test_rollback_job_runs_under_least_privilege(governed: Governed, tmp_path) -
     role, moves the champion back, writes the trail and republishes the pointer."""
     from flywheel_assets import registry
     from flywheel_assets.definitions import loaded
-    from flywheel_assets.defs.resources import FlywheelConfig
+    from flywheel_assets.defs.resources import PathsConfig
     from flywheel_tests.scenarios.test_injection import NOW, _record
 
     admin = Warehouse(governed.admin_url)
@@ -376,7 +376,7 @@ def test_rollback_job_runs_under_least_privilege(governed: Governed, tmp_path) -
                 "warehouse": WarehouseResource(
                     url=governed.pipeline_url, roles=governed.roles.prefix
                 ),
-                "flywheel": FlywheelConfig(home=str(tmp_path)),
+                "paths": PathsConfig(home=str(tmp_path)),
             },
             instance=dg.DagsterInstance.ephemeral(),
         )

@@ -2,6 +2,7 @@
 every subpackage ships in the wheel, the package's top level stays small, the Dagster glue
 stays thin, and domain modules do not import the glue."""
 
+import ast
 import tomllib
 from pathlib import Path
 
@@ -27,3 +28,26 @@ def test_every_subpackage_is_in_the_wheel() -> None:
 def test_the_top_level_holds_only_the_entry_points() -> None:
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(top) <= 6, top
+
+
+def _imports(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
+
+
+def test_domain_modules_never_import_the_dagster_glue() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        if rel.parts[0] in ("defs",) or rel.name == "definitions.py":
+            continue
+        glue = {m for m in _imports(path) if m.startswith("flywheel_assets.defs")}
+        # The demo drives the cycle through Dagster on purpose (it is the user's first run).
+        if glue and rel.parts[0] != "simulation":
+            offenders.append(f"{rel}: {sorted(glue)}")
+    assert not offenders, offenders

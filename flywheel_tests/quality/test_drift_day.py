@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from flywheel_assets.platform.config import SettingsError
-from flywheel_assets.platform.settings import QualityThresholds
 from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.quality.drift_day import (
     DriftConfigError,
@@ -23,21 +22,21 @@ from flywheel_assets.quality.drift_day import (
     monitored_columns,
     warming_up,
 )
-from flywheel_assets.quality.settings import DEFAULT_DRIFT_COLUMNS
+from flywheel_assets.quality.settings import DEFAULT_DRIFT_COLUMNS, QualitySettings
 
 DAY = dt.date(2026, 6, 30)
-Q = QualityThresholds.resolve(environ={})
+Q = QualitySettings.resolve(environ={})
 
 
 def test_monitored_columns_default_or_from_the_setting() -> None:
     assert monitored_columns(Q, "item_features") == DEFAULT_DRIFT_COLUMNS["item_features"]
     assert monitored_columns(Q, "user_brand_features") == []
     mapping = json.dumps({"item_features": ["i_price"]})
-    q = QualityThresholds.resolve(environ={"FLYWHEEL_DRIFT_COLUMNS": mapping})
+    q = QualitySettings.resolve(environ={"FLYWHEEL_DRIFT_COLUMNS": mapping})
     assert monitored_columns(q, "item_features") == ["i_price"]
     assert monitored_columns(q, "user_features") == []  # left out: not monitored
     with pytest.raises(SettingsError, match=r"FLYWHEEL_DRIFT_COLUMNS is invalid: unknown"):
-        QualityThresholds.resolve(environ={"FLYWHEEL_DRIFT_COLUMNS": '{"orders": ["x"]}'})
+        QualitySettings.resolve(environ={"FLYWHEEL_DRIFT_COLUMNS": '{"orders": ["x"]}'})
 
 
 def test_drift_waits_for_the_reference_window_to_leave_the_warm_up() -> None:

@@ -15,7 +15,6 @@ from flywheel_assets.ingestion.accounting import event_counts
 from flywheel_assets.ingestion.ingest import catalog_source, events_source, ingest_day
 from flywheel_assets.ingestion.landing import partition_dir
 from flywheel_assets.platform.pseudonym import Pseudonymiser
-from flywheel_assets.platform.settings import QualityThresholds
 from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.quality.rules import (
     accept_events,
@@ -25,11 +24,12 @@ from flywheel_assets.quality.rules import (
     raw_events_parameters,
     volume_parameters,
 )
+from flywheel_assets.quality.settings import QualitySettings
 from flywheel_assets.quality.suites import validate_partition
 
 DAY = dt.date(2026, 5, 4)
 NOW = dt.datetime(2026, 5, 6)
-Q = QualityThresholds()
+Q = QualitySettings()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pandas as pd
 
 from flywheel_assets.defs.common import daily_asset, materialize_days, md_table, utcnow
 from flywheel_assets.defs.quality.assets import accepted_events
-from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
+from flywheel_assets.defs.resources import ExperimentsConfig, WarehouseResource
 from flywheel_assets.defs.serving.assets import served_requests
 from flywheel_assets.defs.training.assets import challenger_model
 from flywheel_assets.evaluation.holdout import OfflineComparison, evaluate_offline
@@ -63,9 +63,9 @@ def _offline_metadata(day: dt.date, result: OfflineComparison) -> dict[str, obje
     ),
 )
 def online_evaluation(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, experiments: ExperimentsConfig
 ) -> dg.MaterializeResult:
-    policy = flywheel.experiment_policy()
+    policy = experiments.settings().policy()
 
     def build(day: dt.date) -> dict[str, object]:
         look = look_at_experiment(warehouse.get(), day, policy, now=utcnow())

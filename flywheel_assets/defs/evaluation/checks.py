@@ -5,7 +5,7 @@ import dagster as dg
 from flywheel_assets.defs.common import WAREHOUSE_POOL
 from flywheel_assets.defs.evaluation.assets import offline_evaluation
 from flywheel_assets.defs.features.checks import drift_check
-from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
+from flywheel_assets.defs.resources import QualityConfig, WarehouseResource
 
 
 @dg.asset_check(
@@ -20,12 +20,12 @@ from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
 def challenger_score_drift(
     context: dg.AssetCheckExecutionContext,
     warehouse: WarehouseResource,
-    flywheel: FlywheelConfig,
+    quality: QualityConfig,
 ) -> dg.AssetCheckResult:
     return drift_check(
         context,
         warehouse,
-        flywheel.quality(),
+        quality.settings(),
         "challenger scores",
         "score_samples",
         "quality/score_day",

@@ -24,7 +24,7 @@ from flywheel_assets.defs.common import (
 )
 from flywheel_assets.defs.ingestion.assets import catalog_items, users
 from flywheel_assets.defs.quality.assets import accepted_events
-from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
+from flywheel_assets.defs.resources import FeaturesConfig, WarehouseResource
 from flywheel_assets.features.build import build_aggregates, build_snapshot, is_aggregate
 
 
@@ -69,13 +69,13 @@ def feature_asset(
 
     @dg.asset(name=table, **_COMMON, deps=[_dep(d) for d in deps], description=description)
     def _asset(
-        context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, features: FeaturesConfig
     ) -> dg.MaterializeResult:
         if is_aggregate(table):
             return _build_aggregate(context, warehouse, table)
 
         def build(day: dt.date) -> dict[str, object]:
-            n = build_snapshot(warehouse.get(), table, day, flywheel.prior_strength)
+            n = build_snapshot(warehouse.get(), table, day, features.settings().prior_strength)
             return {"dagster/row_count": dg.MetadataValue.int(n)}
 
         return materialize_days(context, build)

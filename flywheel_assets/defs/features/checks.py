@@ -13,15 +13,14 @@ import dagster as dg
 from flywheel_assets.defs.common import WAREHOUSE_POOL, check_days, md_table
 from flywheel_assets.defs.features.assets import ACTIVITY_ASSETS, FEATURE_ASSETS
 from flywheel_assets.defs.quality.checks import suite_check
-from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
-from flywheel_assets.platform.settings import QualityThresholds
+from flywheel_assets.defs.resources import QualityConfig, WarehouseResource
 from flywheel_assets.quality.drift_day import (
     DriftConfigError,
     DriftVerdict,
     drift_of_day,
     monitored_columns,
 )
-from flywheel_assets.quality.settings import DEFAULT_DRIFT_COLUMNS
+from flywheel_assets.quality.settings import DEFAULT_DRIFT_COLUMNS, QualitySettings
 
 
 def _suite_for(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
@@ -85,12 +84,12 @@ def _feature_drift_for(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
     def _check(
         context: dg.AssetCheckExecutionContext,
         warehouse: WarehouseResource,
-        flywheel: FlywheelConfig,
+        quality: QualityConfig,
     ) -> dg.AssetCheckResult:
         return drift_check(
             context,
             warehouse,
-            flywheel.quality(),
+            quality.settings(),
             table,
             table,
             f"quality/{table}_partition",
@@ -103,7 +102,7 @@ def _feature_drift_for(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
 def drift_check(
     context: dg.AssetCheckExecutionContext,
     warehouse: WarehouseResource,
-    q: QualityThresholds,
+    q: QualitySettings,
     what: str,
     monitored: str,
     day_sql: str,

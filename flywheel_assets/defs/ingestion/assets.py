@@ -17,7 +17,12 @@ from flywheel_assets.defs.common import (
     utcnow,
 )
 from flywheel_assets.defs.ingestion.kafka import kafka_events
-from flywheel_assets.defs.resources import FlywheelConfig, PseudonymResource, WarehouseResource
+from flywheel_assets.defs.resources import (
+    IngestionConfig,
+    PathsConfig,
+    PseudonymResource,
+    WarehouseResource,
+)
 from flywheel_assets.ingestion.ingest import (
     SourceDayReport,
     SourceSpec,
@@ -32,14 +37,14 @@ from flywheel_assets.ingestion.landing import LandingFileError
 def ingest(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
-    flywheel: FlywheelConfig,
+    paths: PathsConfig,
     spec: SourceSpec,
     day: dt.date,
     now: dt.datetime,
 ) -> dict[str, object]:
     """One source's day through ``ingest_day``, as UI metadata."""
     try:
-        report = ingest_day(warehouse.get(), flywheel.paths().landing_dir, spec, day, now=now)
+        report = ingest_day(warehouse.get(), paths.paths().landing_dir, spec, day, now=now)
     except LandingFileError as exc:
         # Nothing of the day is written yet; retrying cannot fix a file.
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
@@ -73,13 +78,16 @@ _INGESTION = daily_asset("ingestion", {"python", "duckdb"})
     description="Catalog rows delivered on the day (new items and price changes), validated.",
 )
 def catalog_items(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    paths: PathsConfig,
+    ingestion: IngestionConfig,
 ) -> dg.MaterializeResult:
-    field_map = flywheel.field_maps()["catalog"]
+    field_map = ingestion.field_maps()["catalog"]
 
     def build(day: dt.date) -> dict[str, object]:
         spec = catalog_source(day, field_map)
-        return ingest(context, warehouse, flywheel, spec, day, utcnow())
+        return ingest(context, warehouse, paths, spec, day, utcnow())
 
     return materialize_days(context, build)
 
@@ -91,12 +99,13 @@ def catalog_items(
 def users(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
-    flywheel: FlywheelConfig,
+    paths: PathsConfig,
+    ingestion: IngestionConfig,
     pseudonyms: PseudonymResource,
 ) -> dg.MaterializeResult:
-    spec = users_source(pseudonyms.get(), flywheel.field_maps()["users"])
+    spec = users_source(pseudonyms.get(), ingestion.field_maps()["users"])
     return materialize_days(
-        context, lambda day: ingest(context, warehouse, flywheel, spec, day, utcnow())
+        context, lambda day: ingest(context, warehouse, paths, spec, day, utcnow())
     )
 
 
@@ -111,12 +120,13 @@ def users(
 def raw_events(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
-    flywheel: FlywheelConfig,
+    paths: PathsConfig,
+    ingestion: IngestionConfig,
     pseudonyms: PseudonymResource,
 ) -> dg.MaterializeResult:
     pseudonymiser = pseudonyms.get()
-    field_map = flywheel.field_maps()["events"]
-    max_lateness = flywheel.max_lateness()
+    field_map = ingestion.field_maps()["events"]
+    settings = ingestion.settings()
 
     def build(day: dt.date) -> dict[str, object]:
         now = utcnow()
@@ -125,9 +135,9 @@ def raw_events(
             pseudonymiser,
             field_map,
             now=now,
-            future_tolerance=flywheel.future_tolerance(),
-            max_lateness=max_lateness,
+            future_tolerance=settings.future_tolerance(),
+            max_lateness=settings.max_lateness(),
         )
-        return ingest(context, warehouse, flywheel, spec, day, now)
+        return ingest(context, warehouse, paths, spec, day, now)
 
     return materialize_days(context, build)

@@ -14,8 +14,8 @@ import pandas as pd
 
 from flywheel_assets.defs.common import TRANSIENT_RETRY, WAREHOUSE_POOL, md_table
 from flywheel_assets.defs.resources import (
-    FlywheelConfig,
-    KafkaResource,
+    IngestionConfig,
+    KafkaConfig,
     PseudonymResource,
     WarehouseResource,
 )
@@ -45,12 +45,13 @@ DAYS_METADATA = "days"
 def kafka_events(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
-    flywheel: FlywheelConfig,
+    ingestion: IngestionConfig,
     pseudonyms: PseudonymResource,
-    kafka: KafkaResource,
+    kafka: KafkaConfig,
 ) -> dg.MaterializeResult:
-    settings = kafka.settings()
-    if settings is None:
+    topic = kafka.settings()
+    connection = topic.connection()
+    if connection is None:
         raise dg.Failure(
             "Kafka is not configured: set FLYWHEEL_KAFKA_BOOTSTRAP (and FLYWHEEL_KAFKA_TOPIC, "
             "default flywheel.events) or configure the `kafka` resource. For a local broker: "
@@ -58,14 +59,15 @@ def kafka_events(
             allow_retries=False,
         )
     try:
+        rules = ingestion.settings()
         report = ingest_topic(
-            settings,
+            connection,
             warehouse.get(),
             pseudonyms.get(),
-            field_map=flywheel.field_maps()["events"],
-            future_tolerance=flywheel.future_tolerance(),
-            max_lateness=flywheel.max_lateness(),
-            max_messages=kafka.max_messages_per_run,
+            field_map=ingestion.field_maps()["events"],
+            future_tolerance=rules.future_tolerance(),
+            max_lateness=rules.max_lateness(),
+            max_messages=topic.max_messages_per_run,
             earliest_day=dt.date.fromisoformat(partition_start()),
             on_batch=_observe_batch(context),
         )

@@ -6,8 +6,6 @@ hold the warehouse (docs/decisions.md, "Ingestion automation"). What to request 
 ``flywheel_assets.ingestion.triggers``; the sensors turn its requests into runs.
 """
 
-import os
-
 import dagster as dg
 
 from flywheel_assets.defs.common import daily, utcnow
@@ -16,6 +14,7 @@ from flywheel_assets.defs.ingestion.kafka import DAYS_METADATA, kafka_events
 from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.quality.checks import QUALITY_CHECKS
 from flywheel_assets.defs.serving.assets import served_requests
+from flywheel_assets.ingestion.settings import KafkaTopicSettings
 from flywheel_assets.ingestion.triggers import DayRequest, landing_tick, late_kafka_requests
 from flywheel_assets.platform.settings import FlywheelPaths
 
@@ -47,7 +46,7 @@ kafka_ingest_job = dg.define_asset_job(
 def kafka_ingest_every_5_minutes(
     context: dg.ScheduleEvaluationContext,
 ) -> dg.RunRequest | dg.SkipReason:
-    if not os.environ.get("FLYWHEEL_KAFKA_BOOTSTRAP"):
+    if not KafkaTopicSettings.resolve().bootstrap_servers:
         return dg.SkipReason("FLYWHEEL_KAFKA_BOOTSTRAP is not set: no topic to read")
     return dg.RunRequest()
 

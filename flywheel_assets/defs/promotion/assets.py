@@ -14,7 +14,16 @@ import pandas as pd
 from flywheel_assets import registry
 from flywheel_assets.defs.common import daily_asset, materialize_days, md_table, utcnow
 from flywheel_assets.defs.evaluation.assets import offline_evaluation, online_evaluation
-from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
+from flywheel_assets.defs.resources import (
+    ExperimentsConfig,
+    FeaturesConfig,
+    IngestionConfig,
+    PathsConfig,
+    QualityConfig,
+    TrainingConfig,
+    WarehouseResource,
+    recorded_settings,
+)
 from flywheel_assets.evaluation.promotion import (
     GateParameters,
     PromotionDecision,
@@ -39,16 +48,25 @@ DECIDER = registry.DECIDER
     ),
 )
 def promotion_decision(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    experiments: ExperimentsConfig,
+    # Not used to decide: recorded in the audit trail, since they shape what is decided on.
+    ingestion: IngestionConfig,
+    quality: QualityConfig,
+    features: FeaturesConfig,
+    training: TrainingConfig,
 ) -> dg.MaterializeResult:
-    policy = flywheel.experiment_policy()
-    gate = GateParameters(flywheel.min_log_loss_gain, flywheel.max_ndcg_drop)
+    settings = experiments.settings()
+    policy = settings.policy()
+    gate = GateParameters(settings.min_log_loss_gain, settings.max_ndcg_drop)
+    recorded = recorded_settings(ingestion, quality, features, training, experiments)
 
     def build(day: dt.date) -> dict[str, object]:
         now = utcnow()
         # One transaction: the replay's undo, the inputs, and what the decision changes.
         with warehouse.get().begin() as conn:
-            if record_configuration(conn, flywheel.effective_settings(), actor=DECIDER):
+            if record_configuration(conn, recorded, actor=DECIDER):
                 context.log.info("the cycle's settings changed: recorded in the audit log")
             state = registry.decision_state(conn, day)
             frozen = frozen_reason(day, state)
@@ -102,9 +120,9 @@ def _decision_metadata(d: PromotionDecision, evals: pd.DataFrame) -> dict[str, o
     ),
 )
 def champion_model(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, paths: PathsConfig
 ) -> dg.MaterializeResult:
-    pointer = publish_serving_pointer(warehouse.get(), flywheel.paths().home, context.partition_key)
+    pointer = publish_serving_pointer(warehouse.get(), paths.paths().home, context.partition_key)
     exp = pointer["experiment"]
     return dg.MaterializeResult(
         metadata={

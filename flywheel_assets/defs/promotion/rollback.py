@@ -16,7 +16,7 @@ class RollbackConfig(dg.Config):
 
 @dg.op(
     description="Restore an earlier champion (config: to_version or the previous one; reason).",
-    required_resource_keys={"warehouse", "flywheel"},
+    required_resource_keys={"warehouse", "paths"},
 )
 def rollback_op(context: dg.OpExecutionContext, config: RollbackConfig) -> None:
     wh = context.resources.warehouse.get()
@@ -29,7 +29,7 @@ def rollback_op(context: dg.OpExecutionContext, config: RollbackConfig) -> None:
             actor=config.actor or f"dagster run {context.run_id}",
             now=utcnow(),
         )
-    pointer = publish_serving_pointer(wh, context.resources.flywheel.paths().home, "rollback")
+    pointer = publish_serving_pointer(wh, context.resources.paths.paths().home, "rollback")
     context.log.info(
         f"champion rolled back: {before} -> {after}; serving: {pointer['model_version']}"
     )

@@ -15,11 +15,11 @@ from sqlalchemy.engine import Connection
 from flywheel_assets.defs.common import WAREHOUSE_POOL, check_days, md_table, utcnow
 from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
 from flywheel_assets.defs.quality.assets import accepted_events
-from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
+from flywheel_assets.defs.resources import QualityConfig, WarehouseResource
 from flywheel_assets.ingestion.accounting import event_counts, source_accounting
-from flywheel_assets.platform.settings import QualityThresholds
 from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.quality import rules
+from flywheel_assets.quality.settings import QualitySettings
 from flywheel_assets.quality.suites import (
     PartitionValidation,
     SuiteParameters,
@@ -168,7 +168,7 @@ def _suite_result(validation: PartitionValidation) -> dg.AssetCheckResult:
     )
 
 
-def raw_events_parameters(thresholds: QualityThresholds) -> SuiteParameters:
+def raw_events_parameters(thresholds: QualitySettings) -> SuiteParameters:
     """Volume bounds from the trailing days' median and the freshness bound of the day."""
 
     def params(wh: Warehouse, conn: Connection, day: dt.date) -> tuple[dict[str, object], str]:
@@ -189,14 +189,14 @@ def raw_events_parameters(thresholds: QualityThresholds) -> SuiteParameters:
 def raw_events_suite(
     context: dg.AssetCheckExecutionContext,
     warehouse: WarehouseResource,
-    flywheel: FlywheelConfig,
+    quality: QualityConfig,
 ) -> dg.AssetCheckResult:
     return suite_check(
         context,
         warehouse,
         "quality/raw_events_partition",
         "raw_events",
-        raw_events_parameters(flywheel.quality()),
+        raw_events_parameters(quality.settings()),
     )
 
 
@@ -212,9 +212,9 @@ def raw_events_suite(
 def events_quarantine_share(
     context: dg.AssetCheckExecutionContext,
     warehouse: WarehouseResource,
-    flywheel: FlywheelConfig,
+    quality: QualityConfig,
 ) -> dg.AssetCheckResult:
-    limit = flywheel.quality().max_quarantine_share
+    limit = quality.settings().max_quarantine_share
 
     def check(day: dt.date) -> dg.AssetCheckResult:
         q = rules.quarantine_share_of_day(warehouse.get(), day, limit)

@@ -11,7 +11,7 @@ import dagster as dg
 
 from flywheel_assets.defs.common import daily_asset, materialize_days, partition_days
 from flywheel_assets.defs.features.assets import ACTIVITY_ASSETS, FEATURE_ASSETS
-from flywheel_assets.defs.resources import FlywheelConfig, PseudonymResource, WarehouseResource
+from flywheel_assets.defs.resources import PathsConfig, PseudonymResource, WarehouseResource
 from flywheel_assets.serving.online_features import bundle_dir, export_snapshot
 from flywheel_assets.serving.request_log import latency_by_variant, load_request_log
 
@@ -26,11 +26,11 @@ from flywheel_assets.serving.request_log import latency_by_variant, load_request
     ),
 )
 def online_features(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, paths: PathsConfig
 ) -> dg.MaterializeResult:
     # Only the newest day of a backfill matters to serving: older bundles would be replaced.
     day = partition_days(context)[-1]
-    serving_dir = flywheel.paths().home / "serving"
+    serving_dir = paths.paths().home / "serving"
     counts = export_snapshot(warehouse.get(), day, serving_dir)
     table = "\n".join(f"| {name} | {n:,} |" for name, n in counts.items())
     return dg.MaterializeResult(
@@ -55,11 +55,11 @@ def online_features(
 def served_requests(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
-    flywheel: FlywheelConfig,
+    paths: PathsConfig,
     pseudonyms: PseudonymResource,
 ) -> dg.MaterializeResult:
     def build(day: dt.date) -> dict[str, object]:
-        log = load_request_log(warehouse.get(), flywheel.paths().landing_dir, day, pseudonyms.get())
+        log = load_request_log(warehouse.get(), paths.paths().landing_dir, day, pseudonyms.get())
         if log.rejected:
             context.log.warning(f"{day}: request-log lines not loaded: {log.rejected}")
         table = "\n".join(

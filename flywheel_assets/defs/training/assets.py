@@ -13,7 +13,7 @@ import pandas as pd
 from flywheel_assets.defs.common import daily_asset, materialize_days, md_table
 from flywheel_assets.defs.features.assets import FEATURE_ASSETS
 from flywheel_assets.defs.quality.assets import accepted_events
-from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
+from flywheel_assets.defs.resources import PathsConfig, TrainingConfig, WarehouseResource
 from flywheel_assets.platform.plots import importance_markdown
 from flywheel_assets.training.daily import (
     Challenger,
@@ -21,7 +21,6 @@ from flywheel_assets.training.daily import (
     build_training_examples,
     train_and_register,
 )
-from flywheel_assets.training.distributed import scheduler_address
 
 previous_day = dg.TimeWindowPartitionMapping(
     start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
@@ -41,10 +40,12 @@ previous_day = dg.TimeWindowPartitionMapping(
     ),
 )
 def training_examples(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, training: TrainingConfig
 ) -> dg.MaterializeResult:
+    hours = training.settings().label_window_hours
+
     def build(day: dt.date) -> dict[str, object]:
-        s = build_training_examples(warehouse.get(), day, flywheel.label_window_hours)
+        s = build_training_examples(warehouse.get(), day, hours)
         return {
             "dagster/row_count": dg.MetadataValue.int(s.rows),
             "clicks": dg.MetadataValue.int(s.clicks),
@@ -65,16 +66,21 @@ def training_examples(
     ),
 )
 def challenger_model(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, flywheel: FlywheelConfig
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    paths: PathsConfig,
+    training: TrainingConfig,
 ) -> dg.MaterializeResult:
+    settings = training.settings()
+
     def build(day: dt.date) -> dict[str, object]:
         outcome = train_and_register(
             warehouse.get(),
             day,
-            lambda base: flywheel.training_spec(day, base),
-            flywheel.paths().models_dir,
-            warm_start=flywheel.warm_start_enabled(),
-            scheduler=scheduler_address(),
+            lambda base: settings.spec(day, base),
+            paths.paths().models_dir,
+            warm_start=settings.warm_start,
+            scheduler=settings.dask_scheduler,
             created_by=f"dagster:{getpass.getuser()}",
         )
         if isinstance(outcome, NoChallenger):
