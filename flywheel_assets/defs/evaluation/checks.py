@@ -28,7 +28,6 @@ def challenger_score_drift(
         flywheel.quality(),
         "challenger scores",
         "score_samples",
-        "quality/score_day",
-        "quality/score_reference",
+        "score_samples",
         role="challenger",
     )

@@ -24,7 +24,8 @@ from flywheel_assets.defs.common import (
 from flywheel_assets.defs.ingestion.assets import catalog_items, users
 from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.resources import FlywheelConfig, WarehouseResource
-from flywheel_assets.platform.warehouse import load_sql, named_params
+from flywheel_assets.features.snapshots import build_sql
+from flywheel_assets.platform.warehouse import named_params
 
 
 def window_params(day: dt.date, prior_strength: float) -> dict[str, object]:
@@ -51,10 +52,10 @@ def _build(
     def build(day: dt.date) -> dg.MaterializeResult | dict[str, object]:
         wh = warehouse.get()
         params = window_params(day, flywheel.prior_strength)
-        sql_name = f"features/{table}"
+        sql = build_sql(table)
         with wh.begin() as conn:
             wh.delete_partition(conn, table, day)
-            wh.run(conn, sql_name, **named_params(load_sql(sql_name), params))
+            wh.execute(conn, sql, **named_params(sql, params))
             n = wh.count_partition(conn, table, day)
         return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(n)})
 
@@ -104,8 +105,8 @@ def _dep(asset: dg.AssetsDefinition) -> dg.AssetDep | dg.AssetsDefinition:
 def feature_asset(
     table: str, deps: list[dg.AssetsDefinition], description: str
 ) -> dg.AssetsDefinition:
-    """A daily feature snapshot computed by ``sql/features/<table>.sql``: every feature table
-    is the same asset over a different reviewed SQL file."""
+    """A daily feature snapshot computed by its reviewed SQL (``features.snapshots.build_sql``):
+    every feature table is the same asset over a different SQL file or template."""
 
     @dg.asset(name=table, **_COMMON, deps=[_dep(d) for d in deps], description=description)
     def _asset(

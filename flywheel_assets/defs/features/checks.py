@@ -103,7 +103,7 @@ def _suite_for(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
     def _check(
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
-        return suite_check(context, warehouse, f"quality/{table}_partition", table)
+        return suite_check(context, warehouse, table, table)
 
     return _check
 
@@ -190,8 +190,7 @@ def _feature_drift_for(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
             flywheel.quality(),
             table,
             table,
-            f"quality/{table}_partition",
-            f"quality/{table}_reference",
+            table,
         )
 
     return _check
@@ -203,12 +202,12 @@ def drift_check(
     q: QualityThresholds,
     what: str,
     monitored: str,
-    day_sql: str,
-    reference_sql: str,
-    **params: object,
+    table: str,
+    **equal: object,
 ) -> dg.AssetCheckResult:
-    """Each day's rows of ``day_sql`` against the reference days' rows of ``reference_sql``,
-    over the columns monitored for ``monitored``; nothing is read when none are."""
+    """Each day's partition of ``table`` (its rows whose columns equal ``equal``) against the
+    reference days' partitions, over the columns monitored for ``monitored``; nothing is read
+    when none are."""
     columns = drift_columns(monitored)
     if not columns:
         return dg.AssetCheckResult(passed=True, description=f"{what}: not monitored")
@@ -217,13 +216,13 @@ def drift_check(
         wh = warehouse.get()
         with wh.begin() as conn:
             warming = _warming_up(wh, conn, day, q)
-            current = wh.query_df(conn, load_sql(day_sql), dt=day, **params)
-            reference = wh.query_df(
+            current = wh.read_partition(conn, table, day, **equal)
+            reference = wh.read_partitions(
                 conn,
-                load_sql(reference_sql),
-                start_dt=day - dt.timedelta(days=q.drift_reference_days),
-                end_dt=day - dt.timedelta(days=1),
-                **params,
+                table,
+                day - dt.timedelta(days=q.drift_reference_days),
+                day - dt.timedelta(days=1),
+                **equal,
             )
         if current.empty:
             return dg.AssetCheckResult(passed=True, description=f"{what}: no rows for {day}")

@@ -113,8 +113,8 @@ def _ingest_source(
     wh = warehouse.get()
     with wh.begin() as conn:
         wh.delete_partition(conn, table, day)
-        wh.run(conn, "ingestion/delete_quarantine", dt=day, source=source, stage="ingestion")
-        wh.run(conn, "ingestion/delete_ingested_files", dt=day, source=source)
+        wh.delete_partition(conn, "quarantine", day, source=source, stage="ingestion")
+        wh.delete_partition(conn, "ingested_files", day, source=source)
         if accepted is not None and not accepted.empty:
             accepted.insert(0, "dt", day)
             wh.insert_df(conn, table, accepted)
@@ -161,9 +161,7 @@ def _ingest_source(
     n_bad = int(sources["rows_quarantined"].sum())
     is_topic = sources["fmt"] == "kafka"
     with wh.begin() as conn:
-        reasons = wh.query_df(
-            conn, load_sql("quality/ingestion_quarantine_reasons"), dt=day, source=source
-        )
+        reasons = wh.query_df(conn, load_sql("ingestion/quarantine_reasons"), dt=day, source=source)
     if not files and kafka.empty:
         context.log.warning(
             f"no landing files for {source} on {day} under {paths.landing_dir / source}"
@@ -203,11 +201,11 @@ def _ingest_source(
 def _copy_kafka_rows(wh: Warehouse, conn: Connection, day: dt.date, table: str) -> pd.DataFrame:
     """Copy the day's Kafka events, up to the newest committed batch, into ``table`` and log
     each topic partition as an ``ingested_files`` row (fmt ``kafka``); returns those rows."""
-    watermark = wh.scalar(conn, load_sql("kafka/day_watermark"), dt=day)
+    watermark = wh.scalar(conn, load_sql("ingestion/kafka/day_watermark"), dt=day)
     if watermark is None:
         return pd.DataFrame()
-    wh.run(conn, "kafka/copy_to_raw_events", dt=day, watermark=watermark)
-    parts = wh.query_df(conn, load_sql("kafka/day_sources"), dt=day, watermark=watermark)
+    wh.run(conn, "ingestion/kafka/copy_to_raw_events", dt=day, watermark=watermark)
+    parts = wh.query_df(conn, load_sql("ingestion/kafka/day_sources"), dt=day, watermark=watermark)
     log = pd.DataFrame(
         {
             "dt": day,

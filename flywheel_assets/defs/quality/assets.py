@@ -37,11 +37,11 @@ def accepted_events(
         wh = warehouse.get()
         with wh.begin() as conn:
             wh.delete_partition(conn, "events", day)
-            wh.run(conn, "ingestion/delete_quarantine", dt=day, source="events", stage="quality")
-            wh.run(conn, "ingestion/accept_events", dt=day)
-            wh.run(conn, "ingestion/quarantine_events", dt=day, now=utcnow())
+            wh.delete_partition(conn, "quarantine", day, source="events", stage="quality")
+            wh.run(conn, "quality/accept_events", dt=day)
+            wh.run(conn, "quality/quarantine_events", dt=day, now=utcnow())
             accounting = record_accounting(wh, conn, day, "events", utcnow())
-            counts = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
+            counts = wh.query_df(conn, load_sql("ingestion/event_accounting"), dt=day).iloc[0]
             by_type = wh.query_df(conn, load_sql("quality/events_by_type"), dt=day)
         accepted = int(counts["accepted"])
         raw = int(counts["raw"])

@@ -59,7 +59,7 @@ def _balance_check(
 
 def _event_counts(wh: Warehouse, conn: Connection, day: dt.date) -> dict[str, int]:
     """The columns of sql/quality/event_accounting.sql."""
-    row = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
+    row = wh.query_df(conn, load_sql("ingestion/event_accounting"), dt=day).iloc[0]
     return {k: int(v) for k, v in row.items()}
 
 
@@ -135,35 +135,37 @@ def users_accounted(
 def suite_check(
     context: dg.AssetCheckExecutionContext,
     warehouse: WarehouseResource,
-    sql_name: str,
+    rows: str,
     suite: str,
     parameters: SuiteParameters | None = None,
 ) -> dg.AssetCheckResult:
-    """Run the Great Expectations suite ``suite`` on each day's rows of ``sql_name``.
+    """Run the Great Expectations suite ``suite`` on each day's rows of ``rows``: a table (its
+    day's partition), or a reviewed query ``sql/<rows>.sql`` (a name with its folder).
 
     Failed error expectations give a failed ERROR result (blocking: nothing downstream runs);
     failed warnings only a failed WARN result. ``parameters`` computes the day's suite
     parameters (and a note on how) from the warehouse.
     """
     return check_days(
-        context, lambda day: _suite_check_day(warehouse, day, sql_name, suite, parameters)
+        context, lambda day: _suite_check_day(warehouse, day, rows, suite, parameters)
     )
 
 
 def _suite_check_day(
     warehouse: WarehouseResource,
     day: dt.date,
-    sql_name: str,
+    rows: str,
     suite: str,
     parameters: SuiteParameters | None,
 ) -> dg.AssetCheckResult:
     wh = warehouse.get()
-    sql = load_sql(sql_name)
     with wh.begin() as conn:
-        # Partition queries bind :dt, and :prev_dt when they look at the day before.
-        df = wh.query_df(
-            conn, sql, **named_params(sql, {"dt": day, "prev_dt": day - dt.timedelta(days=1)})
-        )
+        if "/" in rows:  # a query: binds :dt, and :prev_dt when it looks at the day before
+            sql = load_sql(rows)
+            bounds = {"dt": day, "prev_dt": day - dt.timedelta(days=1)}
+            df = wh.query_df(conn, sql, **named_params(sql, bounds))
+        else:
+            df = wh.read_partition(conn, rows, day)
         params, note = parameters(wh, conn, day) if parameters else ({}, "")
     outcome = validate_dataframe(df, suite, parameters=params)
     meta: dict[str, object] = {
@@ -241,7 +243,7 @@ def raw_events_suite(
     return suite_check(
         context,
         warehouse,
-        "quality/raw_events_partition",
+        "raw_events",
         "raw_events",
         raw_events_parameters(flywheel.quality()),
     )
@@ -333,7 +335,7 @@ def accepted_events_suite(
 def catalog_items_suite(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    return suite_check(context, warehouse, "quality/items_partition", "catalog_items")
+    return suite_check(context, warehouse, "items", "catalog_items")
 
 
 QUALITY_CHECKS = [
