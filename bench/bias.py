@@ -8,7 +8,7 @@ oracle_share = expected purchases per request of the ranking / those of the orac
   - trains one challenger per bias correction (flywheel_assets.training.model.BIAS_CORRECTIONS:
     ``none`` = the naive model, ``position``, ``ipw``, ``position+ipw``,
     ``unbiased_lambdarank``) exactly as the challenger asset does for day N (same window,
-    holdout and time-based validation split: flywheel_assets/challenger.py);
+    holdout and time-based validation split: flywheel_assets/training/challenger.py);
   - serves day N + 1's requests greedily (no exploration) with each model, through the same
     feature vector serving uses, and lets the simulator score the rankings;
   - compares warm start (the day N - 1 model, boosted on day N's partition only) with the full

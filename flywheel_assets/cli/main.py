@@ -59,27 +59,37 @@ def _demo(args: argparse.Namespace) -> int:
 def _warehouse():
     """The configured warehouse, its schema current (created on first use on the embedded
     default; with least-privilege roles it must have been migrated by `flywheel migrate`)."""
-    import dagster as dg
-
-    from flywheel_assets.defs.resources import WarehouseResource
+    from flywheel_assets.platform.config import SettingsError
+    from flywheel_assets.platform.connect import open_warehouse
+    from flywheel_assets.platform.warehouse import WarehouseError
 
     try:
-        return WarehouseResource().get()
-    except dg.Failure as exc:
-        raise SystemExit(f"flywheel: {exc.description}") from exc
+        return open_warehouse()
+    except (SettingsError, WarehouseError) as exc:
+        raise SystemExit(f"flywheel: {exc}") from exc
+
+
+def _settings(cls):  # noqa: ANN001, ANN202 - any Settings class
+    """A stage's settings by the one rule, or exit saying which variable is wrong."""
+    from flywheel_assets.platform.config import SettingsError
+
+    try:
+        return cls.resolve()
+    except SettingsError as exc:
+        raise SystemExit(f"flywheel: {exc}") from exc
 
 
 def _warehouse_url(args: argparse.Namespace) -> str:
-    from flywheel_assets.platform.settings import FlywheelPaths
+    from flywheel_assets.platform.connect import warehouse_url
 
-    return getattr(args, "url", None) or FlywheelPaths.from_env().warehouse_url
+    return getattr(args, "url", None) or warehouse_url()
 
 
 def _migrate(args: argparse.Namespace) -> int:
     import getpass
-    import os
 
-    from flywheel_assets.platform.governance import ROLES_ENV, Roles
+    from flywheel_assets.platform.governance import Roles
+    from flywheel_assets.platform.settings import WarehouseSettings
     from flywheel_assets.platform.warehouse import Warehouse, WarehouseError
 
     wh = Warehouse(_warehouse_url(args))
@@ -92,7 +102,7 @@ def _migrate(args: argparse.Namespace) -> int:
             for m in pending:
                 print(f"  pending {m.version}")
             return 1 if pending else 0
-        prefix = os.environ.get(ROLES_ENV)
+        prefix = _settings(WarehouseSettings).roles
         owner = Roles(prefix).name("owner") if prefix else None
         actor = args.by or f"{getpass.getuser()} (flywheel migrate)"
         done = wh.migrate(applied_by=actor, owner_role=owner)
@@ -106,17 +116,16 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _encrypt_warehouse(args: argparse.Namespace) -> int:
-    import os
-
     import sqlalchemy as sa
 
+    from flywheel_assets.platform.settings import WarehouseSettings
     from flywheel_assets.platform.warehouse import (
         ENCRYPTION_KEY_ENV,
         WarehouseError,
         encrypt_duckdb_file,
     )
 
-    key = os.environ.get(ENCRYPTION_KEY_ENV)
+    key = _settings(WarehouseSettings).encryption_key
     url = sa.engine.make_url(_warehouse_url(args))
     if url.get_backend_name() != "duckdb" or not url.database:
         print("flywheel encrypt-warehouse: only the embedded DuckDB file is encrypted here "
@@ -142,9 +151,9 @@ def _encrypt_warehouse(args: argparse.Namespace) -> int:
 
 def _grants(args: argparse.Namespace) -> int:
     import getpass
-    import os
 
-    from flywheel_assets.platform.governance import ROLES_ENV, STAGES, Roles, apply_grants
+    from flywheel_assets.platform.governance import STAGES, Roles, apply_grants
+    from flywheel_assets.platform.settings import WarehouseSettings
     from flywheel_assets.platform.warehouse import Warehouse, WarehouseError
 
     logins: dict[str, list[str]] = {}
@@ -153,7 +162,7 @@ def _grants(args: argparse.Namespace) -> int:
         logins[name] = [k for k in kinds.split(",") if k] if kinds else list(STAGES)
     wh = Warehouse(_warehouse_url(args))
     try:
-        roles = Roles(args.prefix or os.environ.get(ROLES_ENV) or "flywheel")
+        roles = Roles(args.prefix or _settings(WarehouseSettings).roles or "flywheel")
         details = apply_grants(
             wh,
             roles,
@@ -177,10 +186,10 @@ def _grants(args: argparse.Namespace) -> int:
 
 
 def _quarantine(args: argparse.Namespace) -> int:
-    import os
-
-    from flywheel_assets.defs.common import utcnow
-    from flywheel_assets.defs.resources import FlywheelConfig
+    from flywheel_assets.ingestion.field_maps import FieldMapError, load_field_maps
+    from flywheel_assets.ingestion.settings import IngestionSettings
+    from flywheel_assets.platform.clock import utcnow
+    from flywheel_assets.platform.settings import PseudonymSettings
     from flywheel_assets.quality import quarantine
 
     day = dt.date.fromisoformat(args.day)
@@ -199,7 +208,7 @@ def _quarantine(args: argparse.Namespace) -> int:
                 f"--day {day} --file {args.out} --by NAME --why TEXT"
             )
             return 0
-        key = os.environ.get("FLYWHEEL_PSEUDONYM_KEY")
+        key = _settings(PseudonymSettings).key
         if not key:
             print(
                 "FLYWHEEL_PSEUDONYM_KEY is not set: the release must pseudonymise with the "
@@ -207,7 +216,12 @@ def _quarantine(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        config = FlywheelConfig()
+        config = _settings(IngestionSettings)
+        try:
+            field_map = load_field_maps(config.field_map)["events"]
+        except FieldMapError as exc:
+            print(f"flywheel: {exc}", file=sys.stderr)
+            return 2
         try:
             result = quarantine.release(
                 wh,
@@ -219,7 +233,7 @@ def _quarantine(args: argparse.Namespace) -> int:
                 now=utcnow(),
                 future_tolerance=config.future_tolerance(),
                 max_lateness=config.max_lateness(),
-                field_map=config.field_maps()["events"],
+                field_map=field_map,
             )
         except quarantine.ReleaseError as exc:
             print(f"release refused, nothing written: {exc}", file=sys.stderr)
@@ -283,7 +297,7 @@ def _rollback(args: argparse.Namespace) -> int:
     import getpass
 
     from flywheel_assets import registry
-    from flywheel_assets.defs.common import utcnow
+    from flywheel_assets.platform.clock import utcnow
     from flywheel_assets.platform.settings import FlywheelPaths
     from flywheel_assets.serving.pointer import publish_serving_pointer
 
@@ -313,12 +327,12 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from flywheel_assets.platform.warehouse import load_sql
+    from flywheel_assets import registry
 
     wh = _warehouse()
     try:
         with wh.begin() as conn:
-            moves = wh.query_df(conn, load_sql("registry/alias_history"), alias=args.alias)
+            moves = registry.alias_history(conn, args.alias)
     finally:
         wh.dispose()
     if moves.empty:
@@ -346,7 +360,11 @@ def _serve(args: argparse.Namespace) -> int:
     ):
         if value is not None:
             os.environ[var] = str(value)
-    if not os.environ.get("FLYWHEEL_PSEUDONYM_KEY"):
+    from flywheel_assets.platform.settings import PseudonymSettings
+    from flywheel_assets.serving.settings import ServingSettings
+
+    _settings(ServingSettings)  # a wrong FLYWHEEL_SERVE_* fails here, not in every worker
+    if not _settings(PseudonymSettings).key:
         print(
             "FLYWHEEL_PSEUDONYM_KEY is not set: the service needs the key ingestion uses, to "
             "find users' features and assign experiment arms",

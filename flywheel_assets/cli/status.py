@@ -44,11 +44,7 @@ def collect_status(
         champion_version = registry.get_alias(conn, registry.CHAMPION)
         champion = registry.get_model(conn, champion_version) if champion_version else None
         exp = registry.open_experiment(conn)
-        looks = (
-            wh.query_df(conn, load_sql("experiments/results"), experiment_id=exp.experiment_id)
-            if exp
-            else pd.DataFrame()
-        )
+        looks = registry.experiment_results(conn, exp.experiment_id) if exp else pd.DataFrame()
         last = wh.query_df(conn, load_sql("reporting/status_decisions"), n=decisions)
         first_day = _date(wh.scalar(conn, load_sql("reporting/status_first_day")))
         last_data = _date(wh.scalar(conn, load_sql("reporting/status_last_day")))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import dagster as dg
 
 from flywheel_assets.defs.common import daily
+from flywheel_assets.platform.settings import CycleSettings
 
 # Every daily-partitioned stage; the Kafka stream (group "kafka", not partitioned) is read by
 # its own schedule, outside the cycle.
@@ -32,9 +32,11 @@ flywheel_cycle = dg.define_asset_job(
 )
 
 
-# When the daily cycle runs: structural (read when definitions load), like the partitions.
-CYCLE_CRON = os.environ.get("FLYWHEEL_CYCLE_CRON", "0 1 * * *")
-CYCLE_TIMEZONE = os.environ.get("FLYWHEEL_CYCLE_TIMEZONE", "UTC")
+# When the daily cycle runs: structural, so read when the code location loads (like the
+# partitions); a change needs a reload of the code location.
+_CYCLE = CycleSettings.resolve()
+CYCLE_CRON = _CYCLE.cycle_cron
+CYCLE_TIMEZONE = _CYCLE.cycle_timezone
 
 
 @dg.schedule(

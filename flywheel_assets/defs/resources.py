@@ -7,22 +7,35 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
+from typing import Any, ClassVar
 
 import dagster as dg
+import pydantic
 from pydantic import PrivateAttr
 
 from flywheel_assets.evaluation.experiments import ExperimentPolicy
+from flywheel_assets.evaluation.settings import ExperimentSettings
+from flywheel_assets.features.settings import FeatureSettings
 from flywheel_assets.ingestion.contract import FieldMap
 from flywheel_assets.ingestion.field_maps import FieldMapError, load_field_maps
 from flywheel_assets.ingestion.kafka import KafkaSettings
-from flywheel_assets.platform.governance import ROLES_ENV, Roles, op_stage, stage_of
+from flywheel_assets.ingestion.settings import IngestionSettings, KafkaTopicSettings
+from flywheel_assets.platform.config import Settings, SettingsError
+from flywheel_assets.platform.connect import open_warehouse
+from flywheel_assets.platform.governance import Roles, op_stage, stage_of
 from flywheel_assets.platform.pseudonym import Pseudonymiser
-from flywheel_assets.platform.settings import FlywheelPaths, QualityThresholds, models_location
+from flywheel_assets.platform.settings import (
+    FlywheelPaths,
+    PathSettings,
+    QualityThresholds,
+    WarehouseSettings,
+    models_location,
+)
 from flywheel_assets.platform.warehouse import Warehouse, WarehouseError
+from flywheel_assets.quality.settings import QualitySettings
 from flywheel_assets.training.challenger import TrainingSpec
 from flywheel_assets.training.model import BIAS_CORRECTIONS
-
-_MIGRATED: set[str] = set()
+from flywheel_assets.training.settings import TrainingSettings
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -40,41 +53,16 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def get(self) -> Warehouse:
         if self._warehouse is None:
-            wh = Warehouse(self.url or FlywheelPaths.from_env().warehouse_url)
-            prefix = self.roles or os.environ.get(ROLES_ENV)
-            auto = os.environ.get("FLYWHEEL_AUTO_MIGRATE", "true").lower() not in (
-                "0",
-                "false",
-                "no",
-            )
             try:
-                if prefix:
-                    roles = Roles(prefix)
-                    wh.session_role = lambda: _stage_role(roles)
-                if prefix or not auto:
-                    _require_current_schema(wh)
-                elif wh.url not in _MIGRATED:
-                    wh.migrate()
-                    _MIGRATED.add(wh.url)
-            except WarehouseError as exc:
-                wh.dispose()
+                settings = WarehouseSettings.resolve({"url": self.url, "roles": self.roles})
+                self._warehouse = open_warehouse(settings, stage_role=_stage_role)
+            except (SettingsError, WarehouseError) as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from exc
-            self._warehouse = wh
         return self._warehouse
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._warehouse is not None:
             self._warehouse.dispose()
-
-
-def _require_current_schema(wh: Warehouse) -> None:
-    pending = wh.pending_migrations()
-    if pending:
-        raise WarehouseError(
-            f"the warehouse schema is behind this code: {len(pending)} migration(s) pending "
-            f"({', '.join(m.version for m in pending[:5])}{', ...' if len(pending) > 5 else ''}). "
-            "Run `flywheel migrate` (as the schema owner), then re-run."
-        )
 
 
 def _stage_role(roles: Roles) -> str | None:
@@ -220,7 +208,7 @@ class FlywheelConfig(dg.ConfigurableResource):
         return None if days <= 0 else dt.timedelta(days=days)
 
     def quality(self) -> QualityThresholds:
-        names = QualityThresholds.__dataclass_fields__
+        names = [f.name for f in dataclasses.fields(QualityThresholds)]
         try:
             return QualityThresholds.resolve({k: getattr(self, k, None) for k in names})
         except ValueError as exc:
@@ -325,6 +313,49 @@ class PseudonymResource(dg.ConfigurableResource):
 
 def _resolve(p: str) -> Path:
     return Path(p).expanduser().resolve()
+
+
+class StageConfig(dg.ConfigurableResource):
+    """A stage's settings as Dagster config. Every field is optional: a value set in the run's
+    config wins, else the FLYWHEEL_* variable, else the default (platform/config.py, the one
+    rule). Secrets are not fields: they come from the environment only."""
+
+    settings_class: ClassVar[type[Settings]]
+
+    def settings(self) -> Any:
+        given = {k: v for k, v in self.model_dump().items() if v is not None}
+        try:
+            return self.settings_class.resolve(given)
+        except SettingsError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+
+def stage_config(settings_class: type[Settings], name: str) -> type[StageConfig]:
+    """The Dagster config resource of a stage, generated from its settings class so that a
+    setting is declared once (with its type, variable and meaning, shown in the launchpad)."""
+    fields: dict[str, Any] = {
+        v.name: (
+            v.type | None,
+            pydantic.Field(default=None, description=f"{v.doc} (else {v.env})"),
+        )
+        for v in settings_class.variables()
+        if not v.secret
+    }
+    doc = f"The {settings_class.stage} settings ({settings_class.__name__}); unset = environment."
+    cls = pydantic.create_model(
+        name, __base__=StageConfig, __module__=__name__, __doc__=doc, **fields
+    )
+    cls.settings_class = settings_class
+    return cls
+
+
+PathsConfig = stage_config(PathSettings, "PathsConfig")
+IngestionConfig = stage_config(IngestionSettings, "IngestionConfig")
+KafkaConfig = stage_config(KafkaTopicSettings, "KafkaConfig")
+QualityConfig = stage_config(QualitySettings, "QualityConfig")
+FeaturesConfig = stage_config(FeatureSettings, "FeaturesConfig")
+TrainingConfig = stage_config(TrainingSettings, "TrainingConfig")
+ExperimentsConfig = stage_config(ExperimentSettings, "ExperimentsConfig")
 
 
 def resources() -> dict[str, object]:

@@ -7,7 +7,9 @@ Users call the statistics on their own logs (the import path is stable)::
 Plain functions, no Dagster (docs/evaluation.md). The modules: ``offline`` (AUC, log loss,
 NDCG, recall, calibration, the offline gate), ``off_policy`` (IPS, SNIPS, DM, DR),
 ``online_stats`` (sequential tests, SRM, CUPED, Holm), ``experiments`` (an experiment's daily
-look and verdict).
+look and verdict), ``promotion`` (the day's decision, a pure function). ``holdout`` and
+``online`` run the offline comparison and the daily look on the warehouse; they use the
+registry, so they are imported by name, not from here.
 """
 
 from flywheel_assets.evaluation.off_policy import (

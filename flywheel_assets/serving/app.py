@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -23,8 +22,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
+from flywheel_assets.ingestion.settings import IngestionSettings, KafkaTopicSettings
+from flywheel_assets.platform.config import SettingsError
 from flywheel_assets.platform.pseudonym import Pseudonymiser
-from flywheel_assets.platform.settings import FlywheelPaths
+from flywheel_assets.platform.settings import FlywheelPaths, PseudonymSettings
 from flywheel_assets.serving.event_sink import EventSink, KafkaSink, LandingSink
 from flywheel_assets.serving.service import (
     MAX_CANDIDATES,
@@ -33,6 +34,7 @@ from flywheel_assets.serving.service import (
     RankingError,
     RankingService,
 )
+from flywheel_assets.serving.settings import ServingSettings
 
 # Ids as the event contract takes them: text of at most 1,024 characters, or integers (as text).
 Id = Annotated[
@@ -258,54 +260,50 @@ def create_app(
     return app
 
 
-def sink_from_env(paths: FlywheelPaths) -> EventSink:
-    rotate = float(os.environ.get("FLYWHEEL_SERVE_ROTATE_SECONDS", "300"))
-    landing = LandingSink(paths.landing_dir, rotate_seconds=rotate)
-    kind = os.environ.get("FLYWHEEL_SERVE_SINK", "landing")
-    if kind == "landing":
+def sink_from_settings(paths: FlywheelPaths, settings: ServingSettings) -> EventSink:
+    landing = LandingSink(paths.landing_dir, rotate_seconds=settings.rotate_seconds)
+    if settings.sink == "landing":
         return landing
-    if kind == "kafka":
-        from flywheel_assets.defs.resources import KafkaResource
-
-        settings = KafkaResource().settings()
-        if settings is None:
-            raise SystemExit("FLYWHEEL_SERVE_SINK=kafka needs FLYWHEEL_KAFKA_BOOTSTRAP")
-        config = {"bootstrap.servers": settings.bootstrap_servers, **settings.client_config}
-        return KafkaSink(config, settings.topic, fallback=landing)
-    raise SystemExit(f"FLYWHEEL_SERVE_SINK must be landing or kafka, not {kind!r}")
+    kafka = KafkaTopicSettings.resolve()
+    if not kafka.bootstrap_servers:
+        raise SystemExit("FLYWHEEL_SERVE_SINK=kafka needs FLYWHEEL_KAFKA_BOOTSTRAP")
+    config = {"bootstrap.servers": kafka.bootstrap_servers, **kafka.client_config()}
+    return KafkaSink(config, kafka.topic, fallback=landing)
 
 
 def service_from_env() -> RankingService:
+    """The service as the environment configures it (FLYWHEEL_SERVE_*, FLYWHEEL_HOME, the
+    pseudonym key, the ingestion's lateness bound), by the settings' one rule."""
+    try:
+        settings = ServingSettings.resolve()
+        key = PseudonymSettings.resolve().require_key("the ranking service")
+        lateness = IngestionSettings.resolve().max_event_lateness_days
+    except SettingsError as exc:
+        raise SystemExit(str(exc)) from exc
     paths = FlywheelPaths.from_env()
-    key = os.environ.get("FLYWHEEL_PSEUDONYM_KEY")
-    if not key:
-        raise SystemExit(
-            "FLYWHEEL_PSEUDONYM_KEY is not set: the service needs the pipeline's key to find "
-            "users' features (and never sees a user's features otherwise)"
-        )
     return RankingService(
         paths.home / "serving",
         Pseudonymiser(key),
-        sink_from_env(paths),
-        epsilon=float(os.environ.get("FLYWHEEL_SERVE_EPSILON", "0.05")),
+        sink_from_settings(paths, settings),
+        epsilon=settings.epsilon,
         request_log=(
             LandingSink(
-                paths.landing_dir,
-                source="requests",
-                rotate_seconds=float(os.environ.get("FLYWHEEL_SERVE_ROTATE_SECONDS", "300")),
+                paths.landing_dir, source="requests", rotate_seconds=settings.rotate_seconds
             )
-            if os.environ.get("FLYWHEEL_SERVE_LOG_REQUESTS", "true").lower() != "false"
+            if settings.log_requests
             else None
         ),
-        max_lateness_days=int(os.environ.get("FLYWHEEL_MAX_EVENT_LATENESS_DAYS", "30")),
-        reload_seconds=float(os.environ.get("FLYWHEEL_SERVE_RELOAD_SECONDS", "5")),
+        max_lateness_days=lateness,
+        reload_seconds=settings.reload_seconds,
     )
 
 
 def create_app_from_env() -> FastAPI:
     """The uvicorn factory (``flywheel serve``)."""
+    try:
+        settings = ServingSettings.resolve()
+    except SettingsError as exc:
+        raise SystemExit(str(exc)) from exc
     return create_app(
-        service_from_env(),
-        token=os.environ.get("FLYWHEEL_SERVE_TOKEN") or None,
-        max_body_bytes=int(os.environ.get("FLYWHEEL_SERVE_MAX_BODY_BYTES", "4000000")),
+        service_from_env(), token=settings.token, max_body_bytes=settings.max_body_bytes
     )

@@ -252,7 +252,7 @@ class RankingService:
         reload_seconds: float = 5.0,
         seed: int | None = None,
         clock: Callable[[], dt.datetime] | None = None,
-        max_lateness_days: int = 30,
+        max_lateness_days: float = 30.0,
         request_log: EventSink | None = None,
     ) -> None:
         if not 0.0 <= epsilon <= 1.0:

@@ -274,7 +274,7 @@ def _run_demo(
     paths = prepare_home(home, warehouse_url, seed=seed, dagster_storage=dagster_storage)
     print(f"flywheel demo home: {paths.home}", file=sys.stderr)
     sim = ShopSimulator(config or SimulatorConfig(seed=seed), start=start)
-    pseudonymiser = Pseudonymiser(os.environ["FLYWHEEL_PSEUDONYM_KEY"])
+    pseudonymiser = Pseudonymiser((paths.home / "pseudonym.key").read_text().strip())
     wh = Warehouse(paths.warehouse_url)
     wh.migrate()
     rows = []

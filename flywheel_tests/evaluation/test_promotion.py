@@ -20,7 +20,7 @@ from flywheel_assets.evaluation.experiments import Experiment
 from flywheel_assets.features.store import training_frame
 from flywheel_assets.platform.pseudonym import Pseudonymiser
 from flywheel_assets.platform.settings import FlywheelPaths
-from flywheel_assets.platform.warehouse import Warehouse, load_sql
+from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.simulation.demo import materialize_day, run_demo
 from flywheel_assets.simulation.demo_ranker import ChampionPolicy
 from flywheel_assets.simulation.simulator import ShopSimulator, SimulatorConfig
@@ -110,7 +110,7 @@ def loop(tmp_path_factory):
     def operator(day: dt.date, wh: Warehouse) -> None:
         with wh.begin() as conn:
             champion = registry.get_alias(conn, registry.CHAMPION)
-            trained = wh.scalar(conn, load_sql("registry/model_for_day"), dt=day)
+            trained = registry.model_for_day(conn, day)
         if day == START + dt.timedelta(days=2) and champion is None:
             start_experiment(wh, day, str(trained), "better")
             injected["better"] = {"version": str(trained), "day": day}
@@ -228,7 +228,7 @@ def test_rollback_restores_the_earlier_champion_and_serving_follows(loop, capsys
         )
     with wh.begin() as conn:
         after = registry.get_alias(conn, registry.CHAMPION)
-        history = wh.query_df(conn, load_sql("registry/alias_history"), alias="champion")
+        history = registry.alias_history(conn, registry.CHAMPION)
         audit = wh.query_df(
             conn, "SELECT actor, action, why FROM audit_log WHERE action = 'rollback'"
         )
@@ -252,7 +252,7 @@ def test_rollback_restores_the_earlier_champion_and_serving_follows(loop, capsys
     assert cli(["rollback", "--to", current, "--reason", "fixed", "--by", "bob"]) == 0
     with wh.begin() as conn:
         assert registry.get_alias(conn, registry.CHAMPION) == current
-        moves = wh.query_df(conn, load_sql("registry/alias_history"), alias="champion")
+        moves = registry.alias_history(conn, registry.CHAMPION)
     assert len(moves) == len(history) + 1
     # The same as a Dagster job with config, as the UI's launchpad runs it.
     wh.dispose()
@@ -273,7 +273,7 @@ def test_rollback_restores_the_earlier_champion_and_serving_follows(loop, capsys
     assert result.success
     with wh.begin() as conn:
         assert registry.get_alias(conn, registry.CHAMPION) is None
-        last = wh.query_df(conn, load_sql("registry/alias_history"), alias="champion").iloc[-1]
+        last = registry.alias_history(conn, registry.CHAMPION).iloc[-1]
     assert last["moved_by"] == "carol" and "from the UI" in last["reason"]
     assert json.loads((home / "serving" / "champion.json").read_text())["model_version"] is None
     # Re-running the last decided day does not undo the operator's rollback.

@@ -368,8 +368,10 @@ def test_the_same_cycle_runs_on_postgresql(demo_home, tmp_path, clean_env, pg_da
         admin.dispose()
 
 
-def test_cli_rematerialises_a_range_of_days(demo_home):
-    """`dagster asset materialize --partition-range` re-runs existing days in one run."""
+@pytest.mark.parametrize("cli", ["dagster", "dg"])
+def test_cli_rematerialises_a_range_of_days(demo_home, cli):
+    """`dagster asset materialize --partition-range` and `dg launch --partition-range` (the dg
+    project's own command) re-run existing days in one run."""
     import os
     import shutil
     import subprocess
@@ -380,26 +382,26 @@ def test_cli_rematerialises_a_range_of_days(demo_home):
     # process at a time hold a file, and the test process has held the original.
     source, _ = demo_home
     before = counts(Warehouse(FlywheelPaths.from_env(source).warehouse_url))
-    home = source.parent / "cli-copy"
+    home = source.parent / f"cli-copy-{cli}"
     shutil.copytree(source, home)
-    dagster = Path(sys.executable).parent / "dagster"
+    bin_dir = Path(sys.executable).parent
+    days = f"{START}...{START + dt.timedelta(days=2)}"
+    command = {
+        "dagster": [str(bin_dir / "dagster"), "asset", "materialize", "-m",
+                    "flywheel_assets.definitions", "--select", "group:ingestion",
+                    "--partition-range", days],
+        # dg finds the project by pyproject.toml's [tool.dg]: run it from the repository.
+        "dg": [str(bin_dir / "dg"), "launch", "--assets", "group:ingestion",
+               "--partition-range", days],
+    }[cli]  # fmt: skip
     out = subprocess.run(
-        [
-            str(dagster),
-            "asset",
-            "materialize",
-            "-m",
-            "flywheel_assets.definitions",
-            "--select",
-            "group:ingestion",
-            "--partition-range",
-            f"{START}...{START + dt.timedelta(days=2)}",
-        ],
+        command,
         env={
             **os.environ,
             "FLYWHEEL_HOME": str(home),
             "DAGSTER_HOME": str(home / "dagster"),
         },
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=300,
@@ -408,6 +410,8 @@ def test_cli_rematerialises_a_range_of_days(demo_home):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "RUN_SUCCESS" in out.stderr
     assert counts(Warehouse(FlywheelPaths.from_env(home).warehouse_url)) == before
+    runs = dg.DagsterInstance.from_config(str(home / "dagster")).get_runs(limit=1)
+    assert runs[0].tags.get("dagster/asset_partition_range_start") == str(START)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

@@ -730,8 +730,8 @@ def test_request_log_loads_into_served_requests(home: Path, tmp_path: Path) -> N
 def test_latency_guardrail_uses_served_latency_when_the_service_logged_enough(
     tmp_path: Path,
 ) -> None:
-    from flywheel_assets.defs.evaluation.assets import _latency
     from flywheel_assets.evaluation.experiments import Experiment, ExperimentPolicy, analyse
+    from flywheel_assets.evaluation.online import measure_latency
 
     wh = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
     wh.migrate()
@@ -759,7 +759,7 @@ def test_latency_guardrail_uses_served_latency_when_the_service_logged_enough(
     )
     with wh.begin() as conn:
         wh.insert_df(conn, "served_requests", rows)
-    champion, challenger, source = _latency(wh, exp, day, 60)
+    champion, challenger, source = measure_latency(wh, exp, day, 60)
     assert source == "served" and len(champion) == len(challenger) == n
     assert challenger.mean() > 8 > 6 > champion.mean()
     # 80 % slower than the champion: harmed beyond the 25 % margin, said to be served latency
@@ -772,7 +772,7 @@ def test_latency_guardrail_uses_served_latency_when_the_service_logged_enough(
     row = next(r for r in analysis.results if r.metric == "guardrail:latency_ms")
     assert row.outcome == "harmed" and "served requests" in (row.note or "")
     # too few served requests: the models are replayed instead (none registered here: no figure)
-    assert _latency(wh, exp, day, n + 1) is None
+    assert measure_latency(wh, exp, day, n + 1) is None
 
 
 def test_bearer_token_and_body_limit(home: Path, tmp_path: Path) -> None:

@@ -1,0 +1,75 @@
+"""Aliases (champion, challenger) with the full history of their moves (alias_history)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+from sqlalchemy.engine import Connection
+
+from flywheel_assets.platform.warehouse import Warehouse, load_sql
+from flywheel_assets.serving.policy import COLD_START_VERSION
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def get_alias(conn: Connection, alias: str) -> str | None:
+    value = Warehouse.scalar(conn, load_sql("registry/get_alias"), alias=alias)
+    return None if value is None else str(value)
+
+
+def move_alias(
+    conn: Connection,
+    alias: str,
+    to_version: str | None,
+    *,
+    actor: str,
+    reason: str,
+    now: dt.datetime,
+    day: dt.date | None = None,
+) -> bool:
+    """Point ``alias`` at ``to_version`` (None removes it), recording the move in
+    alias_history. Moving to where it already points records nothing and returns False."""
+    current = get_alias(conn, alias)
+    if current == to_version:
+        return False
+    Warehouse.run(conn, "registry/delete_alias", alias=alias)
+    if to_version is not None:
+        Warehouse.run(conn, "registry/insert_alias", alias=alias, model_version=to_version, at=now)
+    Warehouse.run(
+        conn,
+        "registry/insert_alias_history",
+        alias=alias,
+        from_version=current,
+        to_version=to_version,
+        at=now,
+        actor=actor,
+        reason=reason,
+        dt=day,
+    )
+    # Every move of what serves is also in the audit trail, with everything else people and
+    # jobs changed (quarantine releases, rollbacks, grants, migrations, configuration).
+    Warehouse.run(
+        conn,
+        "quality/insert_audit",
+        logged_at=now,
+        actor=actor,
+        action=f"move_{alias}",
+        subject=f"{alias} {current or COLD_START_VERSION} -> {to_version or COLD_START_VERSION}",
+        details=json.dumps({"from": current, "to": to_version, "day": str(day) if day else None}),
+        why=reason,
+    )
+    return True
+
+
+def alias_history(conn: Connection, alias: str) -> pd.DataFrame:
+    """Every move of ``alias``, oldest first: from_version, to_version, moved_at, moved_by,
+    reason, dt (the decision day, for moves a decision made)."""
+    return Warehouse.query_df(conn, load_sql("registry/alias_history"), alias=alias)
+
+
+def moved_by_hand_since(conn: Connection, at: dt.datetime) -> bool:
+    """Whether anyone but the daily decision (a rollback) moved the champion after ``at``."""
+    return bool(Warehouse.scalar(conn, load_sql("registry/manual_moves_after"), at=at))
