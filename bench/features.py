@@ -20,8 +20,8 @@ Measured, in the same run, on the same data, all for the snapshot of the last da
     snapshot: the feature vector sums user_item_activity_daily for the pairs it scores
     (decision 39), so the build stores the pairs' daily aggregate instead. Each
     (table, day) is exactly what the asset does without Dagster: one transaction on a new
-    connection (``Warehouse.begin``), delete_partition, ``Warehouse.run`` of the real SQL file
-    with ``named_params(load_sql(name), window_params(D, prior_strength))``, count_partition.
+    connection (``Warehouse.begin``), delete_partition, the real SQL file
+    (``features.snapshots.build_sql``) with ``window_params(D, prior_strength)``, count_partition.
     Dagster's run overhead is not included.
   - flywheel incremental day: the same for the three aggregates of day D only plus the two
     snapshots of D, with the 27 earlier days' aggregates already present (what a daily run
@@ -186,7 +186,8 @@ def build_table(
     the days ``first`` .. ``day`` of a range run). ``phases`` accumulates where the time goes
     (perf_counter marks only, nothing added)."""
     from flywheel_assets.features.build import window_params
-    from flywheel_assets.platform.warehouse import load_sql, named_params
+    from flywheel_assets.features.snapshots import build_sql
+    from flywheel_assets.platform.warehouse import named_params
 
     days = (
         [day]
@@ -194,14 +195,14 @@ def build_table(
         else [first + dt.timedelta(days=i) for i in range((day - first).days + 1)]
     )
     params = {**window_params(day, prior), "start_dt": days[0], "end_dt": days[-1]}
-    sql_name = f"features/{table}"
+    sql = build_sql(table)
     t0 = time.perf_counter()
     with wh.begin() as conn:
         t1 = time.perf_counter()
         for d in days:
             wh.delete_partition(conn, table, d)
         t2 = time.perf_counter()
-        wh.run(conn, sql_name, **named_params(load_sql(sql_name), params))
+        wh.execute(conn, sql, **named_params(sql, params))
         t3 = time.perf_counter()
         n = sum(wh.count_partition(conn, table, d) for d in days)
         t4 = time.perf_counter()

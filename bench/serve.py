@@ -70,7 +70,7 @@ def columns(prefix: str) -> list[str]:
 
 
 def build_bundle(serving: Path, n_users: int, n_items: int, rng: np.random.Generator) -> dict:
-    """Frames with the columns sql/serving/*.sql export, written as a bundle."""
+    """Frames with the columns online_features exports (features/vector.py), as a bundle."""
     pseudo = Pseudonymiser(KEY)
     users = pseudo.series(pd.Series([f"u{i}" for i in range(n_users)])).to_numpy()
     cats = [f"c{i:02d}" for i in range(50)]

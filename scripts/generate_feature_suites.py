@@ -1,9 +1,10 @@
 """Regenerate the GX suites of the feature tables from their CREATE TABLE statements.
 
-The suites are reviewed JSON in flywheel_assets/quality/gx_suites/; this script writes the part that
-follows mechanically from the schema (exact column set, non-null unique keys, value ranges by
-column-name convention) so a new feature column cannot be forgotten. Run it after changing a
-feature table in sql/schema/ and review the diff:
+The suites are reviewed JSON in flywheel_assets/quality/gx_suites/; this script writes the
+part that follows mechanically from the schema (exact column set, non-null unique keys, value
+ranges by column-name convention) so a new feature column cannot be forgotten. Run it after
+changing a feature table in sql/schema/ and review the diff (a test fails until you do:
+flywheel_tests/features/test_vector.py):
 
     python scripts/generate_feature_suites.py
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "sql" / "schema"
-SUITES = ROOT / "flywheel_assets" / "gx_suites"
+SUITES = ROOT / "flywheel_assets" / "quality" / "gx_suites"
 
 TABLES: dict[str, tuple[list[str], str]] = {
     "user_activity_daily": (

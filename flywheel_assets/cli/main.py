@@ -545,10 +545,10 @@ def main(argv: list[str] | None = None) -> int:
 
     gr = sub.add_parser(
         "grants",
-        help="PostgreSQL: create the least-privilege roles and apply sql/governance",
+        help="PostgreSQL: create the least-privilege roles and apply sql/platform/governance",
         description="Creates the roles <prefix>_owner, _ingestion, _transformation, _training, "
         "_serving and _analyst if missing, hands flywheel's tables to the owner role, applies "
-        "sql/governance and records it in the audit log. Idempotent: re-run after each "
+        "sql/platform/governance and records it in the audit log. Idempotent: re-run after each "
         "migration. Run as an administrator that may create roles (docs/security.md).",
     )
     gr.add_argument("--url", default=None, help="warehouse URL (default FLYWHEEL_WAREHOUSE_URL)")

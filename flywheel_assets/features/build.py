@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flywheel_assets.platform.warehouse import Warehouse, load_sql, named_params
+from flywheel_assets.features.snapshots import build_sql
+from flywheel_assets.platform.warehouse import Warehouse, named_params
 
 
 def window_params(day: dt.date, prior_strength: float) -> dict[str, object]:
@@ -33,13 +34,12 @@ def is_aggregate(table: str) -> bool:
 
 
 def build_snapshot(wh: Warehouse, table: str, day: dt.date, prior_strength: float) -> int:
-    """Replace ``day``'s snapshot of ``table`` (sql/features/<table>.sql); its row count."""
-    sql_name = f"features/{table}"
+    """Replace ``day``'s snapshot of ``table`` (its reviewed SQL: ``snapshots.build_sql``);
+    its row count."""
+    sql = build_sql(table)
     with wh.begin() as conn:
         wh.delete_partition(conn, table, day)
-        wh.run(
-            conn, sql_name, **named_params(load_sql(sql_name), window_params(day, prior_strength))
-        )
+        wh.execute(conn, sql, **named_params(sql, window_params(day, prior_strength)))
         return wh.count_partition(conn, table, day)
 
 
@@ -50,5 +50,5 @@ def build_aggregates(wh: Warehouse, table: str, days: list[dt.date]) -> dict[dt.
     with wh.begin() as conn:
         for day in days:
             wh.delete_partition(conn, table, day)
-        wh.run(conn, f"features/{table}", start_dt=min(days), end_dt=max(days))
+        wh.execute(conn, build_sql(table), start_dt=min(days), end_dt=max(days))
         return {day: wh.count_partition(conn, table, day) for day in days}

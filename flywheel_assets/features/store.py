@@ -1,4 +1,4 @@
-"""Feature vectors for training and for serving, from one SQL definition (feature_vector.sql)."""
+"""Feature vectors for training and for serving, from one query (features.vector.vector_sql)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import datetime as dt
 
 import pandas as pd
 
+from flywheel_assets.features.vector import vector_sql
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
 
 
 def _vector_sql(candidates_sql: str | None) -> str:
-    vector = load_sql("features/feature_vector")
+    vector = vector_sql()
     if candidates_sql is None:
         return vector
     return f"WITH candidates AS (\n{candidates_sql}\n)\n{vector}"

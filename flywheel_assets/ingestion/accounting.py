@@ -13,13 +13,15 @@ from sqlalchemy.engine import Connection
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
 
 SOURCES = ("events", "catalog", "users")
+# The table each reference-data source's accepted rows go to (sql/ingestion/reference_accounting).
+ACCEPTED_TABLE = {"catalog": "items", "users": "users"}
 COLUMNS = ("rows_read", "rows_accepted", "rows_quarantined", "rows_duplicate")
 
 
 def event_counts(wh: Warehouse, conn: Connection, day: dt.date) -> dict[str, int]:
     """Where every event row of the day went: the columns of sql/quality/event_accounting.sql
     (landed, raw, quarantined_ingestion, accepted, quarantined_quality, duplicates)."""
-    row = wh.query_df(conn, load_sql("quality/event_accounting"), dt=day).iloc[0]
+    row = wh.query_df(conn, load_sql("ingestion/event_accounting"), dt=day).iloc[0]
     return {k: int(v) for k, v in row.items()}
 
 
@@ -36,7 +38,8 @@ def source_accounting(wh: Warehouse, conn: Connection, day: dt.date, source: str
         }
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; use one of {SOURCES}")
-    row = wh.query_df(conn, load_sql(f"quality/{source}_accounting"), dt=day).iloc[0]
+    sql = load_sql("ingestion/reference_accounting", accepted=ACCEPTED_TABLE[source])
+    row = wh.query_df(conn, sql, dt=day, source=source).iloc[0]
     return {k: int(row[k]) for k in COLUMNS}
 
 
@@ -45,6 +48,6 @@ def record_accounting(
 ) -> dict[str, int]:
     """Recount and store the day's row of ``ingestion_accounting`` (replacing an older one)."""
     counts = source_accounting(wh, conn, day, source)
-    wh.run(conn, "quality/delete_accounting", dt=day, source=source)
-    wh.run(conn, "quality/insert_accounting", dt=day, source=source, now=now, **counts)
+    wh.delete_partition(conn, "ingestion_accounting", day, source=source)
+    wh.run(conn, "ingestion/insert_accounting", dt=day, source=source, now=now, **counts)
     return counts

@@ -250,7 +250,7 @@ def ingest_day(
         accounting = None if spec.with_kafka else record_accounting(wh, conn, day, spec.name, now)
     with wh.begin() as conn:
         reasons = wh.query_df(
-            conn, load_sql("quality/ingestion_quarantine_reasons"), dt=day, source=spec.name
+            conn, load_sql("ingestion/quarantine_reasons"), dt=day, source=spec.name
         )
     warnings: tuple[str, ...] = ()
     if not files and kafka.empty:
@@ -271,8 +271,8 @@ def ingest_day(
 
 def _delete_day(wh: Warehouse, conn: Connection, spec: SourceSpec, day: dt.date) -> None:
     wh.delete_partition(conn, spec.table, day)
-    wh.run(conn, "ingestion/delete_quarantine", dt=day, source=spec.name, stage=STAGE)
-    wh.run(conn, "ingestion/delete_ingested_files", dt=day, source=spec.name)
+    wh.delete_partition(conn, "quarantine", day, source=spec.name, stage=STAGE)
+    wh.delete_partition(conn, "ingested_files", day, source=spec.name)
 
 
 def _insert_accepted(
@@ -329,11 +329,11 @@ def _file_log(
 def copy_kafka_rows(wh: Warehouse, conn: Connection, day: dt.date) -> pd.DataFrame:
     """Copy the day's Kafka events, up to the newest committed batch, into raw_events and log
     each topic partition as an ``ingested_files`` row (fmt ``kafka``); returns those rows."""
-    watermark = wh.scalar(conn, load_sql("kafka/day_watermark"), dt=day)
+    watermark = wh.scalar(conn, load_sql("ingestion/kafka/day_watermark"), dt=day)
     if watermark is None:
         return pd.DataFrame()
-    wh.run(conn, "kafka/copy_to_raw_events", dt=day, watermark=watermark)
-    parts = wh.query_df(conn, load_sql("kafka/day_sources"), dt=day, watermark=watermark)
+    wh.run(conn, "ingestion/kafka/copy_to_raw_events", dt=day, watermark=watermark)
+    parts = wh.query_df(conn, load_sql("ingestion/kafka/day_sources"), dt=day, watermark=watermark)
     log = pd.DataFrame(
         {
             "dt": day,

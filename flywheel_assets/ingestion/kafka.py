@@ -131,7 +131,9 @@ class _Message:
 
 def stored_offsets(wh: Warehouse, consumer: str, topic: str) -> dict[int, int]:
     with wh.begin() as conn:
-        df = wh.query_df(conn, load_sql("kafka/stored_offsets"), consumer=consumer, topic=topic)
+        df = wh.query_df(
+            conn, load_sql("ingestion/kafka/stored_offsets"), consumer=consumer, topic=topic
+        )
     return {int(p): int(o) for p, o in zip(df["kafka_partition"], df["next_offset"], strict=True)}
 
 
@@ -225,7 +227,7 @@ _TICK = dt.timedelta(microseconds=1)
 
 def _last_stamp(wh: Warehouse) -> dt.datetime:
     with wh.begin() as conn:
-        last = wh.scalar(conn, load_sql("kafka/last_stamp"))
+        last = wh.scalar(conn, load_sql("ingestion/kafka/last_stamp"))
     return pd.Timestamp(last).to_pydatetime() if last is not None else dt.datetime.min
 
 
@@ -517,14 +519,14 @@ def _write_batch(
             keys = {"consumer": settings.consumer, "topic": settings.topic, "kafka_partition": p}
             moved = wh.run(
                 conn,
-                "kafka/advance_offset",
+                "ingestion/kafka/advance_offset",
                 next_offset=nxt,
                 now=now,
                 expected=next_offsets[p],
                 **keys,
             )
             if moved == 0:
-                exists = wh.scalar(conn, load_sql("kafka/offset_exists"), **keys)
+                exists = wh.scalar(conn, load_sql("ingestion/kafka/offset_exists"), **keys)
                 if exists:
                     raise KafkaIngestError(
                         f"{settings.topic}[{p}]: the stored offset moved while this batch was "
@@ -532,7 +534,7 @@ def _write_batch(
                         "Run one ingest at a time (the kafka_ingest job's concurrency pool); "
                         "nothing of this batch was committed."
                     )
-                wh.run(conn, "kafka/insert_offset", next_offset=nxt, now=now, **keys)
+                wh.run(conn, "ingestion/kafka/insert_offset", next_offset=nxt, now=now, **keys)
         if not accepted.empty:
             wh.insert_df(conn, "kafka_events", accepted)
         if not quarantined.empty:

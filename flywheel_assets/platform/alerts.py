@@ -84,7 +84,7 @@ def record_alert(alert: Alert, home: Path, warehouse_url: str | None = None) -> 
             with wh.begin() as conn:
                 wh.run(
                     conn,
-                    "alerts/insert_alert",
+                    "platform/alerts/insert_alert",
                     **{**asdict(alert), "details": json.dumps(alert.details, default=str)},
                 )
         except Exception as exc:  # noqa: BLE001 - the file and webhook still get it

@@ -39,7 +39,7 @@ from flywheel_assets.platform.warehouse import (
 ROLES_ENV = "FLYWHEEL_WAREHOUSE_ROLES"
 STAGES = ("ingestion", "transformation", "training", "serving")
 KINDS = ("owner", *STAGES, "analyst")
-GOVERNANCE_DIR = SQL_DIR / "governance"
+GOVERNANCE_DIR = SQL_DIR / "platform" / "governance"
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
 # Asset group -> the stage role its steps act as; a few assets sit in another stage's group.
@@ -139,7 +139,7 @@ def render(path: Path, roles: Roles, schema: str = "public", tables: list[str] =
 def apply_grants(
     wh: Warehouse, roles: Roles, actor: str, why: str, logins: dict[str, list[str]] | None = None
 ) -> dict[str, object]:
-    """Create the missing roles, hand every table to the owner role, apply `sql/governance`
+    """Create the missing roles, hand every table to the owner role, apply `sql/platform/governance`
     and record it all in the audit trail, in one transaction. Idempotent: re-run after each
     migration so new tables get their grants. ``logins`` maps existing login roles to the
     role kinds they become members of (e.g. {"flywheel_pipeline": ["ingestion", ...]}; the
@@ -158,25 +158,25 @@ def apply_grants(
     created: list[str] = []
     reowned: list[str] = []
     with wh.begin() as conn:
-        conn.execute(sa.text(load_sql("migrations/lock_postgresql")))
+        conn.execute(sa.text(load_sql("platform/migrations/lock_postgresql")))
         for role in names.values():
-            if not wh.scalar(conn, load_sql("admin/role_exists"), role=role):
+            if not wh.scalar(conn, load_sql("platform/admin/role_exists"), role=role):
                 conn.execute(sa.text(f"CREATE ROLE {role} NOLOGIN"))
                 created.append(role)
         # The administrator acts as the owner to hand tables over and to grant on them.
-        if not wh.scalar(conn, load_sql("admin/has_role_rights"), role=names["owner"]):
+        if not wh.scalar(conn, load_sql("platform/admin/has_role_rights"), role=names["owner"]):
             conn.execute(sa.text(f"GRANT {names['owner']} TO CURRENT_USER"))
         # Before the first migration there are no tables yet: the roles, their members and the
         # owner's right to create (000_owner.sql) come first, so the schema is created by the
         # owner role; the tables' grants follow when this is re-run after `flywheel migrate`.
         schema_ready = bool(
-            wh.scalar(conn, load_sql("migrations/has_table"), table="schema_migrations")
+            wh.scalar(conn, load_sql("platform/migrations/has_table"), table="schema_migrations")
         )
-        schema = str(wh.scalar(conn, load_sql("admin/current_schema")))
+        schema = str(wh.scalar(conn, load_sql("platform/admin/current_schema")))
         ours = flywheel_relations()
         tables = [
             str(r.table_name)
-            for r in conn.execute(sa.text(load_sql("admin/flywheel_tables"))).fetchall()
+            for r in conn.execute(sa.text(load_sql("platform/admin/flywheel_tables"))).fetchall()
             if r.schema_name == schema and r.table_name in ours
         ]
         if schema_ready:
@@ -195,7 +195,7 @@ def apply_grants(
         added: dict[str, list[str]] = {}
         for login, kinds in (logins or {}).items():
             login_role = Roles(login).prefix  # validated like a prefix: a plain identifier
-            if not wh.scalar(conn, load_sql("admin/role_exists"), role=login_role):
+            if not wh.scalar(conn, load_sql("platform/admin/role_exists"), role=login_role):
                 raise GovernanceError(
                     f"login {login_role!r} does not exist: create it with its password first "
                     f"(CREATE ROLE {login_role} LOGIN PASSWORD ...), then re-run"
@@ -204,7 +204,7 @@ def apply_grants(
                 conn.execute(sa.text(f"GRANT {roles.name(kind)} TO {login_role}"))
             added[login_role] = list(kinds)
         members = conn.execute(
-            sa.text(load_sql("admin/role_members")), {"names": list(names.values())}
+            sa.text(load_sql("platform/admin/role_members")), {"names": list(names.values())}
         ).fetchall()
         details = {
             "schema_ready": schema_ready,
@@ -222,7 +222,7 @@ def apply_grants(
         if schema_ready:
             Warehouse.run(
                 conn,
-                "quality/insert_audit",
+                "platform/audit/insert_audit",
                 logged_at=_now(),
                 actor=actor,
                 action="grants",
@@ -239,7 +239,7 @@ def _hand_to_owner(conn: sa.Connection, owner: str, schema: str, ours: set[str])
     """Flywheel's tables and views in ``schema`` and everything in schema analyst (which
     flywheel's governance creates) to the owner role; nothing else."""
     moved = []
-    for row in conn.execute(sa.text(load_sql("admin/flywheel_tables"))).fetchall():
+    for row in conn.execute(sa.text(load_sql("platform/admin/flywheel_tables"))).fetchall():
         mine = row.schema_name == "analyst" or (
             row.schema_name == schema and row.table_name in ours
         )
@@ -261,13 +261,13 @@ def record_configuration(conn: sa.Connection, settings: dict[str, object], actor
     one recorded (who ran with what, from when); returns whether it changed. ``settings``
     must hold no secrets: they never go to the warehouse."""
     details = json.dumps(settings, sort_keys=True, default=str)
-    last = conn.execute(sa.text(load_sql("quality/last_audit")), {"action": "configuration"})
+    last = conn.execute(sa.text(load_sql("platform/audit/last_audit")), {"action": "configuration"})
     row = last.fetchone()
     if row is not None and row.details == details:
         return False
     Warehouse.run(
         conn,
-        "quality/insert_audit",
+        "platform/audit/insert_audit",
         logged_at=_now(),
         actor=actor,
         action="configuration",

@@ -3,6 +3,22 @@
 Everything goes through SQLAlchemy with bound parameters and the reviewed SQL files in `sql/`;
 only bulk loads of DataFrames take a driver-specific fast path (DuckDB's Arrow scan, PostgreSQL
 COPY), because row-by-row INSERTs are orders of magnitude slower for a day of events.
+
+SQL text is never built from data. Three kinds of statements exist:
+
+- reviewed files, ``sql/<stage>/<name>.sql``, run by name (:func:`load_sql`, :meth:`Warehouse.run`);
+- generic partition statements (:meth:`Warehouse.read_partition`, ``read_partitions``,
+  ``delete_partition``, ``count_partition``): ``SELECT/DELETE ... FROM <table> WHERE dt = :dt``
+  whose table and column names are checked to be plain identifiers, values always bound;
+- templates: files that would otherwise be near-copies (user x category and user x brand
+  features, ...) hold ``{{name}}`` placeholders for table and column names. The file declares
+  every binding it accepts in a header line, e.g.::
+
+      -- @template segment p: category uc | brand ub
+
+  and :func:`load_sql` fills the placeholders only with one of those bindings (refusing any
+  other), so what a template can become is fixed in the reviewed file. Values stay bound
+  parameters (``:dt``, ``:source``), never placeholders.
 """
 
 from __future__ import annotations
@@ -14,7 +30,7 @@ import json
 import re
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,13 +77,51 @@ class WarehouseError(RuntimeError):
     """A warehouse problem with a message that says what to do."""
 
 
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+_TEMPLATE_LINE = re.compile(r"^--\s*@template\s+([\w ]+?)\s*:\s*(.+?)\s*$", re.MULTILINE)
+
+
 @functools.cache
-def load_sql(name: str) -> str:
-    """The text of ``sql/<name>.sql``."""
+def load_sql(name: str, **identifiers: str) -> str:
+    """The text of ``sql/<name>.sql``; for a template, with its placeholders filled by
+    ``identifiers``, which must be one of the bindings the file's ``@template`` line allows."""
     path = SQL_DIR / f"{name}.sql"
     if not path.exists():
         raise WarehouseError(f"SQL file {path} is missing; is the repository checked out whole?")
-    return path.read_text()
+    text = path.read_text()
+    allowed = template_bindings(text)
+    if not allowed and not identifiers:
+        return text
+    if identifiers not in allowed:
+        choices = "; ".join(", ".join(f"{k}={v}" for k, v in b.items()) for b in allowed)
+        raise WarehouseError(
+            f"sql/{name}.sql cannot be loaded with {identifiers or 'no identifiers'}: "
+            f"{'it allows ' + choices if allowed else 'it is not a template'}"
+        )
+    return _PLACEHOLDER.sub(lambda m: identifiers[m.group(1)], text)
+
+
+def template_bindings(text: str) -> list[dict[str, str]]:
+    """The bindings a template's ``-- @template a b: x1 y1 | x2 y2`` line allows (none for a
+    plain file). Every placeholder must be named there and every value be a plain identifier."""
+    lines = _TEMPLATE_LINE.findall(text)
+    used = set(_PLACEHOLDER.findall(text))
+    if not lines:
+        if used:
+            raise WarehouseError(f"placeholders {sorted(used)} without an @template line")
+        return []
+    if len(lines) > 1:
+        raise WarehouseError("a template has one @template line")
+    names = lines[0][0].split()
+    bindings = []
+    for choice in lines[0][1].split("|"):
+        values = choice.split()
+        if len(values) != len(names):
+            raise WarehouseError(f"@template binding {choice.strip()!r} does not match {names}")
+        bindings.append({n: _ident(v) for n, v in zip(names, values, strict=True)})
+    if used != set(names):
+        raise WarehouseError(f"@template names {sorted(names)}, the text uses {sorted(used)}")
+    return bindings
 
 
 def named_params(sql: str, params: dict[str, object]) -> dict[str, object]:
@@ -88,6 +142,25 @@ def _ident(name: str) -> str:
     if not _IDENTIFIER.match(name):
         raise WarehouseError(f"not a plain SQL identifier: {name!r}")
     return name
+
+
+def _select_list(columns: Sequence[str] | None) -> str:
+    if columns is None:
+        return "*"
+    if not columns:
+        raise WarehouseError("an empty column list selects nothing")
+    return ", ".join(_ident(c) for c in columns)
+
+
+def _partition_filter(
+    equal: dict[str, object], where: str, **params: object
+) -> tuple[str, dict[str, object]]:
+    """``where`` narrowed by ``column = :value`` for each entry of ``equal`` (bound as
+    ``eq_<column>``, so a column name can never collide with the dt bounds)."""
+    for column, value in equal.items():
+        where += f" AND {_ident(column)} = :eq_{column}"
+        params[f"eq_{column}"] = value
+    return where, params
 
 
 class Warehouse:
@@ -133,7 +206,7 @@ class Warehouse:
                 self.session_role() if self.session_role and self.dialect == "postgresql" else None
             )
             if role:
-                conn.execute(sa.text(load_sql("admin/set_role")), {"role": role})
+                conn.execute(sa.text(load_sql("platform/admin/set_role")), {"role": role})
             yield conn
 
     def migrations(self) -> list[Migration]:
@@ -145,9 +218,11 @@ class Warehouse:
 
     def applied_migrations(self, conn: Connection) -> dict[str, str]:
         """version -> SHA-256 of what this warehouse has applied ({} for a new warehouse)."""
-        if not self.scalar(conn, load_sql("migrations/has_table"), table="schema_migrations"):
+        if not self.scalar(
+            conn, load_sql("platform/migrations/has_table"), table="schema_migrations"
+        ):
             return {}
-        rows = conn.execute(sa.text(load_sql("migrations/applied"))).fetchall()
+        rows = conn.execute(sa.text(load_sql("platform/migrations/applied"))).fetchall()
         return {str(r.version): str(r.sha256) for r in rows}
 
     def pending_migrations(self) -> list[Migration]:
@@ -164,12 +239,14 @@ class Warehouse:
         try:
             with self.begin() as conn:
                 if self.dialect == "postgresql":
-                    conn.execute(sa.text(load_sql("migrations/lock_postgresql")))
+                    conn.execute(sa.text(load_sql("platform/migrations/lock_postgresql")))
                     if owner_role and self.scalar(
-                        conn, load_sql("admin/role_exists"), role=owner_role
+                        conn, load_sql("platform/admin/role_exists"), role=owner_role
                     ):
                         # New tables belong to the owner role, not to whoever ran the command.
-                        conn.execute(sa.text(load_sql("admin/set_role")), {"role": owner_role})
+                        conn.execute(
+                            sa.text(load_sql("platform/admin/set_role")), {"role": owner_role}
+                        )
                 applied = self.applied_migrations(conn)
                 pending = _pending(self.migrations(), applied)
                 now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -177,7 +254,7 @@ class Warehouse:
                     for statement in split_statements(migration.text):
                         conn.execute(sa.text(statement))
                     conn.execute(
-                        sa.text(load_sql("migrations/record")),
+                        sa.text(load_sql("platform/migrations/record")),
                         {
                             "version": migration.version,
                             "sha256": migration.sha256,
@@ -189,7 +266,7 @@ class Warehouse:
                     # A schema change is a configuration change: it goes to the audit trail.
                     self.run(
                         conn,
-                        "quality/insert_audit",
+                        "platform/audit/insert_audit",
                         logged_at=now,
                         actor=applied_by,
                         action="migrate",
@@ -211,7 +288,13 @@ class Warehouse:
     @staticmethod
     def run(conn: Connection, name: str, **params: object) -> int:
         """Run the SQL file ``sql/<name>.sql`` with bound parameters; returns affected rows."""
-        result = conn.execute(sa.text(load_sql(name)), params)
+        return Warehouse.execute(conn, load_sql(name), **params)
+
+    @staticmethod
+    def execute(conn: Connection, sql: str, **params: object) -> int:
+        """Run reviewed SQL text (e.g. a filled template) with bound parameters; returns
+        affected rows."""
+        result = conn.execute(sa.text(sql), params)
         return int(result.rowcount or 0)
 
     @staticmethod
@@ -239,13 +322,49 @@ class Warehouse:
     def scalar(conn: Connection, sql: str, **params: object) -> object:
         return conn.execute(sa.text(sql), params).scalar()
 
-    def delete_partition(self, conn: Connection, table: str, dt: object) -> int:
-        result = conn.execute(sa.text(f"DELETE FROM {_ident(table)} WHERE dt = :dt"), {"dt": dt})  # noqa: S608
-        return int(result.rowcount or 0)
+    # ----- partitions -------------------------------------------------------------------------
+    # Every partitioned table has a `dt` column. Keyword arguments narrow a partition to the
+    # rows whose column equals the value (e.g. source="events"): names checked, values bound.
 
-    def count_partition(self, conn: Connection, table: str, dt: object) -> int:
-        sql = f"SELECT COUNT(*) FROM {_ident(table)} WHERE dt = :dt"  # noqa: S608
-        return int(conn.execute(sa.text(sql), {"dt": dt}).scalar() or 0)
+    def read_partition(
+        self,
+        conn: Connection,
+        table: str,
+        day: object,
+        columns: Sequence[str] | None = None,
+        **equal: object,
+    ) -> pd.DataFrame:
+        """The rows of partition ``day`` of ``table`` (all columns, or ``columns`` in order)."""
+        where, params = _partition_filter(equal, "dt = :dt", dt=day)
+        sql = f"SELECT {_select_list(columns)} FROM {_ident(table)} WHERE {where}"  # noqa: S608
+        return self.query_df(conn, sql, **params)
+
+    def read_partitions(
+        self,
+        conn: Connection,
+        table: str,
+        start: object,
+        end: object,
+        columns: Sequence[str] | None = None,
+        **equal: object,
+    ) -> pd.DataFrame:
+        """The rows of the partitions ``start`` .. ``end`` (both included) of ``table``."""
+        where, params = _partition_filter(
+            equal, "dt >= :start_dt AND dt <= :end_dt", start_dt=start, end_dt=end
+        )
+        sql = f"SELECT {_select_list(columns)} FROM {_ident(table)} WHERE {where}"  # noqa: S608
+        return self.query_df(conn, sql, **params)
+
+    def delete_partition(self, conn: Connection, table: str, day: object, **equal: object) -> int:
+        """Delete partition ``day`` of ``table``; returns the rows deleted."""
+        where, params = _partition_filter(equal, "dt = :dt", dt=day)
+        sql = f"DELETE FROM {_ident(table)} WHERE {where}"  # noqa: S608
+        return self.execute(conn, sql, **params)
+
+    def count_partition(self, conn: Connection, table: str, day: object, **equal: object) -> int:
+        where, params = _partition_filter(equal, "dt = :dt", dt=day)
+        sql = f"SELECT COUNT(*) FROM {_ident(table)} WHERE {where}"  # noqa: S608
+        return int(conn.execute(sa.text(sql), params).scalar() or 0)
 
     # ----- bulk loads -------------------------------------------------------------------------
 

@@ -133,21 +133,20 @@ def drift_of_day(
     q: QualitySettings,
     columns: list[str],
     what: str,
-    day_sql: str,
-    reference_sql: str,
-    **params: object,
+    table: str,
+    **equal: object,
 ) -> DriftVerdict:
-    """The rows of ``day_sql`` for ``day`` against those of ``reference_sql`` over the
-    reference days before it, judged by ``judge_drift``."""
+    """``day``'s partition of ``table`` (its rows whose columns equal ``equal``) against the
+    reference days' partitions before it, judged by ``judge_drift``."""
     with wh.begin() as conn:
         first = wh.scalar(conn, load_sql("quality/first_event_day"))
-        current = wh.query_df(conn, load_sql(day_sql), dt=day, **params)
-        reference = wh.query_df(
+        current = wh.read_partition(conn, table, day, **equal)
+        reference = wh.read_partitions(
             conn,
-            load_sql(reference_sql),
-            start_dt=day - dt.timedelta(days=q.drift_reference_days),
-            end_dt=day - dt.timedelta(days=1),
-            **params,
+            table,
+            day - dt.timedelta(days=q.drift_reference_days),
+            day - dt.timedelta(days=1),
+            **equal,
         )
     if current.empty:
         return DriftVerdict(passed=True, severity="error", description=f"{what}: no rows for {day}")

@@ -187,7 +187,7 @@ def release(
             )
         wh.run(
             conn,
-            "quality/insert_audit",
+            "platform/audit/insert_audit",
             logged_at=now,
             actor=released_by,
             action="quarantine_release",

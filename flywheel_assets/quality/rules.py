@@ -44,9 +44,9 @@ def accept_events(wh: Warehouse, day: dt.date, now: dt.datetime) -> AcceptedDay:
     the reason, and record the day's accounting: one transaction."""
     with wh.begin() as conn:
         wh.delete_partition(conn, "events", day)
-        wh.run(conn, "ingestion/delete_quarantine", dt=day, source="events", stage="quality")
-        wh.run(conn, "ingestion/accept_events", dt=day)
-        wh.run(conn, "ingestion/quarantine_events", dt=day, now=now)
+        wh.delete_partition(conn, "quarantine", day, source="events", stage="quality")
+        wh.run(conn, "quality/accept_events", dt=day)
+        wh.run(conn, "quality/quarantine_events", dt=day, now=now)
         accounting = record_accounting(wh, conn, day, "events", now)
         counts = event_counts(wh, conn, day)
         by_type = wh.query_df(conn, load_sql("quality/events_by_type"), dt=day)

@@ -398,18 +398,20 @@ class PartitionValidation:
 def validate_partition(
     wh: Warehouse,
     day: dt.date,
-    sql_name: str,
+    rows: str,
     suite_name: str,
     parameters: SuiteParameters | None = None,
 ) -> PartitionValidation:
-    """Validate ``day``'s rows of the query ``sql_name`` against ``suite_name``;
+    """Validate ``day``'s rows of ``rows`` against ``suite_name``: a table (its day's
+    partition), or a reviewed query ``sql/<rows>.sql`` (a name with its folder).
     ``parameters`` computes the day's suite parameters from the warehouse."""
-    sql = load_sql(sql_name)
     with wh.begin() as conn:
-        # Partition queries bind :dt, and :prev_dt when they look at the day before.
-        df = wh.query_df(
-            conn, sql, **named_params(sql, {"dt": day, "prev_dt": day - dt.timedelta(days=1)})
-        )
+        if "/" in rows:  # a query: binds :dt, and :prev_dt when it looks at the day before
+            sql = load_sql(rows)
+            bounds = {"dt": day, "prev_dt": day - dt.timedelta(days=1)}
+            df = wh.query_df(conn, sql, **named_params(sql, bounds))
+        else:
+            df = wh.read_partition(conn, rows, day)
         params, note = parameters(wh, conn, day) if parameters else ({}, "")
     return PartitionValidation(validate_dataframe(df, suite_name, parameters=params), params, note)
 

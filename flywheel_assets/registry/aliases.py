@@ -53,7 +53,7 @@ def move_alias(
     # jobs changed (quarantine releases, rollbacks, grants, migrations, configuration).
     Warehouse.run(
         conn,
-        "quality/insert_audit",
+        "platform/audit/insert_audit",
         logged_at=now,
         actor=actor,
         action=f"move_{alias}",

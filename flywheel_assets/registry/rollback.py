@@ -83,7 +83,7 @@ def rollback(
     move_alias(conn, CHAMPION, target, actor=actor, reason=f"rollback: {reason}", now=now)
     Warehouse.run(
         conn,
-        "quality/insert_audit",
+        "platform/audit/insert_audit",
         logged_at=now,
         actor=actor,
         action="rollback",

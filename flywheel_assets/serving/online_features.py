@@ -7,8 +7,11 @@ loads the newest complete bundle into memory and assembles a request's feature v
 numpy: no database on the request path, and none in the serving process at all (with the
 embedded DuckDB warehouse, a second process holding the file would block the pipeline).
 
-The vectors are the ones ``sql/features/feature_vector.sql`` gives for the same pairs:
-``flywheel_tests/test_serving.py`` compares both, column by column, on a real warehouse.
+What the bundle holds and how a vector is assembled both come from the one declaration of the
+feature vector, ``features/vector.py``, which the training SQL is generated from too: the
+vectors are the ones ``features.vector.vector_sql()`` gives for the same pairs
+(``flywheel_tests/serving/test_serving.py`` compares both, column by column, on a real
+warehouse; ``flywheel_tests/features/test_vector.py`` checks both against the declaration).
 """
 
 from __future__ import annotations
@@ -21,22 +24,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sqlalchemy.engine import Connection
 
+from flywheel_assets.features import vector
+from flywheel_assets.features.vector import BUNDLE_SOURCES, Source
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
 from flywheel_assets.training.model import FeatureSchema
 
 SUCCESS = "_SUCCESS"
-# table name in the bundle -> its export query in sql/serving/ and its key columns
-TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "items": ("serving/item_features", ("item_id",)),
-    "users": ("serving/user_features", ("user_id",)),
-    "user_category": ("serving/user_category_features", ("user_id", "category")),
-    "user_brand": ("serving/user_brand_features", ("user_id", "brand")),
-    "user_item": ("serving/user_item_features", ("user_id", "item_id")),
-    "region_category": ("serving/region_category_features", ("region", "category")),
-    "region_brand": ("serving/region_brand_features", ("region", "brand")),
-}
 KEEP_BUNDLES = 3
+# The computed features (features/vector.py) and categoricals this module assembles itself;
+# a feature declared later must be added here (the plan refuses to serve it as missing).
+COMPUTED = ("position", "ctx_hour", "ctx_dow", "ui_price_ratio")
+ITEM_CATEGORICALS = ("category", "brand")
+USER_CATEGORICALS = ("region", "device")
 
 
 def bundle_dir(serving_dir: Path, feature_dt: dt.date) -> Path:
@@ -52,11 +53,10 @@ def export_snapshot(wh: Warehouse, feature_dt: dt.date, serving_dir: Path) -> di
     staging.mkdir(parents=True)
     counts: dict[str, int] = {}
     with wh.begin() as conn:
-        for name, (sql, _keys) in TABLES.items():
-            df = wh.query_df(conn, load_sql(sql), feature_dt=feature_dt)
-            df = df.drop(columns=[c for c in ("dt",) if c in df.columns])
-            df.to_parquet(staging / f"{name}.parquet", index=False)
-            counts[name] = len(df)
+        for source in BUNDLE_SOURCES:
+            df = _export(wh, conn, source, feature_dt)
+            df.to_parquet(staging / f"{source.name}.parquet", index=False)
+            counts[source.name] = len(df)
     (staging / SUCCESS).write_text(
         json.dumps({"feature_dt": feature_dt.isoformat(), "rows": counts}, indent=2)
     )
@@ -72,6 +72,18 @@ def export_snapshot(wh: Warehouse, feature_dt: dt.date, serving_dir: Path) -> di
     for stale in list_bundles(serving_dir)[:-KEEP_BUNDLES]:
         shutil.rmtree(stale, ignore_errors=True)
     return counts
+
+
+def _export(wh: Warehouse, conn: Connection, source: Source, feature_dt: dt.date) -> pd.DataFrame:
+    """``source``'s rows of snapshot ``feature_dt``: its keys and declared features."""
+    columns = vector.bundle_columns(source)
+    if source.table is not None:
+        return wh.read_partition(conn, source.table, feature_dt, columns)
+    df = wh.query_df(conn, load_sql(source.query), feature_dt=feature_dt)
+    missing = sorted(set(columns) - set(df.columns))
+    if missing:  # the query and the declaration disagree: no bundle rather than NaN features
+        raise ValueError(f"sql/{source.query}.sql gives no {missing} (features/vector.py)")
+    return df[columns]
 
 
 def list_bundles(serving_dir: Path) -> list[Path]:
@@ -100,11 +112,15 @@ class _Table:
     values: np.ndarray
 
     @classmethod
-    def of(cls, df: pd.DataFrame, keys: tuple[str, ...], text: tuple[str, ...] = ()) -> _Table:
-        cols = [c for c in df.columns if c not in keys and c not in text]
+    def of(cls, df: pd.DataFrame, source: Source) -> _Table:
+        """``source``'s numeric features (features/vector.py) as floats; a column the bundle
+        lacks (one written before the feature was declared) is missing."""
+        cols = [f.name for f in vector.of_source(source) if f.kind == vector.NUMERIC]
         values = np.full((len(df) + 1, len(cols)), np.nan)
-        if len(df):
-            values[:-1] = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        present = [c for c in cols if c in df.columns]
+        if len(df) and present:
+            idx = [cols.index(c) for c in present]
+            values[:-1, idx] = df[present].apply(pd.to_numeric, errors="coerce").to_numpy(float)
         return cls(cols, values)
 
 
@@ -141,7 +157,7 @@ class FeatureSnapshot:
     @classmethod
     def load(cls, path: Path) -> FeatureSnapshot:
         meta = json.loads((path / SUCCESS).read_text())
-        frames = {name: pd.read_parquet(path / f"{name}.parquet") for name in TABLES}
+        frames = {s.name: pd.read_parquet(path / f"{s.name}.parquet") for s in BUNDLE_SOURCES}
         return cls.from_frames(dt.date.fromisoformat(meta["feature_dt"]), frames, path)
 
     @classmethod
@@ -189,6 +205,7 @@ class FeatureSnapshot:
             return grid
 
         ui_codes = np.array([item_index.get(str(i), -1) for i in ui["item_id"]], dtype=np.int64)
+        unique = {**frames, "items": items, "users": users}
         return cls(
             feature_dt=feature_dt,
             path=path,
@@ -203,15 +220,7 @@ class FeatureSnapshot:
             user_index={u: n for n, u in enumerate(users["user_id"].astype(str))},
             user_region=[None if pd.isna(v) else str(v) for v in users["region"]],
             user_device=[None if pd.isna(v) else str(v) for v in users["device"]],
-            tables={
-                "items": _Table.of(items, ("item_id",), ("category", "brand")),
-                "users": _Table.of(users, ("user_id",), ("region", "device")),
-                "user_category": _Table.of(uc, ("user_id", "category")),
-                "user_brand": _Table.of(ub, ("user_id", "brand")),
-                "user_item": _Table.of(ui, ("user_id", "item_id")),
-                "region_category": _Table.of(rc, ("region", "category")),
-                "region_brand": _Table.of(rb, ("region", "brand")),
-            },
+            tables={s.name: _Table.of(unique[s.name], s) for s in BUNDLE_SOURCES},
             user_category_rows=per_user(uc, codes(uc["category"], cat_code)),
             user_brand_rows=per_user(ub, codes(ub["brand"], brand_code)),
             # pairs whose item left the catalog keep code -1 and never match a candidate
@@ -306,32 +315,39 @@ class _Plan:
 
     @classmethod
     def build(cls, snap: FeatureSnapshot, schema: FeatureSchema) -> _Plan:
-        where: dict[str, tuple[str, int]] = {}
-        for table, t in snap.tables.items():
-            for i, c in enumerate(t.columns):
-                where.setdefault(c, (table, i))
+        """Each schema column from where features/vector.py declares it. A column the
+        declaration lacks is missing, as in SQL (the vector has no such column)."""
         gathers: dict[str, tuple[list[int], list[int]]] = {}
         special: dict[str, int] = {}
         for j, column in enumerate(schema.numeric):
-            if column in ("position", "ctx_hour", "ctx_dow", "ui_price_ratio"):
+            feature = vector.BY_NAME.get(column)
+            if feature is None or feature.kind != vector.NUMERIC:
+                continue  # not in the vector: missing in the SQL too, it stays NaN
+            if feature.computed:
+                if column not in COMPUTED:
+                    raise ValueError(f"serving cannot compute declared feature {column!r}")
                 special[column] = j
-            elif column in where:
-                table, i = where[column]
-                gathers.setdefault(table, ([], []))
-                gathers[table][0].append(j)
-                gathers[table][1].append(i)
-            # anything else is missing in the SQL too (LEFT JOINs): it stays NaN
+                continue
+            table = feature.source.name
+            gathers.setdefault(table, ([], []))
+            gathers[table][0].append(j)
+            gathers[table][1].append(snap.tables[table].columns.index(column))
         item_cats: list[tuple[int, _CategoryMap]] = []
         user_cats: list[tuple[int, str, dict[str | None, float]]] = []
         offset = len(schema.numeric)
         for j, (column, values) in enumerate(schema.categorical.items()):
+            feature = vector.BY_NAME.get(column)
+            if feature is None or feature.kind != vector.CATEGORICAL:
+                continue
             index = {v: float(n) for n, v in enumerate(values)}
-            if column in ("category", "brand"):
+            if column in ITEM_CATEGORICALS:
                 names = snap.categories if column == "category" else snap.brands
                 codes = np.array([index.get(v, np.nan) for v in names] + [np.nan])
                 item_cats.append((offset + j, _CategoryMap(column, codes)))
-            elif column in ("region", "device"):
+            elif column in USER_CATEGORICALS:
                 user_cats.append((offset + j, column, index))
+            else:
+                raise ValueError(f"serving cannot encode declared categorical {column!r}")
         items, users = snap.tables["items"].columns, snap.tables["users"].columns
         return cls(
             width=offset + len(schema.categorical),
@@ -340,10 +356,8 @@ class _Plan:
             hour=special.get("ctx_hour"),
             dow=special.get("ctx_dow"),
             price_ratio=special.get("ui_price_ratio"),
-            price_col=items.index("i_price") if "i_price" in items else 0,
-            avg_click_price_col=(
-                users.index("u_avg_click_price_28d") if "u_avg_click_price_28d" in users else 0
-            ),
+            price_col=items.index("i_price"),
+            avg_click_price_col=users.index("u_avg_click_price_28d"),
             item_categoricals=item_cats,
             user_categoricals=user_cats,
         )

@@ -326,7 +326,7 @@ def test_the_cycle_runs_with_every_step_in_its_stage_role(
     governed: Governed, tmp_path, clean_env, monkeypatch
 ) -> None:
     """Two demo days on the pipeline's login with stage roles on: any grant missing from
-    sql/governance fails a step here. Same figures as without roles."""
+    sql/platform/governance fails a step here. Same figures as without roles."""
     monkeypatch.setenv("FLYWHEEL_WAREHOUSE_ROLES", governed.roles.prefix)
     rows = run_demo(
         days=2, seed=11, start=START, home=tmp_path / "roles", config=SMALL,

@@ -139,8 +139,7 @@ def test_a_day_against_its_reference_days_in_the_warehouse(wh: Warehouse) -> Non
             q,
             ["i_price"],
             "item_features",
-            "quality/item_features_partition",
-            "quality/item_features_reference",
+            "item_features",
         )
 
     verdict = judge(DAY)

@@ -255,13 +255,13 @@ def test_the_raw_events_suite_blocks_a_day_below_the_volume_bound(
     def parameters(w: Warehouse, conn: object, day: dt.date) -> tuple[dict[str, object], str]:
         return raw_events_parameters(w, conn, day, Q, NOW)  # type: ignore[arg-type]
 
-    low = validate_partition(wh, DAY, "quality/raw_events_partition", "raw_events", parameters)
+    low = validate_partition(wh, DAY, "raw_events", "raw_events", parameters)
     assert low.outcome.severity == "error" and low.outcome.rows == 1
     assert [o.expectation for o in low.outcome.failed_errors] == [
         "expect_table_row_count_to_be_between"
     ]
     assert low.parameters["volume_min"] == 2 and low.note.startswith("median 4 rows/day")
     normal = validate_partition(
-        wh, DAY - dt.timedelta(days=1), "quality/raw_events_partition", "raw_events", parameters
+        wh, DAY - dt.timedelta(days=1), "raw_events", "raw_events", parameters
     )
     assert normal.outcome.severity is None, normal.outcome.summary()

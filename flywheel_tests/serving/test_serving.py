@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from scipy import stats
 
 from flywheel_assets import registry
+from flywheel_assets.features import vector
 from flywheel_assets.features.store import serving_frame
 from flywheel_assets.platform.dev_broker import free_port
 from flywheel_assets.platform.pseudonym import Pseudonymiser
@@ -126,6 +127,41 @@ def test_online_features_equal_the_sql_feature_vector(home: Path) -> None:
             rtol=1e-6,
         )
     assert checked_ui > 0, "no candidate had user x item history: the join went untested"
+
+
+def test_online_features_equal_the_sql_for_every_declared_feature(home: Path) -> None:
+    """Not only the champion's columns: every feature the vector declares
+    (features/vector.py), so a feature no model uses yet cannot differ between the paths."""
+    wh = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
+    snap = FeatureSnapshot.load(latest_bundle(home / "serving"))
+    schema = FeatureSchema(
+        numeric=list(vector.NUMERIC_NAMES), categorical=models(home)[-1].schema.categorical
+    )
+    assert set(schema.categorical) == set(vector.CATEGORICAL_NAMES)
+    rng = np.random.default_rng(1)
+    users = [u for u in snap.user_item_rows if u in snap.user_index][:10] + ["nobody-1"]
+    columns = schema.numeric + list(schema.categorical)
+    seen = np.zeros(len(columns), dtype=bool)
+    for n, user in enumerate(users):
+        items = list(rng.choice(snap.item_ids, 30, replace=False)) + ["sku-new-1"]
+        if user in snap.user_item_rows:
+            codes = snap.user_item_rows[user][0]
+            items = list(dict.fromkeys([*snap.item_ids[codes[codes >= 0]][:10], *items]))
+        when = dt.datetime(2026, 2, 4, (5 * n) % 24, 41)
+        cands = pd.DataFrame(
+            {"request_id": "r", "user_id": user, "item_id": items, "position": 0,
+             "event_time": pd.Timestamp(when)}
+        )  # fmt: skip
+        expected = codes_matrix(schema, serving_frame(wh, cands, snap.feature_dt))
+        got = snap.matrix(schema, user, snap.item_codes(items), when)
+        for j, column in enumerate(columns):
+            np.testing.assert_allclose(
+                got[:, j], expected[:, j], rtol=1e-6, equal_nan=True, err_msg=f"{user}: {column}"
+            )
+        seen |= np.isfinite(got).any(axis=0)
+    never = [c for c, s in zip(columns, seen, strict=True) if not s]
+    # Three days of history hold no catalog price of a week before: that one is missing.
+    assert never == ["i_price_change_7d"], f"only missing values compared for {never}"
 
 
 def test_single_request_policy_is_the_batch_policy() -> None:

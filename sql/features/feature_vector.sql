@@ -4,33 +4,16 @@
 -- feature_dt = D - 1) and serving (candidates = the request's items with the latest snapshot)
 -- both use this one query, so the two cannot drift apart.
 --
+-- This file is the query's FROM clause: `SELECT c.*, <features>` comes before it, generated
+-- from the one declaration of the vector, flywheel_assets/features/vector.py (FEATURES), which
+-- names each feature's source by the aliases below (uf, i, uc, ub, ui, rc, rb) and holds the
+-- computed ones' expressions (ctx_hour, ctx_dow, ui_price_ratio). Run it as
+-- features.vector.vector_sql().
+--
 -- User x item history is computed here, for the candidate pairs only, from
 -- user_item_activity_daily with the snapshot's point-in-time window (rows that arrived by
 -- feature_dt, event days feature_dt - 27 .. feature_dt): a daily table of every pair active in
 -- 28 days would be nearly as large as the events themselves, every day (decision 39).
-SELECT c.*,
-       uf.region, uf.device, i.category, i.brand,
-       EXTRACT(HOUR FROM c.event_time) AS ctx_hour,
-       EXTRACT(DOW FROM c.event_time) AS ctx_dow,
-       uf.u_days_since_signup,
-       uf.u_impressions_28d, uf.u_clicks_28d, uf.u_carts_28d, uf.u_purchases_28d,
-       uf.u_clicks_7d, uf.u_purchases_7d, uf.u_ctr_28d, uf.u_conversion_28d,
-       uf.u_avg_click_price_28d, uf.u_days_since_last_event,
-       uf.u_impressions_1d, uf.u_clicks_1d, uf.u_purchases_1d,
-       uf.u_impressions_7d, uf.u_carts_7d, uf.u_active_days_28d, uf.u_avg_purchase_price_28d,
-       i.i_price, i.i_price_change_7d, i.i_days_in_catalog, i.i_impressions_28d,
-       i.i_clicks_28d, i.i_purchases_28d, i.i_ctr_28d, i.i_conversion_28d,
-       i.i_impressions_7d, i.i_clicks_7d, i.i_purchases_7d, i.i_carts_28d,
-       CASE WHEN uf.u_avg_click_price_28d > 0 THEN i.i_price / uf.u_avg_click_price_28d END
-           AS ui_price_ratio,
-       uc.uc_impressions_28d, uc.uc_clicks_28d, uc.uc_carts_28d, uc.uc_purchases_28d,
-       uc.uc_ctr_28d, uc.uc_click_share_28d,
-       ui.ui_impressions_28d, ui.ui_clicks_28d, ui.ui_purchases_28d, ui.ui_days_since_last_click,
-       ui.ui_views_28d, ui.ui_carts_28d, ui.ui_days_since_last_event,
-       ub.ub_impressions_28d, ub.ub_clicks_28d, ub.ub_carts_28d, ub.ub_purchases_28d,
-       ub.ub_ctr_28d, ub.ub_click_share_28d,
-       rc.rc_impressions_28d, rc.rc_ctr_28d, rc.rc_purchase_rate_28d,
-       rb.rb_impressions_28d, rb.rb_ctr_28d, rb.rb_purchase_rate_28d
 FROM candidates c
 LEFT JOIN item_features i ON i.item_id = c.item_id AND i.dt = c.feature_dt
 LEFT JOIN user_features uf ON uf.user_id = c.user_id AND uf.dt = c.feature_dt

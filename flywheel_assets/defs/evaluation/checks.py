@@ -28,7 +28,6 @@ def challenger_score_drift(
         quality.settings(),
         "challenger scores",
         "score_samples",
-        "quality/score_day",
-        "quality/score_reference",
+        "score_samples",
         role="challenger",
     )

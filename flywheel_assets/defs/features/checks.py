@@ -36,7 +36,7 @@ def _suite_for(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
     def _check(
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
-        return suite_check(context, warehouse, f"quality/{table}_partition", table)
+        return suite_check(context, warehouse, table, table)
 
     return _check
 
@@ -92,8 +92,7 @@ def _feature_drift_for(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
             quality.settings(),
             table,
             table,
-            f"quality/{table}_partition",
-            f"quality/{table}_reference",
+            table,
         )
 
     return _check
@@ -105,21 +104,19 @@ def drift_check(
     q: QualitySettings,
     what: str,
     monitored: str,
-    day_sql: str,
-    reference_sql: str,
-    **params: object,
+    table: str,
+    **equal: object,
 ) -> dg.AssetCheckResult:
-    """Each day's rows of ``day_sql`` against the reference days' rows of ``reference_sql``,
-    over the columns monitored for ``monitored``; nothing is read when none are."""
+    """Each day's partition of ``table`` (its rows whose columns equal ``equal``) against the
+    reference days' partitions, over the columns monitored for ``monitored``; nothing is read
+    when none are."""
     columns = monitored_columns(q, monitored)
     if not columns:
         return dg.AssetCheckResult(passed=True, description=f"{what}: not monitored")
 
     def check(day: dt.date) -> dg.AssetCheckResult:
         try:
-            verdict = drift_of_day(
-                warehouse.get(), day, q, columns, what, day_sql, reference_sql, **params
-            )
+            verdict = drift_of_day(warehouse.get(), day, q, columns, what, table, **equal)
         except DriftConfigError as exc:  # a monitored column that does not exist
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         return drift_result(verdict)

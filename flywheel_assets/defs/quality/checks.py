@@ -123,11 +123,12 @@ def users_accounted(
 def suite_check(
     context: dg.AssetCheckExecutionContext,
     warehouse: WarehouseResource,
-    sql_name: str,
+    rows: str,
     suite: str,
     parameters: SuiteParameters | None = None,
 ) -> dg.AssetCheckResult:
-    """Run the Great Expectations suite ``suite`` on each day's rows of ``sql_name``.
+    """Run the Great Expectations suite ``suite`` on each day's rows of ``rows``: a table (its
+    day's partition), or a reviewed query ``sql/<rows>.sql`` (a name with its folder).
 
     Failed error expectations give a failed ERROR result (blocking: nothing downstream runs);
     failed warnings only a failed WARN result. ``parameters`` computes the day's suite
@@ -135,7 +136,7 @@ def suite_check(
     """
 
     def check(day: dt.date) -> dg.AssetCheckResult:
-        return _suite_result(validate_partition(warehouse.get(), day, sql_name, suite, parameters))
+        return _suite_result(validate_partition(warehouse.get(), day, rows, suite, parameters))
 
     return check_days(context, check)
 
@@ -194,7 +195,7 @@ def raw_events_suite(
     return suite_check(
         context,
         warehouse,
-        "quality/raw_events_partition",
+        "raw_events",
         "raw_events",
         raw_events_parameters(quality.settings()),
     )
@@ -256,7 +257,7 @@ def accepted_events_suite(
 def catalog_items_suite(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    return suite_check(context, warehouse, "quality/items_partition", "catalog_items")
+    return suite_check(context, warehouse, "items", "catalog_items")
 
 
 QUALITY_CHECKS = [

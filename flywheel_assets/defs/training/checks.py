@@ -17,9 +17,7 @@ from flywheel_assets.defs.training.assets import training_examples
 def training_examples_suite(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    return suite_check(
-        context, warehouse, "quality/training_examples_partition", "training_examples"
-    )
+    return suite_check(context, warehouse, "training_examples", "training_examples")
 
 
 TRAINING_CHECKS = [training_examples_suite]

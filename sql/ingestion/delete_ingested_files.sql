@@ -1,1 +1,0 @@
-DELETE FROM ingested_files WHERE dt = :dt AND source = :source

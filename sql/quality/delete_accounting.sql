@@ -1,1 +1,0 @@
-DELETE FROM ingestion_accounting WHERE dt = :dt AND source = :source

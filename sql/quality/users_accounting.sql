@@ -1,9 +1,0 @@
--- Where every users row of a day went (see sql/schema/005_accounting.sql): read, accepted,
--- quarantined for a reason, and duplicates (a later line for the same id, which wins).
-SELECT
-    (SELECT COALESCE(SUM(rows_read), 0) FROM ingested_files WHERE dt = :dt AND source = 'users') AS rows_read,
-    (SELECT COUNT(*) FROM users WHERE dt = :dt) AS rows_accepted,
-    (SELECT COUNT(*) FROM quarantine
-     WHERE dt = :dt AND source = 'users' AND reason NOT LIKE 'duplicate%') AS rows_quarantined,
-    (SELECT COUNT(*) FROM quarantine
-     WHERE dt = :dt AND source = 'users' AND reason LIKE 'duplicate%') AS rows_duplicate

@@ -1,3 +1,0 @@
--- One feature snapshot of region_brand_features for the serving bundle (online_features.py), as
--- features/feature_vector.sql joins it: the rows of snapshot :feature_dt.
-SELECT * FROM region_brand_features WHERE dt = CAST(:feature_dt AS DATE)
