@@ -1,7 +1,7 @@
 """Champion vs challenger experiments: the analysis of a daily look and the decision rule.
 
 The analysis is plain pandas over per-user outcomes (one row per user, from
-``sql/experiments/user_metrics.sql``); ``evaluation.online`` reads and writes the tables
+``sql/registry/experiments/user_metrics.sql``); ``evaluation.online`` reads and writes the tables
 through the registry. The rule (docs/evaluation.md):
 
 1. A sample-ratio mismatch (chi-square, alpha 0.001) invalidates the experiment: stopped,

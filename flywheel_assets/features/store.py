@@ -33,7 +33,7 @@ def replay_frame(wh: Warehouse, day: dt.date, n_requests: int) -> pd.DataFrame:
     with wh.begin() as conn:
         return wh.query_df(
             conn,
-            _vector_sql(load_sql("experiments/replay_candidates")),
+            _vector_sql(load_sql("features/replay_candidates")),
             dt=day,
             n_requests=n_requests,
         )

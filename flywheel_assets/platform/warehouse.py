@@ -326,8 +326,8 @@ class Warehouse:
     # Every partitioned table has a `dt` column. Keyword arguments narrow a partition to the
     # rows whose column equals the value (e.g. source="events"): names checked, values bound.
 
+    @staticmethod
     def read_partition(
-        self,
         conn: Connection,
         table: str,
         day: object,
@@ -337,10 +337,10 @@ class Warehouse:
         """The rows of partition ``day`` of ``table`` (all columns, or ``columns`` in order)."""
         where, params = _partition_filter(equal, "dt = :dt", dt=day)
         sql = f"SELECT {_select_list(columns)} FROM {_ident(table)} WHERE {where}"  # noqa: S608
-        return self.query_df(conn, sql, **params)
+        return Warehouse.query_df(conn, sql, **params)
 
+    @staticmethod
     def read_partitions(
-        self,
         conn: Connection,
         table: str,
         start: object,
@@ -353,15 +353,17 @@ class Warehouse:
             equal, "dt >= :start_dt AND dt <= :end_dt", start_dt=start, end_dt=end
         )
         sql = f"SELECT {_select_list(columns)} FROM {_ident(table)} WHERE {where}"  # noqa: S608
-        return self.query_df(conn, sql, **params)
+        return Warehouse.query_df(conn, sql, **params)
 
-    def delete_partition(self, conn: Connection, table: str, day: object, **equal: object) -> int:
+    @staticmethod
+    def delete_partition(conn: Connection, table: str, day: object, **equal: object) -> int:
         """Delete partition ``day`` of ``table``; returns the rows deleted."""
         where, params = _partition_filter(equal, "dt = :dt", dt=day)
         sql = f"DELETE FROM {_ident(table)} WHERE {where}"  # noqa: S608
-        return self.execute(conn, sql, **params)
+        return Warehouse.execute(conn, sql, **params)
 
-    def count_partition(self, conn: Connection, table: str, day: object, **equal: object) -> int:
+    @staticmethod
+    def count_partition(conn: Connection, table: str, day: object, **equal: object) -> int:
         where, params = _partition_filter(equal, "dt = :dt", dt=day)
         sql = f"SELECT COUNT(*) FROM {_ident(table)} WHERE {where}"  # noqa: S608
         return int(conn.execute(sa.text(sql), params).scalar() or 0)

@@ -1,7 +1,7 @@
 """The model registry on warehouse tables: versions with lineage, aliases with full history,
 experiments and their looks, offline evaluations, the daily decisions, and rollback.
 
-Every statement in ``sql/registry/`` and ``sql/experiments/`` runs through these modules; callers
+Every statement in ``sql/registry/`` (experiments in ``sql/registry/experiments/``) runs through these modules; callers
 use the names re-exported here (``registry.get_alias(conn, registry.CHAMPION)``).
 """
 

@@ -90,7 +90,7 @@ def replace_decision(
     conn: Connection, day: dt.date, decision: PromotionDecision, *, now: dt.datetime
 ) -> None:
     """The day's decision record, with its evidence (replaces an earlier one)."""
-    Warehouse.run(conn, "registry/delete_decision", dt=day)
+    Warehouse.delete_partition(conn, "promotion_decisions", day)
     Warehouse.run(
         conn,
         "registry/insert_decision",

@@ -26,7 +26,7 @@ def replace_evaluations(
 ) -> None:
     """The day's offline evaluations (one row per role), replacing earlier ones; metrics that
     are not finite are stored as NULL."""
-    Warehouse.run(conn, "registry/delete_evaluations", dt=day)
+    Warehouse.delete_partition(conn, "offline_evaluations", day)
     for r in rows:
         Warehouse.run(
             conn,
@@ -45,7 +45,7 @@ def replace_score_samples(
     wh: Warehouse, conn: Connection, day: dt.date, samples: Iterable[pd.DataFrame]
 ) -> None:
     """The day's score samples (dt, role, model_version, score), replacing earlier ones."""
-    Warehouse.run(conn, "registry/delete_score_samples", dt=day)
+    Warehouse.delete_partition(conn, "score_samples", day)
     for sample in samples:
         wh.insert_df(conn, "score_samples", sample)
 

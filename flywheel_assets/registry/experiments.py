@@ -21,13 +21,13 @@ RESULT_COLUMNS = ["metric", "kind", "outcome", "control_mean", "treatment_mean",
 
 def experiment_serving_on(conn: Connection, day: dt.date) -> Experiment | None:
     """The experiment that served (or serves) day ``day``."""
-    df = Warehouse.query_df(conn, load_sql("experiments/serving_on"), dt=day)
+    df = Warehouse.query_df(conn, load_sql("registry/experiments/serving_on"), dt=day)
     return None if df.empty else Experiment.from_row(df.iloc[0])
 
 
 def open_experiment(conn: Connection) -> Experiment | None:
     """The running experiment, whether or not its first serving day has come."""
-    df = Warehouse.query_df(conn, load_sql("experiments/open_experiment"))
+    df = Warehouse.query_df(conn, load_sql("registry/experiments/open_experiment"))
     return None if df.empty else Experiment.from_row(df.iloc[0])
 
 
@@ -36,7 +36,7 @@ def start_experiment(conn: Connection, exp: Experiment, *, now: dt.datetime) -> 
         raise RuntimeError("an experiment is already running: one at a time")
     Warehouse.run(
         conn,
-        "experiments/insert_experiment",
+        "registry/experiments/insert_experiment",
         experiment_id=exp.experiment_id,
         challenger=exp.challenger,
         champion=exp.champion,
@@ -55,7 +55,7 @@ def end_experiment(
 ) -> None:
     Warehouse.run(
         conn,
-        "experiments/end_experiment",
+        "registry/experiments/end_experiment",
         experiment_id=experiment_id,
         status=status,
         end_dt=end_dt,
@@ -66,8 +66,8 @@ def end_experiment(
 def undo_decided_on(conn: Connection, day: dt.date) -> None:
     """Undo what day ``day``'s decision did to the experiments, before it is decided again:
     the experiment it started is removed, the one it ended runs again."""
-    Warehouse.run(conn, "experiments/delete_created_on", dt=day)
-    Warehouse.run(conn, "experiments/reopen_ended_on", dt=day)
+    Warehouse.run(conn, "registry/experiments/delete_created_on", dt=day)
+    Warehouse.run(conn, "registry/experiments/reopen_ended_on", dt=day)
 
 
 # ----- looks --------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ def undo_decided_on(conn: Connection, day: dt.date) -> None:
 
 def delete_looks(conn: Connection, day: dt.date) -> None:
     """Remove day ``day``'s looks (every experiment's), before the day is looked at again."""
-    Warehouse.run(conn, "experiments/delete_results", dt=day)
+    Warehouse.delete_partition(conn, "experiment_results", day)
 
 
 def record_look(conn: Connection, analysis: Analysis, *, now: dt.datetime) -> None:
@@ -83,11 +83,16 @@ def record_look(conn: Connection, analysis: Analysis, *, now: dt.datetime) -> No
     keys = {"experiment_id": analysis.experiment.experiment_id, "dt": analysis.day}
     for r in analysis.results:
         Warehouse.run(
-            conn, "experiments/insert_result", **keys, look=analysis.look, **r.__dict__, at=now
+            conn,
+            "registry/experiments/insert_result",
+            **keys,
+            look=analysis.look,
+            **r.__dict__,
+            at=now,
         )
     Warehouse.run(
         conn,
-        "experiments/insert_result",
+        "registry/experiments/insert_result",
         **keys,
         look=analysis.look,
         metric="verdict",
@@ -101,13 +106,15 @@ def record_look(conn: Connection, analysis: Analysis, *, now: dt.datetime) -> No
 
 def experiment_results(conn: Connection, experiment_id: str) -> pd.DataFrame:
     """Every look at an experiment, by day and metric (verdicts included)."""
-    return Warehouse.query_df(conn, load_sql("experiments/results"), experiment_id=experiment_id)
+    return Warehouse.query_df(
+        conn, load_sql("registry/experiments/results"), experiment_id=experiment_id
+    )
 
 
 def recorded_look(conn: Connection, experiment_id: str, day: dt.date) -> RecordedLook | None:
     """The verdict of the experiment's look on ``day`` with its per-metric rows (None: no look
     was recorded)."""
-    df = Warehouse.query_df(conn, load_sql("experiments/results_for_day"), dt=day)
+    df = Warehouse.query_df(conn, load_sql("registry/experiments/results_for_day"), dt=day)
     df = df[df["experiment_id"] == experiment_id]
     verdict = df[df["kind"] == "verdict"]
     if verdict.empty:
@@ -126,7 +133,7 @@ def user_metrics(conn: Connection, exp: Experiment, day: dt.date, *, pre_days: i
     ``pre_days`` before it as the CUPED covariate (see user_metrics.sql)."""
     return Warehouse.query_df(
         conn,
-        load_sql("experiments/user_metrics"),
+        load_sql("registry/experiments/user_metrics"),
         start_dt=exp.start_dt,
         end_dt=day,
         challenger=exp.challenger,
@@ -142,7 +149,7 @@ def served_latency(
     ranking service logged it: at most ``per_arm`` requests per arm."""
     return Warehouse.query_df(
         conn,
-        load_sql("experiments/served_latency"),
+        load_sql("registry/experiments/served_latency"),
         dt=day,
         experiment_id=exp.experiment_id,
         champion=exp.champion,
@@ -153,5 +160,7 @@ def served_latency(
 
 def users_per_day(conn: Connection, first: dt.date, last: dt.date) -> list[int]:
     """Distinct users served on each day of [first, last] that had traffic."""
-    df = Warehouse.query_df(conn, load_sql("experiments/daily_users"), start_dt=first, end_dt=last)
+    df = Warehouse.query_df(
+        conn, load_sql("registry/experiments/daily_users"), start_dt=first, end_dt=last
+    )
     return [int(u) for u in df["users"]]

@@ -1,1 +1,0 @@
-DELETE FROM experiment_results WHERE dt = :dt

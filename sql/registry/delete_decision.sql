@@ -1,1 +1,0 @@
-DELETE FROM promotion_decisions WHERE dt = :dt

@@ -1,1 +1,0 @@
-DELETE FROM offline_evaluations WHERE dt = :dt

@@ -1,1 +1,0 @@
-DELETE FROM score_samples WHERE dt = :dt
