@@ -51,3 +51,16 @@ def test_domain_modules_never_import_the_dagster_glue() -> None:
         if glue and rel.parts[0] != "simulation":
             offenders.append(f"{rel}: {sorted(glue)}")
     assert not offenders, offenders
+
+
+def test_the_dagster_glue_stays_thin() -> None:
+    # An asset or check reads, calls one domain function, writes and reports: when a function
+    # under defs/ outgrows this, its logic belongs in the stage's domain package.
+    long = []
+    for path in sorted((PACKAGE / "defs").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                if node.end_lineno - start + 1 > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.name}")
+    assert not long, f"functions over 60 lines (decorators included): {long}"
