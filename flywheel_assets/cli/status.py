@@ -9,6 +9,7 @@ reason, and the latest alerts. ``collect_status`` gathers it (SQL in ``sql/repor
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 from pathlib import Path
@@ -259,3 +260,29 @@ def status_for_home(home: Path | None = None, **kw: Any) -> dict[str, Any]:
         return collect_status(wh, paths, **kw)
     finally:
         wh.dispose()
+
+
+def _status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    today = dt.date.fromisoformat(args.as_of) if args.as_of else dt.datetime.now(dt.UTC).date()
+    status = status_for_home(today=today, days=args.days, decisions=args.decisions)
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+    else:
+        render(status, Console())
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    st = sub.add_parser(
+        "status",
+        help="what serves, the last decisions, missing or stale days, quarantine, alerts",
+    )
+    st.add_argument("--days", type=int, default=14, help="days to show (default 14)")
+    st.add_argument("--decisions", type=int, default=7, help="decisions to show (default 7)")
+    st.add_argument(
+        "--as-of", default=None, help="the date to judge staleness by (default today, UTC)"
+    )
+    st.add_argument("--json", action="store_true", help="the same as one JSON object")
+    st.set_defaults(func=_status)

@@ -1,0 +1,91 @@
+"""`flywheel demo`: the flywheel on the shop simulator, day after day."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+from flywheel_assets.simulation.demo import COLUMNS, run_demo
+
+
+def _demo(args: argparse.Namespace) -> int:
+    home = (
+        Path(args.home)
+        if args.home
+        else Path(".flywheel") / f"demo-seed{args.seed}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    )
+    widths = {
+        "day": 10,
+        "events": 7,
+        "quarantined": 11,
+        "champion": 18,
+        "challenger": 18,
+        "decision": 13,
+    }
+
+    def fmt(v: object, col: str) -> str:
+        w = widths.get(col, 14)
+        if isinstance(v, float):
+            return f"{v:>{w}.4f}"
+        return f"{'-' if v is None else v!s:>{w}}"
+
+    if not args.json:
+        print(" ".join(f"{c:>{widths.get(c, 14)}}" for c in COLUMNS), flush=True)
+
+    def on_day(row: dict[str, object]) -> None:
+        if args.json:
+            print(json.dumps({c: row[c] for c in COLUMNS}), flush=True)
+        else:
+            print(" ".join(fmt(row[c], c) for c in COLUMNS), flush=True)
+
+    run_demo(
+        days=args.days,
+        seed=args.seed,
+        start=dt.date.fromisoformat(args.start),
+        home=home.resolve(),
+        fmt=args.format,
+        on_day=on_day,
+        warehouse_url=args.warehouse_url,
+        kafka=args.kafka,
+        dagster_storage=args.dagster_storage,
+    )
+    print(f"done; home: {home.resolve()} (open the UI: see README, 'Open the UI')", file=sys.stderr)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="run the flywheel on the shop simulator, day after day, on a fresh embedded home",
+    )
+    demo.add_argument("--days", type=int, default=10)
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--start", default="2026-01-01", help="first simulated day (YYYY-MM-DD)")
+    demo.add_argument(
+        "--home", default=None, help="a fresh folder for the demo (default: ./.flywheel/demo-...)"
+    )
+    demo.add_argument(
+        "--format", choices=["jsonl", "csv", "parquet"], default="jsonl", help="landing file format"
+    )
+    demo.add_argument(
+        "--warehouse-url",
+        default=None,
+        help="an empty warehouse to use instead of DuckDB in the home (e.g. PostgreSQL)",
+    )
+    demo.add_argument(
+        "--kafka",
+        action="store_true",
+        help="send the events through a Kafka topic (a local Tansu broker) instead of files",
+    )
+    demo.add_argument(
+        "--dagster-storage",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="Dagster's runs and event logs: SQLite in the home, or PostgreSQL as in production "
+        "(dagster.production.yaml; server from DAGSTER_PG_HOST, _PORT, _USERNAME, _PASSWORD, _DB)",
+    )
+    demo.add_argument("--json", action="store_true", help="one JSON object per day on stdout")
+    demo.set_defaults(func=_demo)
