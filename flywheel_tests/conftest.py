@@ -6,6 +6,10 @@ import pytest
 import sqlalchemy as sa
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# Two xdist workers each train XGBoost with nthread=2 on a 2-core machine: libgomp's default
+# spin-waiting then burns the other worker's core (measured: two concurrent trainings took 21.7 s
+# each spinning, 7.5 s passive). Set before any test module loads xgboost; results are unchanged.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from flywheel_tests.support.environment import PG_ADMIN_URL, restored_environment  # noqa: E402
 

@@ -27,6 +27,9 @@ from flywheel_assets.simulation.simulator import ShopSimulator, SimulatorConfig
 from flywheel_assets.training.model import model_bytes, save_artefact, time_split, train_model
 from flywheel_tests.support.environment import restored_environment
 
+# The module's tests share an expensive module fixture: one worker runs them all, so it is built once.
+pytestmark = pytest.mark.xdist_group("evaluation.test_promotion")
+
 SIM = SimulatorConfig(
     seed=3, n_users=3_000, n_items=400, sessions_per_day=600, new_users_per_day=30
 )

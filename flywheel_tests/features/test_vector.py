@@ -26,6 +26,9 @@ from flywheel_assets.serving import online_features
 from flywheel_assets.serving.online_features import FeatureSnapshot, export_snapshot
 from flywheel_assets.training.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES, FeatureSchema
 
+# The module's tests share an expensive module fixture: one worker runs them all, so it is built once.
+pytestmark = pytest.mark.xdist_group("features.test_vector")
+
 ROOT = Path(__file__).resolve().parents[2]
 D = dt.date(2026, 3, 10)  # the snapshot
 SHOWN = dt.datetime(2026, 3, 11, 13, 0)  # an impression / a request on D + 1

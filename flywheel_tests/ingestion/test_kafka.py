@@ -22,6 +22,9 @@ from flywheel_assets.platform.dev_broker import DevBroker, create_topic
 from flywheel_assets.platform.pseudonym import Pseudonymiser
 from flywheel_assets.platform.warehouse import Warehouse
 
+# The module's tests share an expensive module fixture: one worker runs them all, so it is built once.
+pytestmark = pytest.mark.xdist_group("ingestion.test_kafka")
+
 KEY = "kafka-test-key-0123456789"
 DAY = dt.date(2026, 3, 2)
 DAY_MS = int(dt.datetime(2026, 3, 2, 12, tzinfo=dt.UTC).timestamp() * 1000)

@@ -26,7 +26,7 @@ from flywheel_assets.quality.quarantine import REF_FILE, ReleaseError, export_ro
 from flywheel_assets.simulation.demo import run_demo
 from flywheel_assets.simulation.simulator import SimulatorConfig
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("quality.test_gates")]
 
 SMALL = SimulatorConfig(
     seed=5, n_users=2_000, n_items=300, sessions_per_day=300, new_users_per_day=30

@@ -22,6 +22,9 @@ from flywheel_assets.quality.suites import (
     validate_dataframe,
 )
 
+# The module's tests share an expensive module fixture: one worker runs them all, so it is built once.
+pytestmark = pytest.mark.xdist_group("quality.test_suites")
+
 EVENT_COLUMNS = [
     "event_id", "event_type", "event_time", "user_id", "item_id", "session_id", "request_id",
     "position", "propensity", "model_version", "variant", "price", "dt",

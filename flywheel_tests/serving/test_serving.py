@@ -40,6 +40,9 @@ from flywheel_assets.simulation.simulator import SimulatorConfig
 from flywheel_assets.training.model import FeatureSchema, predict
 from flywheel_tests.support.environment import restored_environment
 
+# The module's tests share an expensive module fixture: one worker runs them all, so it is built once.
+pytestmark = pytest.mark.xdist_group("serving.test_serving")
+
 SMALL = SimulatorConfig(
     seed=11, n_users=2_000, n_items=300, sessions_per_day=300, new_users_per_day=30
 )

@@ -24,6 +24,9 @@ from flywheel_assets.training.daily import (
     train_and_register,
 )
 
+# The module's tests share an expensive module fixture: one worker runs them all, so it is built once.
+pytestmark = pytest.mark.xdist_group("training.test_daily")
+
 DAYS = [dt.date(2026, 2, 1) + dt.timedelta(days=k) for k in range(4)]
 PER_DAY = 1_500
 

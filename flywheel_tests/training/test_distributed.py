@@ -40,6 +40,9 @@ from flywheel_assets.training.model import (  # noqa: E402
     train_model,
 )
 
+# The module's tests share an expensive module fixture: one worker runs them all, so it is built once.
+pytestmark = pytest.mark.xdist_group("training.test_distributed")
+
 DAYS = 5
 START = pd.Timestamp("2026-01-01")
 

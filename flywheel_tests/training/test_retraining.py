@@ -29,6 +29,9 @@ from flywheel_assets.training import challenger
 from flywheel_assets.training.model import ipw_weights, predict, time_split, train_model
 from flywheel_tests.support.environment import restored_environment
 
+# The module's tests share an expensive module fixture: one worker runs them all, so it is built once.
+pytestmark = pytest.mark.xdist_group("training.test_retraining")
+
 SMALL = SimulatorConfig(
     seed=3, n_users=2_000, n_items=300, sessions_per_day=400, new_users_per_day=30
 )
