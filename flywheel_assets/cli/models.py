@@ -99,7 +99,7 @@ def _history(args: argparse.Namespace) -> int:
         print(f"the {args.alias} alias has never moved")
         return 0
     for m in moves.itertuples(index=False):
-        day = "" if m.dt is None or m.dt != m.dt else f" [{m.dt}]"
+        day = "" if m.dt is None else f" [{m.dt}]"
         print(
             f"{m.moved_at}{day} {m.from_version or 'cold-start'} -> {m.to_version or 'none'} "
             f"by {m.moved_by}: {m.reason}"

@@ -66,8 +66,11 @@ def move_alias(
 
 def alias_history(conn: Connection, alias: str) -> pd.DataFrame:
     """Every move of ``alias``, oldest first: from_version, to_version, moved_at, moved_by,
-    reason, dt (the decision day, for moves a decision made)."""
-    return Warehouse.query_df(conn, load_sql("registry/alias_history"), alias=alias)
+    reason, dt (the decision day, for moves a decision made). A missing value (the cold-start
+    policy, a move no decision made) is None, never NaN: NaN is truthy, so ``from_version or
+    'cold-start'`` printed ``nan``."""
+    moves = Warehouse.query_df(conn, load_sql("registry/alias_history"), alias=alias)
+    return moves.astype(object).where(moves.notna(), None)
 
 
 def moved_by_hand_since(conn: Connection, at: dt.datetime) -> bool:

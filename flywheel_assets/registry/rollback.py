@@ -23,11 +23,10 @@ def previous_champion(conn: Connection) -> str | None:
     """The champion before the current one (None: the cold-start policy), from alias history."""
     history = alias_history(conn, CHAMPION)
     current = get_alias(conn, CHAMPION)
-    moves = history[history["to_version"].where(history["to_version"].notna(), None) == current]
+    moves = history[history["to_version"] == current]
     if moves.empty:
         raise RollbackError("the champion has no earlier version to roll back to")
-    before = moves.iloc[-1]["from_version"]
-    return before if isinstance(before, str) else None
+    return moves.iloc[-1]["from_version"]
 
 
 def _target(

@@ -172,3 +172,28 @@ def test_offline_evaluations_are_replaced_with_missing_metrics_as_null(wh: Wareh
     r = evals.iloc[0]
     assert r["auc"] == pytest.approx(0.7) and r["ece"] == pytest.approx(0.02)
     assert all(pd.isna(r[k]) for k in ("log_loss", "ndcg_at_10", "recall_at_10"))
+
+
+def test_alias_history_has_none_for_the_cold_start_and_history_prints_it(
+    wh: Warehouse, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    from flywheel_assets.cli.main import main as cli
+    from flywheel_tests.scenarios.test_injection import _record
+
+    with wh.begin() as conn:
+        for version in ("m-1", "m-2"):
+            registry.register_model(conn, _record(version, "x"), created_by="t", now=NOW)
+        registry.move_alias(conn, registry.CHAMPION, "m-1", actor="ann", reason="first", now=NOW)
+        registry.move_alias(conn, registry.CHAMPION, "m-2", actor="bob", reason="next", now=NOW)
+        moves = registry.alias_history(conn, registry.CHAMPION)
+        assert registry.previous_champion(conn) == "m-1"
+    assert moves["from_version"].tolist() == [None, "m-1"]
+    assert moves["dt"].tolist() == [None, None]  # moved by hand, not by a day's decision
+    monkeypatch.setenv("FLYWHEEL_WAREHOUSE_URL", wh.url)
+    assert cli(["history"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" by ")[0].split(" ", 2)[-1] for line in lines] == [
+        "cold-start -> m-1",
+        "m-1 -> m-2",
+    ]
+    assert not any("nan" in line.lower() for line in lines)
