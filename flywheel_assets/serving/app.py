@@ -20,7 +20,9 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flywheel_assets.ingestion.settings import IngestionSettings, KafkaTopicSettings
 from flywheel_assets.platform.config import SettingsError
@@ -36,11 +38,33 @@ from flywheel_assets.serving.service import (
 )
 from flywheel_assets.serving.settings import ServingSettings
 
-# Ids as the event contract takes them: text of at most 1,024 characters, or integers (as text).
+
+def _as_id(value: object) -> str:
+    """Ids as the event contract takes them: text of 1 to 1,024 characters, or a 64-bit integer
+    (taken as text). One validator, so a bad id gets one message, not one per union member."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:
+            raise PydanticCustomError("id", "an integer id must fit in 64 bits")
+        return str(value)
+    if not isinstance(value, str):
+        raise PydanticCustomError("id", "an id must be a string or an integer")
+    if not 1 <= len(value) <= 1024:
+        raise PydanticCustomError("id", "an id must be 1 to 1,024 characters long")
+    return value
+
+
 Id = Annotated[
-    Annotated[StrictStr, StringConstraints(min_length=1, max_length=1024)]
-    | Annotated[StrictInt, Field(ge=-(2**63), lt=2**63)],
-    Field(description="a string (integers are taken as text)"),
+    str,
+    PlainValidator(_as_id),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1, "maxLength": 1024},
+                {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+            ],
+            "description": "a string (integers are taken as text)",
+        }
+    ),
 ]
 ShortText = Annotated[str, Field(min_length=1, max_length=1024)]
 
@@ -105,6 +129,19 @@ class FeedbackResponse(BaseModel):
 
 
 PROTECTED_PATHS = ("/rank", "/events", "/metrics")
+API = "POST /rank, POST /events, GET /healthz, GET /readyz, GET /metrics"
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """One validation error in words a client developer reads: where, then what."""
+    loc = [str(p) for p in error["loc"] if p != "body"]
+    if error["type"] == "json_invalid":
+        at = f" at character {loc[-1]}" if loc else ""
+        why = (error.get("ctx") or {}).get("error", "")
+        return f"the body is not valid JSON{at}{f' ({why})' if why else ''}"
+    if error["type"] == "missing" and not loc:
+        return "the body is empty: send a JSON object"
+    return f"{'.'.join(loc) or 'body'}: {error['msg']}"
 
 
 class RequestGate:
@@ -200,11 +237,22 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
-            for e in exc.errors()
-        ]
+        problems = [_problem(e) for e in exc.errors()]
         return JSONResponse(status_code=422, content={"error": "; ".join(problems)})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Routing errors (404, 405) in the documented shape, saying what to do instead.
+        path, method = request.url.path, request.method
+        if exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            error = f"{method} is not allowed on {path}: use {allowed or 'another method'}"
+        elif exc.status_code == 404:
+            error = f"no such path {path}: the API is {API}"
+        else:
+            error = str(exc.detail)
+        return JSONResponse(status_code=exc.status_code, content={"error": error},
+                            headers=exc.headers)  # fmt: skip
 
     @app.exception_handler(RankingError)
     async def refused(_request: Request, exc: RankingError) -> JSONResponse:

@@ -286,6 +286,40 @@ BAD_RANK_BODIES = [
 ]
 
 
+def test_every_error_body_has_the_documented_shape(home: Path, tmp_path: Path) -> None:
+    """Each kind of bad request gets {"error": "<words>"}: no FastAPI "detail", no pydantic
+    internals (union member tags, bare decode offsets)."""
+    svc = service(home, tmp_path / "landing")
+    app = create_app(svc, token="s3cret", max_body_bytes=2_000)
+    auth = {"authorization": "Bearer s3cret"}
+    as_json = {**auth, "content-type": "application/json"}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        cases = [
+            (client.post("/rank", content=b'{"user_id": "u", "k": }', headers=as_json), 422,
+             "not valid JSON at character"),
+            (client.post("/rank", content=b"", headers=as_json), 422, "body is empty"),
+            (client.post("/rank", content=b"[1, 2]", headers=as_json), 422, "object"),
+            (client.post("/rank", json={"user_id": ""}, headers=auth), 422,
+             "user_id: an id must be 1 to 1,024 characters long"),
+            (client.post("/rank", json={"user_id": 2**70}, headers=auth), 422, "64 bits"),
+            (client.post("/rank", json={"user_id": ["u"]}, headers=auth), 422,
+             "user_id: an id must be a string or an integer"),
+            (client.post("/rank", json={"user_id": "u", "k": 0}, headers=auth), 422, "k:"),
+            (client.get("/rank", headers=auth), 405, "GET is not allowed on /rank: use POST"),
+            (client.post("/nowhere", json={}, headers=auth), 404, "POST /rank"),
+            (client.post("/rank", json={"user_id": "u"}), 401, "bearer token"),
+            (client.post("/rank", content=b"x" * 3_000, headers=as_json), 413, "bytes"),
+            (client.post("/events", json={"events": []}, headers=auth), 422, "events"),
+        ]  # fmt: skip
+        for response, status, words in cases:
+            body = response.json()
+            assert (response.status_code, list(body)) == (status, ["error"]), body
+            assert isinstance(body["error"], str) and words in body["error"], body
+            assert "constrained-" not in body["error"] and "JSON decode error" not in body["error"]
+        ok = client.post("/rank", json={"user_id": 42, "k": 1}, headers=auth)
+        assert ok.status_code == 200 and len(ok.json()["items"]) == 1
+
+
 def test_invalid_requests_get_a_clear_4xx_never_a_500(home: Path, tmp_path: Path) -> None:
     svc = service(home, tmp_path / "landing")
     with TestClient(create_app(svc), raise_server_exceptions=False) as client:
