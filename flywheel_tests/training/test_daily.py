@@ -227,7 +227,8 @@ def test_no_positive_labels_give_no_challenger(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def cluster():  # noqa: ANN201
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:

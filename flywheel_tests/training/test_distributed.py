@@ -8,20 +8,21 @@ import subprocess
 import sys
 import time
 
+# Dask is a dev dependency (flywheel[distributed]): if it is missing these tests fail, never
+# skip. dask.dataframe and xgboost.dask are imported up front, so the driver-memory measurement
+# below sees data, not module imports.
+import dask
+import dask.dataframe  # noqa: F401
+import distributed
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost.dask  # noqa: F401
 
-dask = pytest.importorskip("dask")
-distributed = pytest.importorskip("distributed")
-# Imported up front, so the driver-memory measurement below sees data, not module imports.
-pytest.importorskip("dask.dataframe")
-pytest.importorskip("xgboost.dask")
-
-from flywheel_assets.evaluation import auc, log_loss  # noqa: E402
-from flywheel_assets.features.store import training_frame  # noqa: E402
-from flywheel_assets.platform.warehouse import Warehouse  # noqa: E402
-from flywheel_assets.training.distributed import (  # noqa: E402
+from flywheel_assets.evaluation import auc, log_loss
+from flywheel_assets.features.store import training_frame
+from flywheel_assets.platform.warehouse import Warehouse
+from flywheel_assets.training.distributed import (
     SCHEDULER_ENV,
     _clipped_ipw,
     _part_stats,
@@ -33,7 +34,7 @@ from flywheel_assets.training.distributed import (  # noqa: E402
     train_model_distributed,
     training_parts,
 )
-from flywheel_assets.training.model import (  # noqa: E402
+from flywheel_assets.training.model import (
     FEATURES,
     ipw_weights,
     predict,
