@@ -7,6 +7,7 @@ import datetime as dt
 import dagster as dg
 
 from flywheel_assets.defs.common import daily
+from flywheel_assets.orchestration.executor import flywheel_executor
 from flywheel_assets.platform.settings import CycleSettings
 
 # Every daily-partitioned stage; the Kafka stream (group "kafka", not partitioned) is read by
@@ -27,7 +28,7 @@ flywheel_cycle = dg.define_asset_job(
     selection=dg.AssetSelection.groups(*CYCLE_GROUPS),
     # Warehouse steps run one at a time anyway (pool of 1): a process per step would only add
     # its start-up, about half of a day's cycle on 2 cores (docs/decisions.md, 48).
-    executor_def=dg.in_process_executor,
+    executor_def=flywheel_executor,
     description="One turn of the flywheel for a day: ingest, check, features, train, evaluate, promote.",
 )
 

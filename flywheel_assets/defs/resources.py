@@ -19,6 +19,7 @@ from flywheel_assets.features.settings import FeatureSettings
 from flywheel_assets.ingestion.contract import FieldMap
 from flywheel_assets.ingestion.field_maps import FieldMapError
 from flywheel_assets.ingestion.settings import IngestionSettings, KafkaTopicSettings
+from flywheel_assets.orchestration.executor import flywheel_executor
 from flywheel_assets.platform.config import Settings, SettingsError
 from flywheel_assets.platform.connect import open_warehouse
 from flywheel_assets.platform.governance import Roles, op_stage, stage_of
@@ -176,4 +177,4 @@ def resource_defs() -> dg.Definitions:
     """The resources every asset, check and op of the code location shares, and its executor:
     warehouse steps run one at a time anyway (a pool of 1), so a process per step would only
     add its start-up (docs/decisions.md, 48)."""
-    return dg.Definitions(resources=resources(), executor=dg.in_process_executor)
+    return dg.Definitions(resources=resources(), executor=flywheel_executor)

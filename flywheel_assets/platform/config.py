@@ -210,6 +210,7 @@ def all_settings() -> list[type[Settings]]:
         DevSettings,
         PathSettings,
         PseudonymSettings,
+        RunSettings,
         WarehouseSettings,
     )
     from flywheel_assets.quality.settings import QualitySettings
@@ -221,6 +222,7 @@ def all_settings() -> list[type[Settings]]:
         WarehouseSettings,
         PseudonymSettings,
         CycleSettings,
+        RunSettings,
         IngestionSettings,
         KafkaTopicSettings,
         QualitySettings,

@@ -195,3 +195,29 @@ def models_location(text: str) -> Path | str:
 def partition_start() -> str:
     """First day of the daily partitions (structural, so read when definitions load)."""
     return CycleSettings.resolve().partition_start
+
+
+@dataclass(frozen=True)
+class RunSettings(Settings):
+    """How runs wait for the warehouse pool and find dead runs (docs/operations.md)."""
+
+    stage = "orchestration"
+
+    slot_wait_timeout_seconds: float = setting(
+        1800.0,
+        "FLYWHEEL_SLOT_WAIT_TIMEOUT_SECONDS",
+        "a step that waits longer than this for a pool slot held by a live run fails, naming "
+        "the run that holds it and the command that frees it (0: wait forever)",
+    )
+    reap_interval_seconds: float = setting(
+        5.0,
+        "FLYWHEEL_REAP_INTERVAL_SECONDS",
+        "how often a waiting step checks whether the run holding its slot has died",
+    )
+
+    def validate(self) -> None:
+        if self.slot_wait_timeout_seconds < 0 or self.reap_interval_seconds <= 0:
+            raise SettingsError(
+                "FLYWHEEL_SLOT_WAIT_TIMEOUT_SECONDS must be >= 0 and "
+                "FLYWHEEL_REAP_INTERVAL_SECONDS > 0"
+            )

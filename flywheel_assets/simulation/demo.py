@@ -169,12 +169,18 @@ def materialize_day(day: dt.date) -> None:
 
     from flywheel_assets.definitions import cycle_assets
     from flywheel_assets.defs.resources import resources
+    from flywheel_assets.orchestration.runs import reap_dead
 
+    instance = dg.DagsterInstance.get()
+    # materialize() runs Dagster's own in-process executor, not flywheel's: clear what a killed
+    # earlier run left (a STARTED run, a held pool slot) so this one does not wait for it.
+    for line in reap_dead(instance, by="flywheel demo"):
+        print(f"cleaned up a dead run: {line}")
     result = dg.materialize(
         cycle_assets(),
         partition_key=day.isoformat(),
         resources=resources(),
-        instance=dg.DagsterInstance.get(),
+        instance=instance,
         tags={"flywheel/source": "demo"},
         # The per-day progress line is the demo's output; Dagster's step log stays in the
         # instance (and the UI) instead of flooding the terminal.

@@ -16,6 +16,7 @@ from flywheel_assets.defs.quality.checks import QUALITY_CHECKS
 from flywheel_assets.defs.serving.assets import served_requests
 from flywheel_assets.ingestion.settings import KafkaTopicSettings
 from flywheel_assets.ingestion.triggers import DayRequest, landing_tick, late_kafka_requests
+from flywheel_assets.orchestration.executor import flywheel_executor
 from flywheel_assets.platform.settings import FlywheelPaths
 
 ingest_day_job = dg.define_asset_job(
@@ -25,7 +26,7 @@ ingest_day_job = dg.define_asset_job(
     )
     | dg.AssetSelection.checks(*QUALITY_CHECKS),
     partitions_def=daily,
-    executor_def=dg.in_process_executor,
+    executor_def=flywheel_executor,
     description="Ingest and check one day: landing files and the topic's rows of that day.",
 )
 
