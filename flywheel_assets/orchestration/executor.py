@@ -10,7 +10,9 @@ holder was SIGKILLed. This executor is the same executor with those three fixed:
 - a step waiting for a slot sleeps between claims, checks every few seconds whether the holder
   has died (and frees its slot if so), and fails after ``FLYWHEEL_SLOT_WAIT_TIMEOUT_SECONDS``
   naming the run that holds the slot and the command that frees it;
-- SIGTERM (what Kubernetes sends first) or SIGINT stops the run at once, even while it waits.
+- SIGTERM (what Kubernetes sends first) or SIGINT stops the run at once, even while it waits
+  (Dagster's own executor would retry the interrupted step under its retry policy and go on);
+  a run that ends, however it ends, frees its slots.
 
 It reuses Dagster's execution internals (``dagster._core``), so dagster is pinned to a minor
 version in pyproject.toml and a test drives every path here against the real instance.
@@ -132,7 +134,7 @@ class FlywheelExecutor(InProcessExecutor):
             with GuardedConcurrencyContext(job_context, settings) as guarded:
                 yield from inner_plan_execution_iterator(job_context, execution_plan, guarded)
 
-        yield from iter(
+        events = iter(
             ExecuteRunWithPlanIterable(
                 execution_plan=plan_context.execution_plan,
                 iterator=iterator,
@@ -149,6 +151,32 @@ class FlywheelExecutor(InProcessExecutor):
                 ),
             )
         )
+        try:
+            for event in events:
+                yield event
+                if _retry_after_interrupt(event):
+                    # Dagster retries a step interrupted by SIGTERM/SIGINT when it has a retry
+                    # policy (as every flywheel asset does), so the run went on as if nothing
+                    # was sent. A stop request stops the run.
+                    raise DagsterExecutionInterruptedError()
+        finally:
+            events.close()  # type: ignore[attr-defined]  # its context managers free claims
+            # A run that ends, however it ends, holds no slot.
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+
+
+_INTERRUPTS = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}
+
+
+def _retry_after_interrupt(event: DagsterEvent) -> bool:
+    if event.event_type_value != "STEP_UP_FOR_RETRY":
+        return False
+    error = getattr(event.event_specific_data, "error", None)
+    while error is not None:
+        if error.cls_name in _INTERRUPTS:
+            return True
+        error = error.cause or error.context
+    return False
 
 
 @dg.executor(

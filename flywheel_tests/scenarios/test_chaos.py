@@ -17,9 +17,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from flywheel_assets.orchestration.runs import run_states
 from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.simulation.demo import run_demo
 from flywheel_assets.simulation.simulator import SimulatorConfig
@@ -69,6 +71,8 @@ KILL_POINTS = [
     ("champion_model", 0.0),
     ("flywheel_health", 0.0),
 ]
+# SIGTERM (what Kubernetes sends before SIGKILL): the run stops within 10 s holding nothing.
+TERM_POINTS = [("accepted_events", 0.0, "SIGTERM"), ("challenger_model", 0.3, "SIGTERM")]
 # One point per stage on PostgreSQL (the same code paths; its server makes each run slower).
 PG_POINTS = [
     ("raw_events", 0.1),
@@ -157,6 +161,17 @@ class _Run:
         self.proc.wait()
         self.reader.join(5)
 
+    def terminate(self) -> float:
+        """SIGTERM, as Kubernetes sends first; the seconds until the process exited."""
+        sent = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.reader.join(5)
+        return time.monotonic() - sent
+
     def finish(self, timeout: float) -> int:
         try:
             return self.proc.wait(timeout)
@@ -199,11 +214,18 @@ def _kill_and_rerun(env: dict[str, str], url: str, points: list, tmp: Path) -> l
     expected = _comparable(_table_counts(url))
     assert expected["events"] > 0 and expected["model_registry"] > 0
     results = []
-    for i, (step, delay) in enumerate(points):
+    for i, (step, delay, *how) in enumerate(points):
         victim = _Run(env, tmp / f"kill-{i}.log")
         assert victim.wait_for_step(step), f"{step} never started: see {victim.log}"
         time.sleep(delay)
-        victim.kill()
+        if how == ["SIGTERM"]:
+            stopped_in = victim.terminate()
+            assert stopped_in < 10, f"SIGTERM in {step}: the run took {stopped_in:.1f} s to stop"
+            assert victim.proc.returncode != 0  # it stopped, it did not carry on to the end
+            instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+            assert run_states(instance) == [], "a stopped run must hold nothing"
+        else:
+            victim.kill()
         began = time.monotonic()
         rerun = _Run(env, tmp / f"rerun-{i}.log")
         code = rerun.finish(RERUN_BOUND_S)
@@ -221,8 +243,8 @@ def _kill_and_rerun(env: dict[str, str], url: str, points: list, tmp: Path) -> l
 
 def test_kills_in_every_stage_on_duckdb_then_the_rerun_completes_with_the_same_rows(tmp_path):
     env, url = _home(tmp_path, None)
-    results = _kill_and_rerun(env, url, KILL_POINTS, tmp_path)
-    assert len(results) >= 20
+    results = _kill_and_rerun(env, url, KILL_POINTS + TERM_POINTS, tmp_path)
+    assert len(KILL_POINTS) >= 20
     print("\n".join(f"{r['step']} +{r['delay']}s: rerun {r['rerun_s']} s" for r in results))
 
 
@@ -255,3 +277,102 @@ def test_kills_in_every_stage_on_postgres_then_the_rerun_completes_with_the_same
     env, url = _home(tmp_path, pg_warehouse)
     results = _kill_and_rerun(env, url, PG_POINTS, tmp_path)
     print("\n".join(f"{r['step']} +{r['delay']}s: rerun {r['rerun_s']} s" for r in results))
+
+
+MONITOR_BOUND_S = 90.0
+FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)  # docs/operations.md: a dead worker's run is failed and its slots freed
+
+
+def test_the_daemon_fails_a_killed_scheduled_run_frees_its_slots_and_a_retry_completes(tmp_path):
+    """The daemon path, as `dagster dev` runs it: the schedule starts yesterday's cycle, its
+    worker is SIGKILLed mid-cycle; run monitoring marks the run failed and frees its slots, the
+    run is retried and the retry completes, and an alert names the dead run."""
+    from flywheel_assets.orchestration.runs import held_slots
+    from flywheel_assets.platform.alerts import read_alerts
+    from flywheel_assets.platform.dev_broker import free_port
+    from flywheel_tests.scenarios.test_live_automation import open_instance_when_up
+
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    with restored_environment():
+        home = tmp_path / "home"
+        run_demo(days=2, seed=5, start=yesterday - dt.timedelta(days=1), home=home, config=SHOP)
+        key = os.environ["FLYWHEEL_PSEUDONYM_KEY"]
+    env = {
+        **os.environ,
+        "FLYWHEEL_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "FLYWHEEL_PSEUDONYM_KEY": key,
+        "FLYWHEEL_CYCLE_CRON": "* * * * *",  # every minute, so the test does not wait a night
+        "OMP_WAIT_POLICY": "PASSIVE",
+    }
+    env.pop("FLYWHEEL_WAREHOUSE_URL", None)
+    port = free_port()
+    log = tmp_path / "dagster-dev.log"
+    dev = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster")), "dev", "-m",
+         "flywheel_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+
+    def scheduled(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+        return [
+            r
+            for r in instance.get_runs()
+            if r.job_name == "flywheel_cycle" and r.tags.get("dagster/partition") == str(yesterday)
+        ]
+
+    try:
+        deadline = time.monotonic() + 400
+        instance = open_instance_when_up(home / "dagster", port, dev, deadline)
+        victim = None
+        while victim is None and time.monotonic() < deadline:  # a run well into its cycle
+            assert dev.poll() is None, log.read_text()[-3000:]
+            for run in scheduled(instance):
+                steps = {
+                    e.step_key
+                    for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
+                }
+                if "user_features" in steps and "flywheel/worker_pid" in run.tags:
+                    victim = run
+            time.sleep(0.5)
+        assert victim is not None, f"no scheduled cycle reached user_features: {log}"
+        os.kill(int(victim.tags["flywheel/worker_pid"]), signal.SIGKILL)
+        killed = time.monotonic()
+
+        failed_after = freed_after = None
+        retry = None
+        while time.monotonic() < deadline:
+            now = time.monotonic() - killed
+            status = instance.get_run_by_id(victim.run_id).status
+            if failed_after is None and status == dg.DagsterRunStatus.FAILURE:
+                failed_after = now
+            if failed_after is not None and freed_after is None:
+                if victim.run_id not in held_slots(instance):
+                    freed_after = now
+            retries = [r for r in scheduled(instance)
+                       if r.tags.get("dagster/parent_run_id") == victim.run_id]  # fmt: skip
+            retry = retries[0] if retries else None
+            if freed_after is not None and retry and retry.status in FINISHED:
+                break
+            time.sleep(1)
+        assert failed_after is not None and failed_after < MONITOR_BOUND_S, failed_after
+        assert freed_after is not None and freed_after < MONITOR_BOUND_S, freed_after
+        assert retry is not None and retry.status == dg.DagsterRunStatus.SUCCESS, (
+            retry and retry.status,
+            log.read_text()[-3000:],
+        )
+        reason = instance.get_run_by_id(victim.run_id)
+        assert reason is not None
+        alerted = {a["run_id"]: a for a in read_alerts(home)}
+        assert victim.run_id in alerted, alerted
+        print(
+            f"killed run failed after {failed_after:.1f} s, slots freed after {freed_after:.1f} s,"
+            f" retry {retry.run_id} succeeded"
+        )
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
