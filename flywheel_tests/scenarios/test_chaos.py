@@ -280,7 +280,11 @@ def test_kills_in_every_stage_on_postgres_then_the_rerun_completes_with_the_same
 
 
 MONITOR_BOUND_S = 90.0
-FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)  # docs/operations.md: a dead worker's run is failed and its slots freed
+FINISHED = (
+    dg.DagsterRunStatus.SUCCESS,
+    dg.DagsterRunStatus.FAILURE,
+    dg.DagsterRunStatus.CANCELED,
+)  # docs/operations.md: a dead worker's run is failed and its slots freed
 
 
 def test_the_daemon_fails_a_killed_scheduled_run_frees_its_slots_and_a_retry_completes(tmp_path):
