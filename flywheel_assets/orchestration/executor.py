@@ -70,7 +70,10 @@ class GuardedConcurrencyContext(InstanceConcurrencyContext):
                 return self.claim(concurrency_key, step_key, step_priority)
         bound = self._settings.slot_wait_timeout_seconds
         if bound and now - since > bound:
-            raise SlotWaitTimeout(self._timeout_message(concurrency_key, step_key, now - since))
+            message = self._timeout_message(concurrency_key, step_key, now - since)
+            # A retry would only wait again behind the same live run: no automatic retry.
+            self._instance.add_run_tags(self._run_id, {"dagster/max_retries": "0"})
+            raise SlotWaitTimeout(message)
         return False
 
     def interval_to_next_pending_claim_check(self) -> float:
@@ -83,7 +86,11 @@ class GuardedConcurrencyContext(InstanceConcurrencyContext):
         return min(1.0, max(0.05, due - now))
 
     def _reap(self) -> list[str]:
-        done = reap_dead(self._instance, by=f"run {self._run_id} (waiting for a slot)")
+        try:
+            done = reap_dead(self._instance, by=f"run {self._run_id} (waiting for a slot)")
+        except Exception as exc:  # noqa: BLE001 - a failed look must not end the waiting run
+            self._log.warning(f"Could not check the runs holding the pool's slots: {exc!r}")
+            return []
         for line in done:
             self._log.warning(f"Freed a slot held by a dead run: {line}")
         return done
@@ -116,7 +123,12 @@ class FlywheelExecutor(InProcessExecutor):
     ) -> Iterator[DagsterEvent]:
         instance, run = plan_context.instance, plan_context.dagster_run
         me = record_worker(instance, run.run_id)
-        for line in reap_dead(instance, by=f"run {run.run_id} (starting)"):
+        try:
+            cleaned = reap_dead(instance, by=f"run {run.run_id} (starting)")
+        except Exception as exc:  # noqa: BLE001 - cleaning up others must not stop this run
+            plan_context.log.warning(f"Could not check for dead runs: {exc!r}")
+            cleaned = []
+        for line in cleaned:
             plan_context.log.warning(f"Cleaned up a dead run: {line}")
         steps = execution_plan.step_keys_to_execute
         yield DagsterEvent.engine_event(
@@ -160,9 +172,22 @@ class FlywheelExecutor(InProcessExecutor):
                     # was sent. A stop request stops the run.
                     raise DagsterExecutionInterruptedError()
         finally:
-            events.close()  # type: ignore[attr-defined]  # its context managers free claims
-            # A run that ends, however it ends, holds no slot.
-            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            try:
+                events.close()  # type: ignore[attr-defined]  # its context managers free claims
+            finally:
+                _free_slots(instance, run.run_id, plan_context.log)
+
+
+def _free_slots(instance: dg.DagsterInstance, run_id: str, log: object) -> None:
+    """A run that ends, however it ends, holds no slot (a step that failed to free its own, or
+    an interrupted claim, would otherwise block the pool until a reaper finds it)."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return
+    try:
+        storage.free_concurrency_slots_for_run(run_id)
+    except Exception as exc:  # noqa: BLE001 - the run's own outcome stands; the reaper will free
+        log.warning(f"Could not free the run's pool slots: {exc!r}")  # type: ignore[attr-defined]
 
 
 _INTERRUPTS = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}

@@ -12,6 +12,7 @@ Used by the executor (a waiting step frees a dead holder's slot), the daemon's r
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from flywheel_assets.platform.liveness import Liveness, ProcessIdentity
 from flywheel_assets.platform.settings import FlywheelPaths
 
 WORKER_TAG_PREFIX = "flywheel/worker_"
+WORKER_RUN_TAG = "flywheel/worker_run_id"
 _UNFINISHED = (
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.STARTING,
@@ -34,8 +36,15 @@ log = logging.getLogger(__name__)
 def record_worker(instance: dg.DagsterInstance, run_id: str) -> ProcessIdentity:
     """Record this process as the worker of ``run_id`` (run tags ``flywheel/worker_*``)."""
     me = ProcessIdentity.current()
-    instance.add_run_tags(run_id, me.as_tags(WORKER_TAG_PREFIX))
+    # The run id too: a retry or a re-execution copies its parent's tags, and until it records
+    # its own worker it must not look like its dead parent.
+    instance.add_run_tags(run_id, {**me.as_tags(WORKER_TAG_PREFIX), WORKER_RUN_TAG: run_id})
     return me
+
+
+# A finished run's slots are freed this long after it ended when its worker cannot be judged
+# (another host, or not recorded); a finished run whose worker is known dead, at once.
+FINISHED_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -48,12 +57,24 @@ class RunState:
     status: str
     liveness: Liveness
     worker: str
-    slots: tuple[str, ...]  # "pool:step_key" for every slot it holds
+    slots: tuple[str, ...]  # "pool:step_key" for every slot it holds or is queued for
+    ended_ago: float | None = None  # seconds since a finished run ended
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in {s.value for s in _UNFINISHED}
 
     @property
     def dead(self) -> bool:
-        """Its slots and its status are stale: the run ended, or its worker is gone."""
-        return self.status not in {s.value for s in _UNFINISHED} or (self.liveness is Liveness.DEAD)
+        """Its status or its slots are stale: its worker is gone (or, for a run that ended
+        long enough ago, cannot be judged from here)."""
+        if self.liveness is Liveness.DEAD:
+            return True
+        return (
+            self.finished
+            and self.liveness is Liveness.UNKNOWN
+            and (self.ended_ago is None or self.ended_ago >= FINISHED_GRACE_S)
+        )
 
     def line(self) -> str:
         where = f" for {self.partition}" if self.partition else ""
@@ -66,56 +87,79 @@ class RunState:
 
 def _liveness(run: dg.DagsterRun) -> tuple[Liveness, str]:
     who = ProcessIdentity.from_tags(run.tags, WORKER_TAG_PREFIX)
-    if who is None:
-        return Liveness.UNKNOWN, "(not recorded)"
+    if who is None or run.tags.get(WORKER_RUN_TAG) != run.run_id:
+        return Liveness.UNKNOWN, "(not recorded yet)"
     return who.liveness(), who.describe()
 
 
 def held_slots(instance: dg.DagsterInstance) -> dict[str, list[str]]:
-    """run id -> the "pool:step" slots it holds ("pool:step (queued)" for a claim it waits
-    for: a dead run's queued claim is first in line and blocks the pool as surely as a slot)."""
+    """run id -> the "pool:step" slots it holds; "pool:step (queued)" for a claim it waits
+    for and "pool:step (assigned)" for a slot assigned to it but not yet taken: a dead run's
+    queued or assigned claim blocks the pool as surely as a held slot."""
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         return {}
     held: dict[str, list[str]] = {}
     for pool in sorted(storage.get_concurrency_keys()):
         info = storage.get_concurrency_info(pool)
-        for slot in info.claimed_slots:
-            held.setdefault(slot.run_id, []).append(f"{pool}:{slot.step_key}")
+        claimed = {(slot.run_id, slot.step_key) for slot in info.claimed_slots}
+        for run_id, step_key in sorted(claimed):
+            held.setdefault(run_id, []).append(f"{pool}:{step_key}")
         for step in info.pending_steps:
-            if step.assigned_timestamp is None:
-                held.setdefault(step.run_id, []).append(f"{pool}:{step.step_key} (queued)")
+            if (step.run_id, step.step_key) in claimed:
+                continue
+            how = "queued" if step.assigned_timestamp is None else "assigned"
+            held.setdefault(step.run_id, []).append(f"{pool}:{step.step_key} ({how})")
     return held
 
 
 def run_states(instance: dg.DagsterInstance) -> list[RunState]:
-    """Every run that holds a slot or is unfinished, with its worker's liveness."""
+    """Every run that holds or waits for a slot or is unfinished, with its worker's
+    liveness."""
     held = held_slots(instance)
-    unfinished = instance.get_runs(filters=dg.RunsFilter(statuses=list(_UNFINISHED)))
-    runs = {r.run_id: r for r in unfinished}
-    for run_id in held.keys() - runs.keys():
-        run = instance.get_run_by_id(run_id)
-        if run is not None:
-            runs[run_id] = run
+    storage = instance.event_log_storage
+    in_pools = (
+        storage.get_concurrency_run_ids() if storage.supports_global_concurrency_limits else set()
+    )
+    wanted = set(held) | set(in_pools)
+    records = {
+        r.dagster_run.run_id: r
+        for r in instance.get_run_records(filters=dg.RunsFilter(statuses=list(_UNFINISHED)))
+    }
+    missing = wanted - records.keys()
+    if missing:
+        records |= {
+            r.dagster_run.run_id: r
+            for r in instance.get_run_records(filters=dg.RunsFilter(run_ids=sorted(missing)))
+        }
+    now = time.time()
     states = []
-    for run in runs.values():
+    for run_id, record in records.items():
+        run = record.dagster_run
         liveness, worker = _liveness(run)
         states.append(
             RunState(
-                run_id=run.run_id,
+                run_id=run_id,
                 job_name=run.job_name,
                 partition=run.tags.get("dagster/partition"),
                 status=run.status.value,
                 liveness=liveness,
                 worker=worker,
-                slots=tuple(held.get(run.run_id, ())),
+                slots=tuple(held.get(run_id, ())),
+                ended_ago=now - record.end_time if record.end_time else None,
             )
         )
     # slots of runs deleted from the instance: nobody can be holding them
-    for run_id in held.keys() - runs.keys():
+    for run_id in wanted - records.keys():
         states.append(
             RunState(
-                run_id, "(deleted run)", None, "DELETED", Liveness.DEAD, "-", tuple(held[run_id])
+                run_id,
+                "(deleted run)",
+                None,
+                "DELETED",
+                Liveness.DEAD,
+                "-",
+                tuple(held.get(run_id, ())),
             )
         )
     return sorted(states, key=lambda s: s.run_id)
@@ -134,10 +178,12 @@ def reap(instance: dg.DagsterInstance, state: RunState, by: str) -> str:
         instance.report_run_failed(run, message)
         done.append("marked failed")
         _alert(state, message)
-    if state.slots:
-        # also drops its queued claims
-        instance.event_log_storage.free_concurrency_slots_for_run(state.run_id)
-        done.append(f"freed {', '.join(state.slots)}")
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits:
+        # every slot, assigned slot and queued claim of the run, listed or not
+        storage.free_concurrency_slots_for_run(state.run_id)
+        if state.slots:
+            done.append(f"freed {', '.join(state.slots)}")
     return f"run {state.run_id}: " + (" and ".join(done) or "nothing to do")
 
 

@@ -49,6 +49,9 @@ def export_snapshot(wh: Warehouse, feature_dt: dt.date, serving_dir: Path) -> di
     that exists (re-materialising a day is safe) and keeps the newest ``KEEP_BUNDLES``."""
     final = bundle_dir(serving_dir, feature_dt)
     staging = final.with_name(f".{final.name}.staging")
+    old = final.with_name(f".{final.name}.old")
+    if not final.exists() and (old / SUCCESS).exists():
+        old.rename(final)  # a writer was killed between its two renames: put the bundle back
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     counts: dict[str, int] = {}
@@ -62,7 +65,6 @@ def export_snapshot(wh: Warehouse, feature_dt: dt.date, serving_dir: Path) -> di
     )
     # Readers only take folders with _SUCCESS; swap the whole folder so none sees a mixture.
     if final.exists():
-        old = final.with_name(f".{final.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         final.rename(old)
         staging.rename(final)
@@ -91,15 +93,25 @@ def list_bundles(serving_dir: Path) -> list[Path]:
     root = serving_dir / "features"
     if not root.is_dir():
         return []
-    found = [p for p in root.glob("dt=*") if (p / SUCCESS).exists()]
-    return sorted(found, key=lambda p: p.name)
+    found = {p.name: p for p in root.glob("dt=*") if (p / SUCCESS).exists()}
+    # Between a writer's two renames (or after a writer killed between them) a day's bundle
+    # exists only as .dt=….old, complete: readers take that one, the old bundle, not none.
+    for p in root.glob(".dt=*.old"):
+        if _day_name(p) not in found and (p / SUCCESS).exists():
+            found[_day_name(p)] = p
+    return [found[name] for name in sorted(found)]
+
+
+def _day_name(bundle: Path) -> str:
+    """``dt=YYYY-MM-DD`` of a bundle folder, also of a ``.dt=YYYY-MM-DD.old`` one."""
+    return bundle.name.removeprefix(".").removesuffix(".old")
 
 
 def latest_bundle(serving_dir: Path, before: dt.date | None = None) -> Path | None:
     """The newest complete bundle (with ``before``: the newest with feature_dt < before)."""
     bundles = list_bundles(serving_dir)
     if before is not None:
-        bundles = [p for p in bundles if p.name < f"dt={before.isoformat()}"]
+        bundles = [p for p in bundles if _day_name(p) < f"dt={before.isoformat()}"]
     return bundles[-1] if bundles else None
 
 

@@ -1,11 +1,10 @@
 """The serving pointer: what the ranking service serves, published next to the feature bundles."""
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from flywheel_assets import registry
+from flywheel_assets.platform.files import write_atomically
 from flywheel_assets.platform.warehouse import Warehouse
 
 
@@ -38,10 +37,6 @@ def publish_serving_pointer(wh: Warehouse, home: Path, published_for: str) -> di
         },
         "published_for": published_for,
     }
-    serving_dir = home / "serving"
-    serving_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=serving_dir, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(pointer, fh, indent=2)
-    os.replace(tmp, serving_dir / "champion.json")
+    # readers (the ranking service) see the old pointer or the new one, never a part
+    write_atomically(home / "serving" / "champion.json", json.dumps(pointer, indent=2).encode())
     return pointer

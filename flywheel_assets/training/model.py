@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 from upath import UPath
+
+from flywheel_assets.platform.files import write_atomically
 
 CATEGORICAL_FEATURES = ["region", "device", "category", "brand"]
 NUMERIC_FEATURES = [
@@ -293,8 +294,8 @@ def save_artefact(data: bytes, models_dir: str | os.PathLike[str], name: str) ->
     """Write an immutable, content-addressed artefact; returns (uri, sha256).
 
     ``models_dir`` is a folder or any fsspec URL (``s3://bucket/models``, ``gs://…``,
-    ``memory://…``). Locally the file is written to a temporary name and renamed, so a crash
-    never leaves a half-written model; object stores make a whole object visible only when its
+    ``memory://…``). Locally the file is written to a partial name, synced and renamed
+    (platform/files.py), so a crash never leaves a half-written model; object stores make a whole object visible only when its
     upload completes. An existing artefact with the same content is reused; one with other
     content is an error (artefacts are immutable).
     """
@@ -307,12 +308,7 @@ def save_artefact(data: bytes, models_dir: str | os.PathLike[str], name: str) ->
             raise RuntimeError(f"artefact {uri} exists with other content; artefacts are immutable")
         return uri, sha
     if _is_local(path):
-        local = Path(path.path)
-        local.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=local.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, local)
+        write_atomically(Path(path.path), data)
     else:
         folder.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

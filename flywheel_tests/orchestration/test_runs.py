@@ -10,16 +10,25 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
-from flywheel_assets.orchestration.runs import WORKER_TAG_PREFIX, held_slots, run_states
+from flywheel_assets.orchestration.runs import (
+    WORKER_RUN_TAG,
+    WORKER_TAG_PREFIX,
+    held_slots,
+    reap_dead,
+    run_states,
+)
 from flywheel_assets.platform.alerts import read_alerts
 from flywheel_assets.platform.liveness import Liveness, ProcessIdentity
 
@@ -40,27 +49,38 @@ def test_this_process_is_alive_and_its_identity_round_trips_through_tags():
     assert ProcessIdentity.from_tags({**me.as_tags("x/"), "x/pid": "twelve"}, "x/") is None
 
 
-def test_an_exited_a_zombie_and_a_reused_pid_are_dead_another_host_unknown():
+def _until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_an_exited_a_zombie_and_a_reused_pid_are_dead_another_host_or_namespace_unknown():
     child = subprocess.Popen(["sleep", "30"])
-    who = ProcessIdentity(
-        host=ProcessIdentity.current().host,
-        boot_time=ProcessIdentity.current().boot_time,
-        pid=child.pid,
-        start_time=round(__import__("psutil").Process(child.pid).create_time(), 2),
-    )
+    who = ProcessIdentity.of(child.pid)
     assert who.liveness() is Liveness.ALIVE
     child.kill()
-    time.sleep(0.2)  # not reaped yet: a zombie, whose pid still exists
+    # not reaped yet: a zombie, whose pid still exists
+    assert _until(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE)
     assert who.liveness() is Liveness.DEAD
     child.wait()
     assert who.liveness() is Liveness.DEAD  # gone
     me = ProcessIdentity.current()
-    reused = ProcessIdentity(me.host, me.boot_time, me.pid, me.start_time - 100)
-    assert reused.liveness() is Liveness.DEAD  # our pid, but another process started then
-    elsewhere = ProcessIdentity("another-host", me.boot_time, me.pid, me.start_time)
-    assert elsewhere.liveness() is Liveness.UNKNOWN
-    rebooted = ProcessIdentity(me.host, me.boot_time - 3600, me.pid, me.start_time)
-    assert rebooted.liveness() is Liveness.DEAD
+    assert replace(me, start=me.start + "0").liveness() is Liveness.DEAD  # the pid, reused
+    assert replace(me, boot="another-boot").liveness() is Liveness.DEAD  # rebooted since
+    assert replace(me, host="another-host").liveness() is Liveness.UNKNOWN
+    assert replace(me, pid_namespace="1").liveness() is Liveness.UNKNOWN  # another container
+
+
+def test_a_wall_clock_step_does_not_make_a_live_process_dead(monkeypatch):
+    me = ProcessIdentity.current()
+    # NTP stepping the clock moves psutil's boot and start times (wall-clock seconds)
+    real = psutil.boot_time
+    monkeypatch.setattr(psutil, "boot_time", lambda: real() + 1.0)
+    assert me.liveness() is Liveness.ALIVE
 
 
 # -- a real instance and the real CLI -----------------------------------------------------------
@@ -85,30 +105,43 @@ def _instance(env: dict[str, str]) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
 
 
-def _holder(instance: dg.DagsterInstance, worker: ProcessIdentity) -> str:
-    """A STARTED run of ``worker`` holding the warehouse pool's only slot."""
+def _add_run(
+    instance: dg.DagsterInstance, worker: ProcessIdentity, recorded_by: str | None = None
+) -> str:
+    """A STARTED run of ``worker``; ``recorded_by``: the run whose worker the tags name (a
+    retry starts with its parent's)."""
     run_id = str(uuid.uuid4())
+    tags = {
+        "dagster/partition": DAY,
+        **worker.as_tags(WORKER_TAG_PREFIX),
+        WORKER_RUN_TAG: recorded_by or run_id,
+    }
     instance.add_run(
         DagsterRun(
-            job_name="flywheel_cycle",
-            run_id=run_id,
-            status=dg.DagsterRunStatus.STARTED,
-            tags={"dagster/partition": DAY, **worker.as_tags(WORKER_TAG_PREFIX)},
+            job_name="flywheel_cycle", run_id=run_id, status=dg.DagsterRunStatus.STARTED, tags=tags
         )
     )
+    return run_id
+
+
+def _holder(instance: dg.DagsterInstance, worker: ProcessIdentity) -> str:
+    """A STARTED run of ``worker`` holding the warehouse pool's only slot."""
+    run_id = _add_run(instance, worker)
     storage = instance.event_log_storage
     storage.initialize_concurrency_limit_to_default(POOL)
     assert storage.claim_concurrency_slot(POOL, run_id, "accepted_events").is_claimed
     return run_id
 
 
-def _identity_of(proc: subprocess.Popen) -> ProcessIdentity:
-    import psutil
+def _dead_worker() -> ProcessIdentity:
+    gone = subprocess.Popen(["true"])
+    who = ProcessIdentity.of(gone.pid)
+    gone.wait()
+    return who
 
-    me = ProcessIdentity.current()
-    return ProcessIdentity(
-        me.host, me.boot_time, proc.pid, round(psutil.Process(proc.pid).create_time(), 2)
-    )
+
+def _identity_of(proc: subprocess.Popen) -> ProcessIdentity:
+    return ProcessIdentity.of(proc.pid)
 
 
 def _materialize(env: dict[str, str], **extra: str) -> subprocess.Popen:
@@ -120,16 +153,22 @@ def _materialize(env: dict[str, str], **extra: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 60) -> list[str]:
+def _wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 60) -> None:
+    """Read ``proc``'s output on a thread until a line holds ``text``; fail at the deadline
+    even if the process prints nothing more."""
+    seen = threading.Event()
     lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
-        if text in line or time.monotonic() > deadline:
-            break
-    assert any(text in x for x in lines), "".join(lines)[-3000:]
-    return lines
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if text in line:
+                seen.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert seen.wait(timeout), "".join(lines)[-3000:]
 
 
 def test_a_run_frees_the_slot_of_a_run_whose_worker_died_while_it_waited(home):
@@ -198,21 +237,10 @@ def _doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 def test_doctor_lists_dead_runs_clears_them_and_frees_a_named_one(home):
     instance = _instance(home)
-    gone = subprocess.Popen(["true"])
-    dead_worker = _identity_of(gone)
-    gone.wait()
-    dead = _holder(instance, dead_worker)
+    dead = _holder(instance, _dead_worker())
     alive = subprocess.Popen(["sleep", "120"])
     try:
-        live_id = str(uuid.uuid4())
-        instance.add_run(
-            DagsterRun(
-                job_name="flywheel_cycle",
-                run_id=live_id,
-                status=dg.DagsterRunStatus.STARTED,
-                tags=_identity_of(alive).as_tags(WORKER_TAG_PREFIX),
-            )
-        )
+        live_id = _add_run(instance, _identity_of(alive))
         listed = _doctor(home)
         assert listed.returncode == 1, listed.stdout + listed.stderr
         assert f"DEAD  run {dead}" in listed.stdout and f"ok    run {live_id}" in listed.stdout
@@ -235,3 +263,34 @@ def test_doctor_lists_dead_runs_clears_them_and_frees_a_named_one(home):
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_a_retry_carrying_its_dead_parents_worker_tags_is_not_taken_for_dead(home):
+    instance = _instance(home)
+    parent = _add_run(instance, _dead_worker())
+    retry = _add_run(instance, _dead_worker(), recorded_by=parent)  # copied tags, not its own
+    states = {s.run_id: s for s in run_states(instance)}
+    assert states[parent].dead
+    assert states[retry].liveness is Liveness.UNKNOWN and not states[retry].dead
+    reap_dead(instance, by="test")
+    assert instance.get_run_by_id(retry).status == dg.DagsterRunStatus.STARTED
+
+
+def test_a_slot_assigned_to_a_killed_waiter_is_freed(home):
+    instance = _instance(home)
+    storage = instance.event_log_storage
+    holder = subprocess.Popen(["sleep", "120"])
+    try:
+        live = _holder(instance, _identity_of(holder))
+        waiter = _add_run(instance, _dead_worker())  # queued, then killed
+        assert not storage.claim_concurrency_slot(POOL, waiter, "raw_events").is_claimed
+        storage.free_concurrency_slot_for_step(live, "accepted_events")  # assigned to the waiter
+        assert held_slots(instance)[waiter] == [f"{POOL}:raw_events (assigned)"]
+        third = _add_run(instance, _identity_of(holder))
+        assert not storage.claim_concurrency_slot(POOL, third, "users").is_claimed
+        assert any(waiter in line for line in reap_dead(instance, by="test"))
+        assert waiter not in held_slots(instance)
+        assert storage.claim_concurrency_slot(POOL, third, "users").is_claimed
+    finally:
+        holder.kill()
+        holder.wait()

@@ -366,8 +366,13 @@ def test_the_daemon_fails_a_killed_scheduled_run_frees_its_slots_and_a_retry_com
             retry and retry.status,
             log.read_text()[-3000:],
         )
-        reason = instance.get_run_by_id(victim.run_id)
-        assert reason is not None
+        # failed by whom: the daemon's run monitoring (the launcher's health check) or the
+        # retry's executor, which also reaps at start; either is the fix working
+        failure = [
+            e.message
+            for e in instance.all_logs(victim.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        ]
+        assert any("worker" in m and ("is gone" in m or "FAILED" in m) for m in failure), failure
         alerted = {a["run_id"]: a for a in read_alerts(home)}
         assert victim.run_id in alerted, alerted
         print(

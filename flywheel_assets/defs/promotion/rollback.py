@@ -35,6 +35,11 @@ def rollback_op(context: dg.OpExecutionContext, config: RollbackConfig) -> None:
     )
 
 
-@dg.job(description="Roll the champion back to an earlier version (recorded with who and why).")
+@dg.job(
+    description="Roll the champion back to an earlier version (recorded with who and why).",
+    # Never re-run by itself: a rollback killed after its commit, run again, would roll back
+    # once more (to the version just rolled away from). Check `flywheel history` and re-run.
+    tags={"dagster/max_retries": "0"},
+)
 def rollback_job() -> None:
     rollback_op()
