@@ -14,8 +14,8 @@ from __future__ import annotations
 from dagster import DagsterRun, DefaultRunLauncher
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
-from flywheel_assets.orchestration.runs import WORKER_TAG_PREFIX
-from flywheel_assets.platform.liveness import Liveness, ProcessIdentity
+from flywheel_assets.orchestration.runs import worker_liveness
+from flywheel_assets.platform.liveness import Liveness
 
 
 class FlywheelRunLauncher(DefaultRunLauncher):
@@ -24,19 +24,11 @@ class FlywheelRunLauncher(DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
-        who = ProcessIdentity.from_tags(run.tags, WORKER_TAG_PREFIX)
-        if who is None:
-            # Not recorded yet (the worker records itself as its first act), or a run of
-            # another executor: nothing to judge by, so it is not reported dead.
-            return CheckRunHealthResult(WorkerStatus.RUNNING, "worker not recorded")
-        state = who.liveness()
+        state, worker = worker_liveness(run)
         if state is Liveness.DEAD:
             return CheckRunHealthResult(
-                WorkerStatus.FAILED,
-                f"the run's worker ({who.describe()}) is gone: killed or crashed",
+                WorkerStatus.FAILED, f"the run's worker ({worker}) is gone: killed or crashed"
             )
-        if state is Liveness.UNKNOWN:
-            return CheckRunHealthResult(
-                WorkerStatus.RUNNING, f"worker {who.describe()} is on another host"
-            )
-        return CheckRunHealthResult(WorkerStatus.RUNNING, f"worker {who.describe()} alive")
+        # ALIVE; or UNKNOWN: not recorded yet (the worker records itself as its first act; a
+        # retry starts with its parent's tags), or on another host. Nothing to fail it on.
+        return CheckRunHealthResult(WorkerStatus.RUNNING, f"worker {worker} {state.value}")

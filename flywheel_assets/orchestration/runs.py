@@ -85,7 +85,7 @@ class RunState:
         )
 
 
-def _liveness(run: dg.DagsterRun) -> tuple[Liveness, str]:
+def worker_liveness(run: dg.DagsterRun) -> tuple[Liveness, str]:
     who = ProcessIdentity.from_tags(run.tags, WORKER_TAG_PREFIX)
     if who is None or run.tags.get(WORKER_RUN_TAG) != run.run_id:
         return Liveness.UNKNOWN, "(not recorded yet)"
@@ -136,7 +136,7 @@ def run_states(instance: dg.DagsterInstance) -> list[RunState]:
     states = []
     for run_id, record in records.items():
         run = record.dagster_run
-        liveness, worker = _liveness(run)
+        liveness, worker = worker_liveness(run)
         states.append(
             RunState(
                 run_id=run_id,

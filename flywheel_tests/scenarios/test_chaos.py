@@ -366,13 +366,14 @@ def test_the_daemon_fails_a_killed_scheduled_run_frees_its_slots_and_a_retry_com
             retry and retry.status,
             log.read_text()[-3000:],
         )
-        # failed by whom: the daemon's run monitoring (the launcher's health check) or the
-        # retry's executor, which also reaps at start; either is the fix working
-        failure = [
-            e.message
-            for e in instance.all_logs(victim.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-        ]
-        assert any("worker" in m and ("is gone" in m or "FAILED" in m) for m in failure), failure
+        # Said why, by whichever saw it first: the code server whose child the worker was
+        # ("... unexpectedly exited"), run monitoring asking flywheel's launcher (when the code
+        # server died too: flywheel_tests/orchestration/test_launcher.py), or a run's reaper.
+        said = [e.message or "" for e in instance.all_logs(victim.run_id)]
+        assert any(
+            "unexpectedly exited" in m or "is gone" in m or "Detected run worker status" in m
+            for m in said
+        ), said[-5:]
         alerted = {a["run_id"]: a for a in read_alerts(home)}
         assert victim.run_id in alerted, alerted
         print(
