@@ -367,11 +367,12 @@ def test_the_daemon_fails_a_killed_scheduled_run_frees_its_slots_and_a_retry_com
             log.read_text()[-3000:],
         )
         # Said why, by whichever saw it first: the code server whose child the worker was
-        # ("... unexpectedly exited"), run monitoring asking flywheel's launcher (when the code
-        # server died too: flywheel_tests/orchestration/test_launcher.py), or a run's reaper.
+        # ("... was terminated by signal 9"), run monitoring asking flywheel's launcher (when
+        # the code server died too: flywheel_tests/orchestration/test_launcher.py), or a run's
+        # reaper ("... is gone").
         said = [e.message or "" for e in instance.all_logs(victim.run_id)]
         assert any(
-            "unexpectedly exited" in m or "is gone" in m or "Detected run worker status" in m
+            "terminated by signal 9" in m or "is gone" in m or "Detected run worker status" in m
             for m in said
         ), said[-5:]
         alerted = {a["run_id"]: a for a in read_alerts(home)}
