@@ -23,7 +23,7 @@ def _demo(args: argparse.Namespace) -> int:
         "quarantined": 11,
         "champion": 18,
         "challenger": 18,
-        "decision": 13,
+        "decision": 17,  # "reject+experiment": every decision of the day
     }
 
     def fmt(v: object, col: str) -> str:

@@ -134,7 +134,8 @@ def decide(
     metrics); ``running``: the experiment still running once the day's replay was undone;
     ``look``: its recorded look for the day (None: none recorded); ``daily_users``: users
     served per day over ``planning_window(day)``, to size a new experiment."""
-    frozen = frozen_reason(day, state) is not None
+    why_frozen = frozen_reason(day, state)
+    frozen = why_frozen is not None
     running = None if frozen else running
     decision = _conclude(day, running, look, state.champion_before)
     result = promotion_rule(
@@ -151,10 +152,15 @@ def decide(
     decision = replace(decision, evidence=evidence)
     still_running = running is not None and decision.end is None
     if frozen:
-        return _as_recorded(decision, state.previous)
-    if still_running:
-        return decision
-    return _challenge(day, decision, offline, result, policy, daily_users)
+        decision = _as_recorded(decision, state.previous)  # the record stands, word for word
+        if decision.reason:
+            return decision
+        # nothing was recorded for the day: say why nothing moved
+        return replace(decision, reason=_sentence(f"not decided again: {why_frozen}"))
+    if not still_running:
+        decision = _challenge(day, decision, offline, result, policy, daily_users)
+    # Stored, shown by `status`, `history` and the UI: always a whole sentence.
+    return replace(decision, reason=_sentence(decision.reason))
 
 
 def _conclude(
@@ -227,7 +233,7 @@ def _challenge(
         decision, start=exp, evidence={**decision.evidence, "started_experiment": exp.experiment_id}
     )
     if not idle:
-        return replace(decision, reason=f"{decision.reason}; {started}")
+        return replace(decision, reason=_join(decision.reason, started))
     return replace(
         decision,
         decision="experiment",
@@ -274,7 +280,13 @@ def new_experiment(
 
 
 def _join(reason: str, more: str) -> str:
-    return f"{reason}; {more}" if reason else more
+    return f"{reason.rstrip('. ')}; {more}" if reason else more
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with a full stop (or ``?``/``!``); empty stays empty."""
+    text = text.strip()
+    return text if not text or text.endswith((".", "!", "?")) else f"{text}."
 
 
 def _row(offline: Sequence[Mapping[str, object]], role: str) -> Mapping[str, object] | None:

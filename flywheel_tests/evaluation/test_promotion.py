@@ -21,7 +21,7 @@ from flywheel_assets.features.store import training_frame
 from flywheel_assets.platform.pseudonym import Pseudonymiser
 from flywheel_assets.platform.settings import FlywheelPaths
 from flywheel_assets.platform.warehouse import Warehouse
-from flywheel_assets.simulation.demo import materialize_day, run_demo
+from flywheel_assets.simulation.demo import day_summary, materialize_day, run_demo
 from flywheel_assets.simulation.demo_ranker import ChampionPolicy
 from flywheel_assets.simulation.simulator import ShopSimulator, SimulatorConfig
 from flywheel_assets.training.model import model_bytes, save_artefact, time_split, train_model
@@ -138,6 +138,23 @@ def decisions(wh: Warehouse) -> pd.DataFrame:
             "SELECT dt, decision, challenger, champion_before, champion_after, experiment_id, "
             "reason, evidence_json FROM promotion_decisions ORDER BY dt",
         )
+
+
+def test_every_days_decisions_are_named_and_every_reason_is_a_sentence(loop):
+    _, rows, _, wh = loop
+    d = decisions(wh)
+    assert all(str(r).endswith(".") for r in d["reason"]), d["reason"].tolist()
+    by_day = {r["day"]: r["decision"] for r in rows}  # the demo's table and JSON
+    both = 0
+    for r in d.itertuples():
+        started = "started_experiment" in json.loads(r.evidence_json)
+        expected = (
+            f"{r.decision}+experiment" if started and r.decision != "experiment" else r.decision
+        )
+        assert day_summary(wh, r.dt)["decision"] == expected
+        assert by_day[r.dt.isoformat()] == expected
+        both += expected.endswith("+experiment")
+    assert both, "no day both concluded an experiment and started one"
 
 
 def test_a_better_challenger_is_promoted_within_the_documented_days(loop):

@@ -76,7 +76,7 @@ def run(
     day_look: RecordedLook | None = None,
     state: RegistryState | None = None,
 ) -> PromotionDecision:
-    return decide(
+    d = decide(
         DAY,
         offline=offline() if evals is None else evals,
         running=running,
@@ -86,6 +86,9 @@ def run(
         policy=POLICY,
         daily_users=USERS,
     )
+    # Every reason is stored and shown (status, history, the UI): a whole sentence.
+    assert d.reason.endswith(".") and ".;" not in d.reason, d.reason
+    return d
 
 
 def assert_nothing_changes_but_the_record(d: PromotionDecision) -> None:
@@ -100,7 +103,7 @@ def test_promote_when_the_look_says_promote():
     assert d.decision == "promote"
     assert (d.champion_before, d.champion_after) == ("m-old", "m-exp")
     assert (d.challenger, d.experiment_id) == ("m-exp", "exp-a")
-    assert d.reason == "the look's reason"
+    assert d.reason == "the look's reason."
     assert d.end == EndExperiment("exp-a", "promoted", "the look's reason")
     assert d.start is None and d.move_champion
     assert d.evidence["online"] == ONLINE
@@ -113,7 +116,7 @@ def test_reject_when_the_look_says_reject_or_invalid(outcome: str, status: str):
     d = run(evals=offline(challenger=0.40), running=experiment(), day_look=look(outcome, "void"))
     assert d.decision == "reject"
     assert d.champion_after == d.champion_before == "m-old"
-    assert (d.challenger, d.experiment_id, d.reason) == ("m-exp", "exp-a", "void")
+    assert (d.challenger, d.experiment_id, d.reason) == ("m-exp", "exp-a", "void.")
     assert d.end == EndExperiment("exp-a", status, "void")
     assert d.start is None and d.move_champion
 
@@ -144,7 +147,7 @@ def test_offline_reject_when_the_challenger_has_no_finite_metrics():
 def test_no_challenger_when_none_was_trained():
     d = run(evals=offline(challenger=None))
     assert d.decision == "no_challenger"
-    assert d.reason == "no challenger was trained for this day"
+    assert d.reason == "no challenger was trained for this day."
     assert (d.challenger, d.experiment_id, d.champion_after) == (None, None, "m-old")
     assert_nothing_changes_but_the_record(d)
 
@@ -165,7 +168,7 @@ def test_continue_when_the_look_says_continue():
 def test_continue_while_the_experiment_has_not_started_serving():
     d = run(running=experiment(start=DAY + dt.timedelta(days=1)), day_look=None)
     assert d.decision == "continue"
-    assert d.reason == f"experiment exp-a starts serving on {DAY + dt.timedelta(days=1)}"
+    assert d.reason == f"experiment exp-a starts serving on {DAY + dt.timedelta(days=1)}."
     assert (d.challenger, d.experiment_id) == ("m-exp", "exp-a")
     assert "online" not in d.evidence
     assert_nothing_changes_but_the_record(d)
@@ -176,7 +179,7 @@ def test_continue_when_the_experiment_has_no_look_for_the_day(day_look: Recorded
     # A look at another experiment is not this one's.
     d = run(running=experiment(), day_look=day_look)
     assert d.decision == "continue"
-    assert d.reason == f"experiment exp-a has no look recorded for {DAY}"
+    assert d.reason == f"experiment exp-a has no look recorded for {DAY}."
     assert "online" not in d.evidence
     assert_nothing_changes_but_the_record(d)
 
@@ -218,7 +221,7 @@ def test_a_challenger_gated_against_another_champion_waits():
     assert d.decision == "continue"
     assert d.reason == (
         "challenger m-new was gated against m-old, not the new champion: "
-        "the next day's challenger will be gated against it"
+        "the next day's challenger will be gated against it."
     )
     assert d.champion_after == "m-rolled-back"
     assert_nothing_changes_but_the_record(d)
@@ -230,7 +233,7 @@ def test_a_promotion_leaves_the_days_challenger_for_the_next_day():
     assert d.decision == "promote" and d.champion_after == "m-exp"
     assert d.reason == (
         "wins; challenger m-new was gated against m-old, not the new champion: "
-        "the next day's challenger will be gated against it"
+        "the next day's challenger will be gated against it."
     )
     assert d.end == EndExperiment("exp-a", "promoted", "wins")  # the end keeps the look's reason
     assert d.start is None
@@ -250,7 +253,7 @@ def test_a_concluded_experiment_and_a_new_one_on_the_same_day():
 # ----- replays -------------------------------------------------------------------------------
 
 PREVIOUS = DecisionRecord(
-    decision="promote", reason="recorded reason", challenger="m-exp", champion_after="m-exp",
+    decision="promote", reason="recorded reason.", challenger="m-exp", champion_after="m-exp",
     experiment_id="exp-a", decided_at=dt.datetime(2026, 3, 11, 1, 0),
 )  # fmt: skip
 
@@ -260,7 +263,7 @@ def test_a_replay_decides_again():
     state = RegistryState(champion_before="m-old", previous=PREVIOUS)
     assert frozen_reason(DAY, state) is None
     d = run(running=experiment(), day_look=look("continue", "not yet"), state=state)
-    assert (d.decision, d.reason, d.champion_after) == ("continue", "not yet", "m-old")
+    assert (d.decision, d.reason, d.champion_after) == ("continue", "not yet.", "m-old")
     assert d.move_champion  # the alias follows the new decision (back to m-old)
 
 
@@ -271,7 +274,7 @@ def test_a_day_before_a_decided_day_keeps_its_record():
     assert frozen_reason(DAY, state) == "a decision for 2026-03-12 exists: left as is"
     d = run(running=experiment(), day_look=look("reject"), state=state)
     assert (d.decision, d.reason, d.challenger, d.experiment_id, d.champion_after) == (
-        "promote", "recorded reason", "m-exp", "exp-a", "m-exp",
+        "promote", "recorded reason.", "m-exp", "exp-a", "m-exp",
     )  # fmt: skip
     assert d.champion_before == "m-old"
     assert not d.move_champion
@@ -282,7 +285,11 @@ def test_a_day_before_a_decided_day_keeps_its_record():
 def test_a_frozen_day_without_a_record_records_that_nothing_moved():
     state = RegistryState(champion_before="m-old", later_decided=DAY + dt.timedelta(days=1))
     d = run(running=experiment(), day_look=look("promote"), state=state)
-    assert (d.decision, d.reason, d.challenger, d.experiment_id) == ("continue", "", None, None)
+    assert (d.decision, d.challenger, d.experiment_id) == ("continue", None, None)
+    assert (
+        d.reason
+        == f"not decided again: a decision for {DAY + dt.timedelta(days=1)} exists: left as is."
+    )
     assert d.champion_after == "m-old" and not d.move_champion
     assert_nothing_changes_but_the_record(d)
 

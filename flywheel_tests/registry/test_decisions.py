@@ -126,7 +126,7 @@ def test_a_decision_is_applied_replayed_and_frozen(wh: Warehouse):
     assert not state.moved_by_hand
     assert state.previous is not None and state.previous.decision == "promote"
     d = decide_day(wh, DAY, NOW + dt.timedelta(hours=1))
-    assert (d.decision, d.reason) == ("continue", "not yet")
+    assert (d.decision, d.reason) == ("continue", "not yet.")  # a whole sentence, as stored
     with wh.begin() as conn:
         assert registry.get_alias(conn, registry.CHAMPION) == "m-old"
         assert registry.open_experiment(conn) == EXP
@@ -139,7 +139,11 @@ def test_a_decision_is_applied_replayed_and_frozen(wh: Warehouse):
         state = registry.decision_state(conn, DAY)
     assert state.moved_by_hand and frozen_reason(DAY, state) is not None
     d = decide_day(wh, DAY, NOW + dt.timedelta(hours=3))
-    assert (d.decision, d.reason, d.move_champion) == ("continue", "not yet", False)
+    assert (d.decision, d.reason, d.move_champion) == (
+        "continue",
+        "not yet.",
+        False,
+    )  # the record, word for word
     with wh.begin() as conn:
         assert registry.get_alias(conn, registry.CHAMPION) is None
         # The rollback stopped the experiment on the last decided day; a replay would reopen it.

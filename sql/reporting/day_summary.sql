@@ -7,4 +7,9 @@ SELECT
     (SELECT SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) FROM events WHERE dt = :dt) AS purchases,
     (SELECT COUNT(DISTINCT request_id) FROM events WHERE dt = :dt AND event_type = 'impression') AS requests,
     (SELECT challenger FROM promotion_decisions WHERE dt = :dt) AS challenger,
-    (SELECT decision FROM promotion_decisions WHERE dt = :dt) AS decision
+    -- every decision of the day: one that concludes an experiment and starts the next reads
+    -- "reject+experiment" (the decision's evidence names the experiment it started)
+    (SELECT d.decision || CASE WHEN d.decision <> 'experiment'
+                                    AND d.evidence_json LIKE '%"started_experiment"%'
+                               THEN '+experiment' ELSE '' END
+       FROM promotion_decisions d WHERE d.dt = :dt) AS decision
