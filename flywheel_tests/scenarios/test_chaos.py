@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from flywheel_assets.orchestration.runs import run_states
+from flywheel_assets.platform.files import PARTIAL
 from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.simulation.demo import run_demo
 from flywheel_assets.simulation.simulator import SimulatorConfig
@@ -202,7 +203,8 @@ def _stray_files(home: Path) -> list[str]:
     """Partial files a kill could leave where readers look: the models, the serving folder."""
     found = []
     for folder in (home / "models", home / "serving"):
-        found += [str(p) for p in folder.rglob("*") if p.name.endswith(".tmp")]
+        # the partial name platform/files.py writes before its rename (".tmp": older writers)
+        found += [str(p) for p in folder.rglob("*") if p.name.endswith((PARTIAL, ".tmp"))]
         found += [str(p) for p in folder.rglob(".*staging")]
     return found
 
