@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from flywheel_assets.simulation.demo import COLUMNS, run_demo
+from flywheel_assets.simulation.demo import COLUMNS, ENV_FILE, run_demo
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -19,21 +19,25 @@ def _demo(args: argparse.Namespace) -> int:
     )
     widths = {
         "day": 10,
-        "events": 7,
+        "read": 6,
+        "accepted": 8,
         "quarantined": 11,
+        "duplicates": 10,
         "champion": 18,
         "challenger": 18,
         "decision": 17,  # "reject+experiment": every decision of the day
     }
 
     def fmt(v: object, col: str) -> str:
-        w = widths.get(col, 14)
+        w = widths.get(col, max(len(col), 6))
         if isinstance(v, float):
             return f"{v:>{w}.4f}"
+        if isinstance(v, int):
+            return f"{v:>{w}}"
         return f"{'-' if v is None else v!s:>{w}}"
 
     if not args.json:
-        print(" ".join(f"{c:>{widths.get(c, 14)}}" for c in COLUMNS), flush=True)
+        print(" ".join(f"{c:>{widths.get(c, max(len(c), 6))}}" for c in COLUMNS), flush=True)
 
     def on_day(row: dict[str, object]) -> None:
         if args.json:
@@ -52,7 +56,11 @@ def _demo(args: argparse.Namespace) -> int:
         kafka=args.kafka,
         dagster_storage=args.dagster_storage,
     )
-    print(f"done; home: {home.resolve()} (open the UI: see README, 'Open the UI')", file=sys.stderr)
+    print(
+        f"done; home: {home.resolve()}\n"
+        f"open the UI: source {home.resolve() / ENV_FILE} && .venv/bin/dagster dev",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -95,15 +95,42 @@ def _history(args: argparse.Namespace) -> int:
             moves = registry.alias_history(conn, args.alias)
     finally:
         wh.dispose()
-    if moves.empty:
+    rows = [
+        {
+            "moved_at": str(m.moved_at),
+            "day": None if m.dt is None else str(m.dt),
+            "from": m.from_version or "cold-start",
+            "to": m.to_version or "none",
+            "by": m.moved_by,
+            "reason": m.reason,
+        }
+        for m in moves.itertuples(index=False)
+    ]
+    if args.json:
+        print(json.dumps({"alias": args.alias, "moves": rows}, indent=2))
+        return 0
+    if not rows:
         print(f"the {args.alias} alias has never moved")
         return 0
-    for m in moves.itertuples(index=False):
-        day = "" if m.dt is None else f" [{m.dt}]"
-        print(
-            f"{m.moved_at}{day} {m.from_version or 'cold-start'} -> {m.to_version or 'none'} "
-            f"by {m.moved_by}: {m.reason}"
+    from rich.console import Console
+
+    from flywheel_assets.cli.status import paragraphs
+
+    # One paragraph per move, wrapped in its own column: readable at 80 columns and in a pipe.
+    Console().print(
+        paragraphs(
+            [
+                (
+                    r["moved_at"][:16],
+                    f"{r['from']} -> {r['to']}"
+                    # a decision's reason names its day already
+                    + (f" (for {r['day']})" if r["day"] and r["day"] not in r["reason"] else "")
+                    + f" by {r['by']}: {r['reason']}",
+                )
+                for r in rows
+            ]
         )
+    )
     return 0
 
 
@@ -132,4 +159,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     h = sub.add_parser("history", help="every move of the champion (or challenger) alias")
     h.add_argument("--alias", default="champion", choices=["champion", "challenger"])
+    h.add_argument("--json", action="store_true", help="the moves as one JSON object")
     h.set_defaults(func=_history)

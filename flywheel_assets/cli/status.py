@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from flywheel_assets import registry
+from flywheel_assets.ingestion.accounting import COUNT_NAMES, day_counts
 from flywheel_assets.platform.alerts import read_alerts
 from flywheel_assets.platform.settings import FlywheelPaths
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
@@ -47,6 +48,11 @@ def collect_status(
         exp = registry.open_experiment(conn)
         looks = registry.experiment_results(conn, exp.experiment_id) if exp else pd.DataFrame()
         last = wh.query_df(conn, load_sql("reporting/status_decisions"), n=decisions)
+        named = (
+            registry.day_decisions(conn, _date(last["dt"].min()), _date(last["dt"].max()))
+            if len(last)
+            else {}
+        )
         first_day = _date(wh.scalar(conn, load_sql("reporting/status_first_day")))
         last_data = _date(wh.scalar(conn, load_sql("reporting/status_last_day")))
         # The window ends with yesterday; when the newest data is older than the window (a
@@ -59,36 +65,31 @@ def collect_status(
         ):
             end = last_data
         start = end - dt.timedelta(days=days - 1)
-        per_day = wh.query_df(conn, load_sql("reporting/status_days"), from_dt=start, to_dt=end)
+        counts = day_counts(wh, conn, start, end)
+        decided = registry.day_decisions(conn, start, end)
         reasons = wh.query_df(
             conn, load_sql("reporting/status_quarantine_reasons"), from_dt=start, to_dt=end
         )
-    rows = {(_date(r["dt"])): r for _, r in per_day.iterrows()}
+    # Days before the first day that landed anything are not part of the flywheel's history.
+    if first_day is not None and first_day > start:
+        start = first_day
     calendar = []
     missing, undecided = [], []
-    for i in range(days):
+    for i in range((end - start).days + 1):
         day = start + dt.timedelta(days=i)
-        r = rows.get(day)
-        landed = int(r["landed"]) if r is not None else 0
-        accepted = int(r["accepted"]) if r is not None else 0
-        decision = _text(r["decision"]) if r is not None else None
+        c = counts.get(day, dict.fromkeys(COUNT_NAMES))
+        decision = decided.get(day, {}).get("decision")
+        read = c["read"] or 0
         flags = []
-        if first_day is not None and day >= first_day and landed == 0 and accepted == 0:
+        if first_day is not None and day >= first_day and read == 0:
             flags.append("missing")
             missing.append(day.isoformat())
-        if (landed or accepted) and decision is None and day < today:
+        elif read and c["accepted"] is None:
+            flags.append("not accounted")
+        if read and decision is None and day < today:
             flags.append("undecided")
             undecided.append(day.isoformat())
-        calendar.append(
-            {
-                "day": day.isoformat(),
-                "landed": landed,
-                "accepted": accepted,
-                "quarantined": int(r["quarantined"]) if r is not None else 0,
-                "decision": decision,
-                "flags": flags,
-            }
-        )
+        calendar.append({"day": day.isoformat(), **c, "decision": decision, "flags": flags})
     stale_days = max((yesterday - last_data).days, 0) if last_data else None
     latest_look = {}
     if len(looks):
@@ -138,7 +139,7 @@ def collect_status(
         "decisions": [
             {
                 "day": str(_date(r["dt"])),
-                "decision": _text(r["decision"]),
+                "decision": named.get(_date(r["dt"]), {}).get("decision") or _text(r["decision"]),
                 "challenger": _text(r["challenger"]),
                 "champion_after": _text(r["champion_after"]) or COLD_START_VERSION,
                 "reason": _text(r["reason"]) or "",
@@ -163,8 +164,23 @@ def collect_status(
     }
 
 
+def paragraphs(items: list[tuple[str, str]]) -> Any:
+    """Labelled paragraphs (a day and its reason): the text wraps in its own column, so it
+    reads as a paragraph at any width."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, text in items:
+        grid.add_row(label, text)
+    return grid
+
+
 def render(status: dict[str, Any], console: Any) -> None:
     """Lay ``status`` out for a terminal (a rich Console)."""
+    from rich import box
+    from rich.padding import Padding
     from rich.table import Table
 
     c = status["champion"]
@@ -213,29 +229,50 @@ def render(status: dict[str, Any], console: Any) -> None:
         health.append(f"[yellow]undecided[/yellow]: {', '.join(status['undecided_days'])}")
     console.print("health     " + ("; ".join(health) if health else "[green]up to date[/green]"))
 
-    t = Table(title="last decisions", title_justify="left", expand=True)
-    for col in ("day", "decision", "challenger", "champion after", "reason"):
-        t.add_column(col, overflow="fold", ratio=4 if col == "reason" else None)
+    # Narrow terminals and pipes (rich assumes 80 columns there): short values in tables,
+    # long text (a decision's reason) as a paragraph under its row, never in a narrow column.
+    t = Table(title="last decisions", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    for col in ("day", "decision", "challenger", "champion after"):
+        t.add_column(col, no_wrap=True, overflow="ellipsis")
     for d in status["decisions"]:
-        t.add_row(d["day"], d["decision"], d["challenger"] or "-", d["champion_after"], d["reason"])
+        t.add_row(d["day"], d["decision"], d["challenger"] or "-", d["champion_after"])
     console.print(t)
-
-    t = Table(title="days", title_justify="left")
-    for col in ("day", "landed", "accepted", "quarantined", "decision", ""):
-        t.add_column(
-            col, justify="right" if col in ("landed", "accepted", "quarantined") else "left"
+    if status["decisions"]:
+        console.print("why:")
+        console.print(
+            Padding(
+                paragraphs([(d["day"], d["reason"]) for d in status["decisions"]]), (0, 0, 0, 2)
+            )
         )
+
+    flagged = any(d["flags"] for d in status["days"])
+    t = Table(
+        title="days (event rows: read = accepted + quarantined + duplicates)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+    )
+    counts = ("read", "accepted", "quarantined", "duplicates")
+    for col in ("day", *counts, "decision", *(("note",) if flagged else ())):
+        t.add_column(col, justify="right" if col in counts else "left", no_wrap=col != "note")
     for d in status["days"]:
         t.add_row(
-            d["day"], f"{d['landed']:,}", f"{d['accepted']:,}", f"{d['quarantined']:,}",
-            d["decision"] or "-", " ".join(d["flags"]),
-        )  # fmt: skip
+            d["day"],
+            *("-" if d[k] is None else f"{d[k]:,}" for k in counts),
+            d["decision"] or "-",
+            *((", ".join(d["flags"]),) if flagged else ()),
+        )
     console.print(t)
 
     if status["quarantine"]:
-        t = Table(title="open quarantine (these days)", title_justify="left")
+        t = Table(
+            title="open quarantine (these days)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+        )
         for col in ("reason", "rows", "first", "last"):
-            t.add_column(col)
+            t.add_column(col, overflow="fold", justify="right" if col == "rows" else "left")
         for q in status["quarantine"]:
             t.add_row(q["reason"], f"{q['rows']:,}", q["first"], q["last"])
         console.print(t)

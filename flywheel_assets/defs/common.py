@@ -7,12 +7,26 @@ import dagster as dg
 import pandas as pd
 
 from flywheel_assets.platform.clock import day_start, utcnow
-from flywheel_assets.platform.settings import partition_start
+from flywheel_assets.platform.settings import partition_end, partition_start
 
 # The glue's clock is the platform's (naive UTC, as the warehouse stores timestamps).
 __all__ = ["day_start", "utcnow"]
 
-daily = dg.DailyPartitionsDefinition(start_date=partition_start(), end_offset=1)
+
+def _daily() -> dg.DailyPartitionsDefinition:
+    """Open-ended partitions reach into today (end_offset=1: today's files can be ingested as
+    they land); a home whose days are over (a demo's) ends them at its last day, so the UI
+    shows only its days."""
+    end = partition_end()
+    if end is None:
+        return dg.DailyPartitionsDefinition(start_date=partition_start(), end_offset=1)
+    last = dt.date.fromisoformat(end)
+    return dg.DailyPartitionsDefinition(
+        start_date=partition_start(), end_date=(last + dt.timedelta(days=1)).isoformat()
+    )
+
+
+daily = _daily()
 
 # DuckDB allows one writing process per file: every warehouse-touching step takes this pool,
 # whose limit dagster.yaml sets to 1.
@@ -160,10 +174,13 @@ def check_days(
 
 
 def accounting_metadata(counts: dict[str, int]) -> dict[str, object]:
-    """Row accounting (read = accepted + quarantined + duplicates) as UI metadata."""
+    """Row accounting (read = accepted + quarantined + duplicates) as UI metadata, under the
+    names the demo's table and `flywheel status` use (rows_<name>)."""
     return {
         "rows_read": dg.MetadataValue.int(counts["rows_read"]),
-        "rows_duplicate": dg.MetadataValue.int(counts["rows_duplicate"]),
+        "rows_accepted": dg.MetadataValue.int(counts["rows_accepted"]),
+        "rows_quarantined": dg.MetadataValue.int(counts["rows_quarantined"]),
+        "rows_duplicates": dg.MetadataValue.int(counts["rows_duplicate"]),
         "accounting": dg.MetadataValue.md(
             md_table(
                 pd.DataFrame(

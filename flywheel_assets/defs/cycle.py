@@ -59,7 +59,10 @@ def daily_cycle_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
     day = context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)
     key = day.isoformat()
     if not daily.has_partition_key(key):
-        return dg.SkipReason(f"{key} is before the first partition (FLYWHEEL_PARTITION_START)")
+        return dg.SkipReason(
+            f"{key} is not one of the daily partitions (FLYWHEEL_PARTITION_START, "
+            "FLYWHEEL_PARTITION_END): nothing to run"
+        )
     # Dagster dedupes a schedule's run keys within one tick only: with a cron that ticks more
     # than once a day, a day runs again only if its earlier runs failed or were cancelled.
     earlier = context.instance.get_runs(

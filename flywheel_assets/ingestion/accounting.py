@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 from sqlalchemy.engine import Connection
 
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
@@ -16,6 +17,8 @@ SOURCES = ("events", "catalog", "users")
 # The table each reference-data source's accepted rows go to (sql/ingestion/reference_accounting).
 ACCEPTED_TABLE = {"catalog": "items", "users": "users"}
 COLUMNS = ("rows_read", "rows_accepted", "rows_quarantined", "rows_duplicate")
+# What reports call them (the demo's table, `flywheel status`, asset metadata, docs).
+COUNT_NAMES = ("read", "accepted", "quarantined", "duplicates")
 
 
 def event_counts(wh: Warehouse, conn: Connection, day: dt.date) -> dict[str, int]:
@@ -51,3 +54,16 @@ def record_accounting(
     wh.delete_partition(conn, "ingestion_accounting", day, source=source)
     wh.run(conn, "ingestion/insert_accounting", dt=day, source=source, now=now, **counts)
     return counts
+
+
+def day_counts(
+    wh: Warehouse, conn: Connection, from_dt: dt.date, to_dt: dt.date
+) -> dict[dt.date, dict[str, int | None]]:
+    """Event rows of each day in [from_dt, to_dt] under the names every report uses: read,
+    accepted, quarantined, duplicates (read = accepted + quarantined + duplicates). A day read
+    but not yet through the quality stage has None for the other three (not yet accounted)."""
+    df = wh.query_df(conn, load_sql("ingestion/day_counts"), from_dt=from_dt, to_dt=to_dt)
+    return {
+        pd.Timestamp(r["dt"]).date(): {k: None if pd.isna(r[k]) else int(r[k]) for k in COUNT_NAMES}
+        for _, r in df.iterrows()
+    }

@@ -113,7 +113,7 @@ def landing_tick(
         if not has_partition(day):
             warnings.append(
                 f"landing files for {day} are outside the daily partitions (FLYWHEEL_PARTITION_START "
-                "to tomorrow): not ingested"
+                "to FLYWHEEL_PARTITION_END, or tomorrow when that is unset): not ingested"
             )
             continue
         requests.append(

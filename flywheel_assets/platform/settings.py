@@ -125,6 +125,13 @@ class CycleSettings(Settings):
     partition_start: str = setting(
         "2024-01-01", "FLYWHEEL_PARTITION_START", "first daily partition (YYYY-MM-DD)"
     )
+    partition_end: str | None = setting(
+        None,
+        "FLYWHEEL_PARTITION_END",
+        "last daily partition (YYYY-MM-DD), for a home whose days are over (a demo home's "
+        "`flywheel.env` sets it)",
+        shown_default="unset: the partitions reach into today, so today's files can land",
+    )
     cycle_cron: str = setting(
         "0 1 * * *",
         "FLYWHEEL_CYCLE_CRON",
@@ -135,12 +142,20 @@ class CycleSettings(Settings):
     )
 
     def validate(self) -> None:
-        try:
-            dt.date.fromisoformat(self.partition_start)
-        except ValueError:
+        for env, value in (
+            ("FLYWHEEL_PARTITION_START", self.partition_start),
+            ("FLYWHEEL_PARTITION_END", self.partition_end),
+        ):
+            try:
+                if value is not None:
+                    dt.date.fromisoformat(value)
+            except ValueError:
+                raise SettingsError(f"{env}={value!r} is not a date (YYYY-MM-DD)") from None
+        if self.partition_end is not None and self.partition_end < self.partition_start:
             raise SettingsError(
-                f"FLYWHEEL_PARTITION_START={self.partition_start!r} is not a date (YYYY-MM-DD)"
-            ) from None
+                f"FLYWHEEL_PARTITION_END={self.partition_end} is before "
+                f"FLYWHEEL_PARTITION_START={self.partition_start}"
+            )
 
 
 @dataclass(frozen=True)
@@ -195,6 +210,11 @@ def models_location(text: str) -> Path | str:
 def partition_start() -> str:
     """First day of the daily partitions (structural, so read when definitions load)."""
     return CycleSettings.resolve().partition_start
+
+
+def partition_end() -> str | None:
+    """Last day of the daily partitions, or None: they reach into today."""
+    return CycleSettings.resolve().partition_end
 
 
 @dataclass(frozen=True)

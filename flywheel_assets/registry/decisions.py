@@ -104,3 +104,18 @@ def replace_decision(
         experiment_id=decision.experiment_id,
         evidence_json=json.dumps(decision.evidence, default=str, sort_keys=True),
     )
+
+
+def day_decisions(
+    conn: Connection, from_dt: dt.date, to_dt: dt.date
+) -> dict[dt.date, dict[str, str | None]]:
+    """Each decided day in [from_dt, to_dt]: its decision named in full ("reject+experiment"
+    when it also started the next experiment) and the challenger it was about."""
+    df = Warehouse.query_df(conn, load_sql("registry/day_decisions"), from_dt=from_dt, to_dt=to_dt)
+    return {
+        pd.Timestamp(r["dt"]).date(): {
+            "decision": text(r["decision"]),
+            "challenger": text(r["challenger"]),
+        }
+        for _, r in df.iterrows()
+    }

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import os
 import secrets
+import shlex
 import shutil
 import sys
 import time
@@ -20,14 +21,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from flywheel_assets import registry
+from flywheel_assets.ingestion.accounting import COUNT_NAMES, day_counts
 from flywheel_assets.platform.settings import FlywheelPaths
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
 from flywheel_assets.simulation.simulator import ShopSimulator, SimulatorConfig
 
 COLUMNS = [
     "day",
-    "events",
+    "read",
+    "accepted",
     "quarantined",
+    "duplicates",
     "champion",
     "challenger",
     "decision",
@@ -83,6 +88,34 @@ def prepare_home(
     # looks (production default: 7, a whole week) unless the environment says otherwise.
     os.environ.setdefault("FLYWHEEL_EXPERIMENT_MAX_DAYS", str(DEMO_EXPERIMENT_DAYS))
     return FlywheelPaths.from_env(home)
+
+
+ENV_FILE = "flywheel.env"
+
+
+def write_env_file(home: Path, start: dt.date, days: int) -> Path:
+    """``$home/flywheel.env``: the settings the demo ran with, for every later process on the
+    home (``source`` it, then ``dagster dev``, ``flywheel status``, a backfill). The
+    partitions are the demo's days, so the UI shows those and not two years of gaps; the
+    pseudonym key stays in its own file (read when sourced, never copied)."""
+    settings = {
+        "FLYWHEEL_HOME": str(home),
+        "DAGSTER_HOME": os.environ["DAGSTER_HOME"],
+        "FLYWHEEL_PARTITION_START": start.isoformat(),
+        "FLYWHEEL_PARTITION_END": (start + dt.timedelta(days=days - 1)).isoformat(),
+        "FLYWHEEL_EXPERIMENT_MAX_DAYS": os.environ["FLYWHEEL_EXPERIMENT_MAX_DAYS"],
+    }
+    if os.environ.get("FLYWHEEL_WAREHOUSE_URL"):
+        settings["FLYWHEEL_WAREHOUSE_URL"] = os.environ["FLYWHEEL_WAREHOUSE_URL"]
+    lines = [
+        "# The settings of this demo home: `source` this file, then run `dagster dev`, `dg dev`,",
+        "# `flywheel status` or a backfill on it (README, 'Open the UI').",
+        *(f"export {k}={shlex.quote(v)}" for k, v in settings.items()),
+        f'export FLYWHEEL_PSEUDONYM_KEY="$(cat {shlex.quote(str(home / "pseudonym.key"))})"',
+    ]
+    path = home / ENV_FILE
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 DAGSTER_STORAGES = {"sqlite": "dagster.yaml", "postgres": "dagster.production.yaml"}
@@ -167,25 +200,29 @@ def _root_cause(error: object) -> str:
 def materialize_day(day: dt.date) -> None:
     import dagster as dg
 
-    from flywheel_assets.definitions import cycle_assets
-    from flywheel_assets.defs.resources import resources
+    from flywheel_assets.definitions import loaded
+    from flywheel_assets.defs.cycle import flywheel_cycle
     from flywheel_assets.orchestration.runs import reap_dead
 
     instance = dg.DagsterInstance.get()
-    # materialize() runs Dagster's own in-process executor, not flywheel's: clear what a killed
-    # earlier run left (a STARTED run, a held pool slot) so this one does not wait for it.
+    # execute_in_process runs Dagster's own in-process executor, not flywheel's: clear what a
+    # killed earlier run left (a STARTED run, a held pool slot) so this one does not wait.
     for line in reap_dead(instance, by="flywheel demo"):
         print(f"cleaned up a dead run: {line}")
-    result = dg.materialize(
-        cycle_assets(),
-        partition_key=day.isoformat(),
-        resources=resources(),
-        instance=instance,
-        tags={"flywheel/source": "demo"},
-        # The per-day progress line is the demo's output; Dagster's step log stays in the
-        # instance (and the UI) instead of flooding the terminal.
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        raise_on_error=False,
+    # The cycle job itself, so the UI lists each demo day as a flywheel_cycle run, as the
+    # schedule would have launched it.
+    result = (
+        loaded()
+        .resolve_job_def(flywheel_cycle.name)
+        .execute_in_process(
+            partition_key=day.isoformat(),
+            instance=instance,
+            tags={"flywheel/source": "demo"},
+            # The per-day progress line is the demo's output; Dagster's step log stays in the
+            # instance (and the UI) instead of flooding the terminal.
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
     )
     if not result.success:
         failures = [
@@ -214,9 +251,17 @@ def record_simulator_day(wh: Warehouse, day: dt.date, oracle: float, baseline: f
 
 
 def day_summary(wh: Warehouse, day: dt.date) -> dict[str, object]:
+    """The day's event counts (read, accepted, quarantined, duplicates: the accounting's
+    names), its decision named in full, and what the served traffic did."""
     with wh.begin() as conn:
         row = wh.query_df(conn, load_sql("reporting/day_summary"), dt=day).iloc[0]
-    return {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        counts = day_counts(wh, conn, day, day).get(day, dict.fromkeys(COUNT_NAMES))
+        decided = registry.day_decisions(conn, day, day).get(day, {})
+    return (
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        | counts
+        | {"decision": decided.get("decision"), "challenger": decided.get("challenger")}
+    )
 
 
 def run_demo(
@@ -278,6 +323,7 @@ def _run_demo(
     from flywheel_assets.simulation.demo_ranker import ChampionPolicy
 
     paths = prepare_home(home, warehouse_url, seed=seed, dagster_storage=dagster_storage)
+    write_env_file(paths.home, start, days)
     print(f"flywheel demo home: {paths.home}", file=sys.stderr)
     sim = ShopSimulator(config or SimulatorConfig(seed=seed), start=start)
     pseudonymiser = Pseudonymiser((paths.home / "pseudonym.key").read_text().strip())
@@ -310,8 +356,7 @@ def _run_demo(
         s = day_summary(wh, day)
         row = {
             "day": day.isoformat(),
-            "events": int(s["events"] or 0),
-            "quarantined": int(s["quarantined"] or 0),
+            **{k: s[k] for k in COUNT_NAMES},
             "champion": policy.model_version,
             "challenger": s["challenger"],
             "decision": s["decision"],

@@ -136,7 +136,8 @@ def test_three_days_turn_the_flywheel(demo_home):
         "invalid_timestamp",
         "unknown_item",
     }
-    assert all(r["quarantined"] > 0 for r in rows)
+    assert all(r["quarantined"] > 0 and r["duplicates"] > 0 for r in rows)
+    assert all(r["read"] == r["accepted"] + r["quarantined"] + r["duplicates"] for r in rows)
 
 
 def test_no_raw_personal_ids_reach_the_warehouse(demo_home):
@@ -424,8 +425,8 @@ def test_the_loop_takes_csv_and_parquet_landing_files(tmp_path, clean_env, fmt):
     rows = run_demo(days=1, seed=11, start=START, home=tmp_path / fmt, config=SMALL, fmt=fmt)
     files = list((tmp_path / fmt / "landing" / "events").rglob(f"*.{fmt}"))
     assert len(files) == 1
-    assert rows[0]["events"] > 5_000
-    assert 0 < rows[0]["quarantined"] < 0.01 * rows[0]["events"]  # the feed's junk, all caught
+    assert rows[0]["read"] > 5_000
+    assert 0 < rows[0]["quarantined"] < 0.01 * rows[0]["read"]  # the feed's junk, all caught
     assert rows[0]["decision"] == "experiment"
 
 
@@ -448,7 +449,8 @@ def test_flywheel_status_shows_serving_decisions_gaps_quarantine_and_alerts(
     wh = Warehouse(f"duckdb:///{copy / 'warehouse.duckdb'}")
     gap = dt.date(2026, 2, 2)
     with wh.begin() as conn:  # the shop delivered nothing that day
-        for table in ("ingested_files", "events", "promotion_decisions", "quarantine"):
+        for table in ("ingested_files", "events", "promotion_decisions", "quarantine",
+                      "ingestion_accounting"):  # fmt: skip
             wh.delete_partition(conn, table, gap)
         champion = registry.get_alias(conn, registry.CHAMPION) or "cold-start"
         open_rows = int(wh.scalar(conn, "SELECT COUNT(*) FROM quarantine_open"))
@@ -527,3 +529,119 @@ def test_flywheel_health_tracks_the_days_with_the_simulators_truth(demo_home):
         days = wh.query_df(conn, "SELECT dt, champion FROM flywheel_health ORDER BY dt")
     assert [str(d) for d in days["dt"]] == [r["day"] for r in rows]
     assert days["champion"].fillna("cold-start").tolist() == [r["champion"] for r in rows]
+
+
+def _readme_cli(home, copy, *argv: str) -> str:
+    """A CLI command as the README runs it: the demo home's flywheel.env sourced, stdout a pipe
+    (so rich lays out for 80 columns), on a copy of the home."""
+    import shlex
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    flywheel = Path(sys.executable).parent / "flywheel"
+    script = (
+        f"source {shlex.quote(str(home / 'flywheel.env'))} && "
+        f"export FLYWHEEL_HOME={shlex.quote(str(copy))} "
+        f"DAGSTER_HOME={shlex.quote(str(copy / 'dagster'))} && "
+        f"{shlex.quote(str(flywheel))} {shlex.join(argv)}"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("FLYWHEEL_")}
+    out = subprocess.run(
+        ["bash", "-c", script], env={**env, "COLUMNS": "80"}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    """The rows of every table in ``text`` (a header line over a rule of ─), each as the
+    lines it takes: a row starts with a date, a line without one continues the row above."""
+    import re
+
+    lines = text.splitlines()
+    rows: list[list[str]] = []
+    i = 0
+    while i < len(lines):
+        if i + 1 < len(lines) and set(lines[i + 1].strip()) == {"─"}:
+            i += 2
+            # rows are indented; the next title or section starts at column 0
+            while i < len(lines) and lines[i].strip() and lines[i].startswith(" "):
+                if re.match(r"^\W*\d{4}-\d{2}-\d{2}|^\s*[a-z_]+[:\w]*\s+\d", lines[i]) or not rows:
+                    rows.append([lines[i]])
+                else:
+                    rows[-1].append(lines[i])
+                i += 1
+        else:
+            i += 1
+    return rows
+
+
+def test_the_readme_path_reads_at_80_columns_and_in_a_pipe(demo_home, tmp_path):
+    """`flywheel status` and `flywheel history` as the README runs them, piped at 80 columns:
+    no line wider than the terminal, no table row over more than 3 lines, no `nan`; every
+    stored reason is a sentence; the demo's rows and the status name every decision of a day
+    alike; `--json` gives the same."""
+    import re
+    import shutil
+
+    home, rows = demo_home
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    status = _readme_cli(home, copy, "status", "--as-of", "2026-02-04")
+    history = _readme_cli(home, copy, "history")  # three days: no promotion yet
+    challenger = _readme_cli(home, copy, "history", "--alias", "challenger")
+    for text in (status, history, challenger):
+        assert not re.search(r"\bnan\b", text, re.IGNORECASE), text
+        assert max(len(line.rstrip()) for line in text.splitlines()) <= 80, text
+    tables = _table_rows(status)
+    assert len(tables) >= 3 + 4  # 3 decisions, 3 days, quarantine reasons
+    assert all(len(r) <= 3 for r in tables), [r for r in tables if len(r) > 3]
+    assert history == "the champion alias has never moved\n"
+    moves = json.loads(_readme_cli(home, copy, "history", "--alias", "challenger", "--json"))
+    assert moves["moves"] and all(m["from"] != "nan" for m in moves["moves"])
+    assert all(m["to"] in challenger for m in moves["moves"])
+    state = json.loads(_readme_cli(home, copy, "status", "--as-of", "2026-02-04", "--json"))
+    wh = Warehouse(f"duckdb:///{copy / 'warehouse.duckdb'}")
+    with wh.begin() as conn:
+        reasons = wh.query_df(conn, "SELECT reason FROM promotion_decisions")["reason"]
+    wh.dispose()
+    assert len(reasons) == len(rows) and all(r.endswith(".") for r in reasons)
+    by_day = {d["day"]: d["decision"] for d in state["days"]}
+    assert {r["day"]: r["decision"] for r in rows} == by_day
+    assert [d["day"] for d in state["days"]] == [r["day"] for r in rows]  # none before the first
+    for r in rows:
+        assert r["decision"] in status
+
+
+def test_one_days_counts_agree_under_one_name_everywhere(demo_home):
+    """The demo's row, `flywheel status`, the accepted_events asset's metadata and the
+    accounting table give the same read, accepted, quarantined and duplicates for a day."""
+    import os
+
+    from flywheel_assets.cli.status import status_for_home
+
+    home, rows = demo_home
+    day = rows[0]["day"]
+    names = ("read", "accepted", "quarantined", "duplicates")
+    demo = {k: rows[0][k] for k in names}
+    status = status_for_home(home, today=START + dt.timedelta(days=3))
+    shown = next(d for d in status["days"] if d["day"] == day)
+    instance = dg.DagsterInstance.from_config(os.path.join(home, "dagster"))
+    record = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("accepted_events"), asset_partitions=[day]),
+        limit=1,
+    ).records[0]
+    meta = record.asset_materialization.metadata
+    wh = Warehouse(FlywheelPaths.from_env(home).warehouse_url)
+    with wh.begin() as conn:
+        book = wh.query_df(
+            conn, "SELECT * FROM ingestion_accounting WHERE source = 'events' AND dt = :d", d=day
+        ).iloc[0]
+    assert demo["read"] == demo["accepted"] + demo["quarantined"] + demo["duplicates"]
+    assert demo["quarantined"] > 0 and demo["duplicates"] > 0
+    assert {k: shown[k] for k in names} == demo
+    assert {k: meta[f"rows_{k}"].value for k in names} == demo
+    columns = ("rows_read", "rows_accepted", "rows_quarantined", "rows_duplicate")
+    assert dict(zip(names, (int(book[c]) for c in columns), strict=True)) == demo

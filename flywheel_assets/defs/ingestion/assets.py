@@ -55,12 +55,20 @@ def ingest(
 
 def ingest_metadata(report: SourceDayReport) -> dict[str, object]:
     reasons = report.reasons.rename(columns={"n": "rows"})
+    # A source whose day ends here (catalog, users) reports the full accounting; events go on
+    # to the quality stage (accepted_events reports theirs), so this is only ingestion's part.
+    counts = (
+        accounting_metadata(report.accounting)
+        if report.accounting
+        else {
+            "rows_read": dg.MetadataValue.int(report.rows_read),
+            "rows_quarantined_at_ingestion": dg.MetadataValue.int(report.rows_quarantined),
+        }
+    )
     return {
-        **(accounting_metadata(report.accounting) if report.accounting else {}),
+        **counts,
         "dagster/row_count": dg.MetadataValue.int(report.rows_accepted),
         "files": dg.MetadataValue.int(report.files),
-        "rows_read": dg.MetadataValue.int(report.rows_read),
-        "rows_quarantined": dg.MetadataValue.int(report.rows_quarantined),
         "rows_released": dg.MetadataValue.int(report.released),
         "quarantine_share": dg.MetadataValue.float(report.quarantine_share),
         "quarantine_reasons": dg.MetadataValue.md(

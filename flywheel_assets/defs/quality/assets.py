@@ -35,7 +35,8 @@ def accepted_events(
         return {
             **accounting_metadata(r.accounting),
             "dagster/row_count": dg.MetadataValue.int(r.counts["accepted"]),
-            "rows_quarantined": dg.MetadataValue.int(r.counts["quarantined_quality"]),
+            # this stage's own share of the day's quarantined rows and duplicates
+            "rows_quarantined_by_quality": dg.MetadataValue.int(r.counts["quarantined_quality"]),
             "quarantine_share": dg.MetadataValue.float(r.quarantine_share),
             "events_by_type": dg.MetadataValue.md(md_table(r.by_type)),
         }
