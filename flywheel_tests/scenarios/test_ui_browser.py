@@ -41,7 +41,14 @@ def webserver(tmp_path_factory):
     with restored_environment():
         home = tmp_path_factory.mktemp("ui") / "home"
         run_demo(days=3, seed=11, start=dt.date(2026, 2, 1), home=home, config=SMALL)
-        env = {**os.environ, "GX_ANALYTICS_ENABLED": "false"}
+    # As the README opens the UI: the settings are the demo home's flywheel.env, sourced.
+    sourced = subprocess.run(
+        ["bash", "-c", f"source {home / 'flywheel.env'} && env -0"],
+        capture_output=True, check=True, text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")},
+    ).stdout  # fmt: skip
+    env = dict(line.split("=", 1) for line in sourced.split("\0") if "=" in line)
+    env["GX_ANALYTICS_ENABLED"] = "false"
     port = free_port()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster-webserver"), "-m", "flywheel_assets.definitions",
@@ -64,6 +71,22 @@ def webserver(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_demo_homes_partitions_are_its_days(webserver) -> None:
+    """Over the UI's own GraphQL: every daily asset has exactly the demo's three days as
+    partitions, all of them materialized (not "1,071 partitions: 3 materialized")."""
+    url, _ = webserver
+    query = """{ assetNodes(assetKeys: [{path: ["accepted_events"]}, {path: ["challenger_model"]}])
+                 { assetKey { path } partitionKeys
+                   partitionStats { numMaterialized numPartitions numFailed } } }"""
+    answer = httpx.post(f"{url}/graphql", json={"query": query}, timeout=60).json()
+    nodes = answer["data"]["assetNodes"]
+    assert len(nodes) == 2, answer
+    for node in nodes:
+        assert node["partitionKeys"] == ["2026-02-01", "2026-02-02", "2026-02-03"], node
+        stats = node["partitionStats"]
+        assert (stats["numPartitions"], stats["numMaterialized"]) == (3, 3), node
 
 
 @pytest.mark.slow
@@ -110,6 +133,11 @@ def test_the_ui_tells_the_story_in_a_real_browser(webserver, tmp_path: Path) -> 
                       "serving", "reporting"):  # fmt: skip
             expect(page.get_by_text(group, exact=True).first).to_be_visible()
         page.screenshot(path=shots / "asset-graph.png")
+
+        # the partitions: the demo's days, all materialized
+        open_page("/assets/accepted_events?view=partitions")
+        expect(page.get_by_text("2026-02-03").first).to_be_visible()
+        page.screenshot(path=shots / "partitions.png")
 
         # the model: its metrics as numbers, and what it learned
         open_page("/assets/challenger_model")
