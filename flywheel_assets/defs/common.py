@@ -1,9 +1,11 @@
 """Shared pieces of the asset layer: partitions, the warehouse pool, partition bounds."""
 
 import datetime as dt
+import math
 from collections.abc import Callable
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from flywheel_assets.platform.clock import day_start, utcnow
@@ -40,8 +42,19 @@ def md_table(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
     cols = [str(c) for c in df.columns]
 
     def fmt(v: object) -> str:
-        if isinstance(v, float):
+        # Missing is "–" (not nan/None); a count stored as a float reads as a count; a tiny
+        # p-value keeps its magnitude instead of rounding to 0.0000.
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
+            return "–"
+        if isinstance(v, float | np.floating):
+            v = float(v)
+            if v.is_integer() and abs(v) >= 2:
+                return f"{int(v):,}"
+            if v != 0 and abs(v) < 1e-4:
+                return f"{v:.2e}"
             return format(v, floatfmt)
+        if isinstance(v, int | np.integer) and not isinstance(v, bool):
+            return f"{int(v):,}"
         return str(v).replace("|", "\\|")
 
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

@@ -113,7 +113,9 @@ class Experiment:
 class MetricResult:
     metric: str
     kind: str  # primary | secondary | guardrail | srm
-    outcome: str  # win | loss | inconclusive | passed | harmed | pending | ok | mismatch
+    outcome: (
+        str  # win | loss | inconclusive | passed | harmed | pending | not shown | ok | mismatch
+    )
     control_mean: float | None = None
     treatment_mean: float | None = None
     effect: float | None = None
@@ -293,8 +295,18 @@ def analyse(
             )
         )  # fmt: skip
     latency_source = latency_ms[2] if latency_ms is not None and len(latency_ms) > 2 else "replayed"
+    # A guardrail not yet shown non-inferior is "pending" only while the experiment goes on:
+    # once this look ends it (a loss, a breach, a clean win, the last day) it was "not shown".
+    ends = (
+        results[1].outcome == "loss"
+        or any(g.harmed for g in guardrails)
+        or (results[1].outcome == "win" and all(g.passed for g in guardrails))
+        or look >= experiment.max_days
+    )
     for g in guardrails:
-        outcome = "passed" if g.passed else ("harmed" if g.harmed else "pending")
+        outcome = (
+            "passed" if g.passed else ("harmed" if g.harmed else "not shown" if ends else "pending")
+        )
         note = f"{'higher' if g.higher_is_better else 'lower'} is better"
         if g.metric == "latency_ms":
             note += f"; {latency_source} requests"

@@ -64,9 +64,19 @@ def effect_over_looks_markdown(looks: Any, title: str) -> str:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.0, 3.0), dpi=90)
     x = [str(d) for d in looks["dt"]]
-    ax.fill_between(x, looks["ci_low"], looks["ci_high"], alpha=0.25, color="#4c72b0",
-                    label="always-valid 95% CI")  # fmt: skip
-    ax.plot(x, looks["effect"], marker="o", color="#4c72b0", label="effect")
+    if len(x) == 1:
+        # One look is one point: its interval as an error bar (a band needs two days), and a
+        # word on what the plot will show.
+        effect, low, high = (float(looks[c].iloc[0]) for c in ("effect", "ci_low", "ci_high"))
+        ax.errorbar(x, [effect], yerr=[[effect - low], [high - effect]], fmt="o", capsize=6,
+                    color="#4c72b0", label="effect, always-valid 95% CI")  # fmt: skip
+        ax.set_xlim(-1, 1)
+        ax.text(0.02, 0.04, "first look: one point per daily look from here",
+                transform=ax.transAxes, fontsize=7, color="grey")  # fmt: skip
+    else:
+        ax.fill_between(x, looks["ci_low"], looks["ci_high"], alpha=0.25, color="#4c72b0",
+                        label="always-valid 95% CI")  # fmt: skip
+        ax.plot(x, looks["effect"], marker="o", color="#4c72b0", label="effect")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_ylabel("challenger - champion", fontsize=8)
     ax.set_title(title, fontsize=9)
@@ -100,8 +110,8 @@ def health_markdown(history: Any, title: str) -> str:
             for ax in axes:
                 ax.axvline(days[i], color="#dd8452", linestyle=":", linewidth=1)
             axes[0].annotate(
-                champions[i], (days[i], axes[0].get_ylim()[1]), fontsize=6, rotation=90,
-                va="top", ha="right", color="#dd8452",
+                f"champion {champions[i]}", (days[i], axes[0].get_ylim()[1]), fontsize=8,
+                rotation=90, va="top", ha="right", color="#dd8452",
             )  # fmt: skip
     axes[0].set_title(title, fontsize=9)
     import matplotlib.dates as mdates

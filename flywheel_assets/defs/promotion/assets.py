@@ -93,6 +93,21 @@ def promotion_decision(
     return materialize_days(context, build)
 
 
+def _offline_note(d: PromotionDecision, evals: pd.DataFrame) -> str:
+    """Say whose offline evaluation the table is when it is not the decision's challenger: a
+    day inside an experiment evaluates its own candidate, while the decision judges the
+    experiment's challenger online."""
+    if evals.empty or not d.challenger:
+        return ""
+    candidates = sorted(set(evals.loc[evals["role"] == "challenger", "model_version"]))
+    if not candidates or d.challenger in candidates:
+        return ""
+    return (
+        f"_The day's candidate {', '.join(candidates)}, evaluated offline. This decision is about "
+        f"{d.challenger}, the running experiment's challenger, judged online (`online`)._\n\n"
+    )
+
+
 def _decision_metadata(d: PromotionDecision, evals: pd.DataFrame) -> dict[str, object]:
     meta: dict[str, object] = {
         "decision": d.decision,
@@ -101,7 +116,7 @@ def _decision_metadata(d: PromotionDecision, evals: pd.DataFrame) -> dict[str, o
         "champion_before": str(d.champion_before),
         "champion_after": str(d.champion_after),
         "experiment": str(d.experiment_id),
-        "offline": dg.MetadataValue.md(md_table(evals)),
+        "offline": dg.MetadataValue.md(_offline_note(d, evals) + md_table(evals)),
     }
     if d.started_experiment:
         meta["started_experiment"] = d.started_experiment

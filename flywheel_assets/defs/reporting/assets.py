@@ -33,7 +33,11 @@ def flywheel_health(
             "dagster/row_count": dg.MetadataValue.int(1),
             "requests": dg.MetadataValue.int(health.requests),
             "plot": dg.MetadataValue.md(
-                health_markdown(history, f"the flywheel, last {HISTORY_DAYS} days to {day}")
+                health_markdown(
+                    history,
+                    # the days it shows (up to HISTORY_DAYS), not the window it could show
+                    f"the flywheel, {len(history)} day(s) to {day}",
+                )
             ),
             "days": dg.MetadataValue.md(
                 md_table(history.drop(columns=["baseline_share"]).tail(14))
