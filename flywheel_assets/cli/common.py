@@ -5,14 +5,36 @@ from __future__ import annotations
 import argparse
 
 
-def open_warehouse_or_exit():  # noqa: ANN201 - a Warehouse
+def require_embedded_warehouse(url: str) -> None:
+    """A command that only reads (status, history, model) on an embedded home with no
+    warehouse yet exits saying so, instead of creating an empty one or failing deep inside
+    the driver."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "duckdb" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database)
+        if not path.exists():
+            raise SystemExit(
+                f"flywheel: no warehouse at {path}: nothing has run on this home yet. "
+                "Run `flywheel demo`, or point FLYWHEEL_HOME at a home "
+                "(`source <home>/flywheel.env` for a demo home)."
+            )
+
+
+def open_warehouse_or_exit(*, reading: bool = False):  # noqa: ANN201 - a Warehouse
     """The configured warehouse, its schema current (created on first use on the embedded
-    default; with least-privilege roles it must have been migrated by `flywheel migrate`)."""
+    default; with least-privilege roles it must have been migrated by `flywheel migrate`).
+    ``reading``: a command that only reads exits when an embedded home has no warehouse."""
     from flywheel_assets.platform.config import SettingsError
-    from flywheel_assets.platform.connect import open_warehouse
+    from flywheel_assets.platform.connect import open_warehouse, warehouse_url
     from flywheel_assets.platform.warehouse import WarehouseError
 
     try:
+        if reading:
+            require_embedded_warehouse(warehouse_url())
         return open_warehouse()
     except (SettingsError, WarehouseError) as exc:
         raise SystemExit(f"flywheel: {exc}") from exc

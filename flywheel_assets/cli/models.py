@@ -13,7 +13,7 @@ def _model(args: argparse.Namespace) -> int:
     from flywheel_assets import registry
     from flywheel_assets.training import challenger
 
-    wh = open_warehouse_or_exit()
+    wh = open_warehouse_or_exit(reading=True)
     try:
         with wh.begin() as conn:
             version = args.version or registry.get_alias(conn, args.alias)
@@ -89,7 +89,7 @@ def _rollback(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     from flywheel_assets import registry
 
-    wh = open_warehouse_or_exit()
+    wh = open_warehouse_or_exit(reading=True)
     try:
         with wh.begin() as conn:
             moves = registry.alias_history(conn, args.alias)

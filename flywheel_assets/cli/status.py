@@ -290,7 +290,10 @@ def render(status: dict[str, Any], console: Any) -> None:
 
 
 def status_for_home(home: Path | None = None, **kw: Any) -> dict[str, Any]:
+    from flywheel_assets.cli.common import require_embedded_warehouse
+
     paths = FlywheelPaths.from_env(home)
+    require_embedded_warehouse(paths.warehouse_url)
     wh = Warehouse(paths.warehouse_url)
     try:
         wh.migrate()

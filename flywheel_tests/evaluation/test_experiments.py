@@ -95,9 +95,18 @@ def test_a_winner_that_breaks_a_guardrail_is_not_promoted():
 
 def test_no_difference_continues_then_is_rejected_at_the_horizon():
     same = users(1500, 1500)
-    assert analyse(exp(max_days=3), same, START, POLICY).verdict == "continue"
+    first = analyse(exp(max_days=3), same, START, POLICY)
+    assert first.verdict == "continue"
     last = analyse(exp(max_days=3), same, START + dt.timedelta(days=2), POLICY)
     assert last.verdict == "reject" and "no significant win within 3 days" in last.reason
+
+    # A guardrail not yet shown non-inferior is pending while the experiment goes on, and
+    # "not shown" on the look that ends it (never "pending" on a finished experiment).
+    def unproven(a: object) -> set[str]:
+        return {r.outcome for r in a.results if r.kind == "guardrail" and r.outcome != "passed"}
+
+    assert unproven(first) <= {"pending", "n/a"} and "pending" in unproven(first)
+    assert unproven(last) == {"not shown", "n/a"}
 
 
 def test_sample_ratio_mismatch_voids_the_experiment_whatever_the_metrics():

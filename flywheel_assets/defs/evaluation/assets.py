@@ -76,12 +76,40 @@ def online_evaluation(
     return materialize_days(context, build)
 
 
+def _results_table(t: pd.DataFrame) -> pd.DataFrame:
+    """The look's results as the UI shows them: few, narrow columns (the metric's prefix says
+    its kind; the interval is one cell; users per arm in one), so nothing is cut off."""
+
+    def interval(low: object, high: object) -> str | None:
+        if pd.isna(low) or pd.isna(high):  # type: ignore[arg-type]
+            return None
+        return f"[{float(low):+.4f}, {float(high):+.4f}]"  # type: ignore[arg-type]
+
+    def users(c: object, t_: object) -> str | None:
+        if pd.isna(c) or pd.isna(t_):  # type: ignore[arg-type]
+            return None
+        return f"{int(c):,} / {int(t_):,}"  # type: ignore[call-overload]
+
+    return pd.DataFrame(
+        {
+            "metric": t["metric"],
+            "outcome": t["outcome"],
+            "champion": t["control_mean"],
+            "challenger": t["treatment_mean"],
+            "effect": t["effect"],
+            "95% CI (always valid)": [
+                interval(lo, hi) for lo, hi in zip(t["ci_low"], t["ci_high"], strict=True)
+            ],
+            "p (Holm)": t["p_adjusted"],
+            "users": [users(c, x) for c, x in zip(t["n_control"], t["n_treatment"], strict=True)],
+            "margin": t["margin"],
+        }
+    )
+
+
 def _online_metadata(look: DailyLook) -> dict[str, object]:
     exp, a = look.experiment, look.analysis
-    table = a.table()[
-        ["metric", "kind", "outcome", "control_mean", "treatment_mean", "effect", "ci_low",
-         "ci_high", "p_adjusted", "n_control", "n_treatment", "margin"]
-    ]  # fmt: skip
+    table = _results_table(a.table())
     meta: dict[str, object] = {
         "experiment": exp.experiment_id,
         "challenger": exp.challenger,
