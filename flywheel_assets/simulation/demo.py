@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from flywheel_assets import registry
+from flywheel_assets.evaluation.settings import ExperimentSettings
 from flywheel_assets.ingestion.accounting import COUNT_NAMES, day_counts
 from flywheel_assets.platform.settings import FlywheelPaths
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
@@ -93,20 +94,23 @@ def prepare_home(
 ENV_FILE = "flywheel.env"
 
 
-def write_env_file(home: Path, start: dt.date, days: int) -> Path:
+def write_env_file(
+    paths: FlywheelPaths, start: dt.date, days: int, warehouse_url: str | None
+) -> Path:
     """``$home/flywheel.env``: the settings the demo ran with, for every later process on the
     home (``source`` it, then ``dagster dev``, ``flywheel status``, a backfill). The
     partitions are the demo's days, so the UI shows those and not two years of gaps; the
     pseudonym key stays in its own file (read when sourced, never copied)."""
+    home = paths.home
     settings = {
         "FLYWHEEL_HOME": str(home),
-        "DAGSTER_HOME": os.environ["DAGSTER_HOME"],
+        "DAGSTER_HOME": str(home / "dagster"),
         "FLYWHEEL_PARTITION_START": start.isoformat(),
         "FLYWHEEL_PARTITION_END": (start + dt.timedelta(days=days - 1)).isoformat(),
-        "FLYWHEEL_EXPERIMENT_MAX_DAYS": os.environ["FLYWHEEL_EXPERIMENT_MAX_DAYS"],
+        "FLYWHEEL_EXPERIMENT_MAX_DAYS": str(ExperimentSettings.resolve().experiment_max_days),
     }
-    if os.environ.get("FLYWHEEL_WAREHOUSE_URL"):
-        settings["FLYWHEEL_WAREHOUSE_URL"] = os.environ["FLYWHEEL_WAREHOUSE_URL"]
+    if warehouse_url:
+        settings["FLYWHEEL_WAREHOUSE_URL"] = warehouse_url
     lines = [
         "# The settings of this demo home: `source` this file, then run `dagster dev`, `dg dev`,",
         "# `flywheel status` or a backfill on it (README, 'Open the UI').",
@@ -323,7 +327,7 @@ def _run_demo(
     from flywheel_assets.simulation.demo_ranker import ChampionPolicy
 
     paths = prepare_home(home, warehouse_url, seed=seed, dagster_storage=dagster_storage)
-    write_env_file(paths.home, start, days)
+    write_env_file(paths, start, days, warehouse_url)
     print(f"flywheel demo home: {paths.home}", file=sys.stderr)
     sim = ShopSimulator(config or SimulatorConfig(seed=seed), start=start)
     pseudonymiser = Pseudonymiser((paths.home / "pseudonym.key").read_text().strip())

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from flywheel_assets.defs.common import md_table
-from flywheel_assets.defs.evaluation.assets import _results_table
+from flywheel_assets.defs.evaluation.assets import ab_results_table
 from flywheel_assets.defs.promotion.assets import _offline_note
 from flywheel_assets.evaluation.promotion import PromotionDecision
 
@@ -37,7 +37,7 @@ def test_the_offline_table_says_whose_evaluation_it_is_when_not_the_decisions() 
     assert _offline_note(decision("m9"), evals.iloc[0:0]) == ""
 
 
-def test_the_ab_table_puts_each_interval_and_the_users_in_one_cell() -> None:
+def test_the_ab_table_is_six_narrow_columns_with_the_interval_beside_its_effect() -> None:
     t = pd.DataFrame(
         {
             "metric": ["purchase_rate", "guardrail:latency_ms"],
@@ -54,10 +54,9 @@ def test_the_ab_table_puts_each_interval_and_the_users_in_one_cell() -> None:
             "margin": [np.nan, 0.25],
         }
     )
-    shown = md_table(_results_table(t)).splitlines()
-    assert shown[0].count("|") - 1 == 9  # columns, down from 12
+    shown = md_table(ab_results_table(t)).splitlines()
+    assert shown[0].count("|") - 1 == 6  # columns, down from 12
     assert shown[2] == (
-        "| purchase_rate | win | 0.1785 | 0.6088 | 0.4303 | [+0.3407, +0.5198] | 2.08e-39 "
-        "| 586 / 1,203 | – |"
+        "| purchase_rate | win | 0.1785 | 0.6088 | +0.4303 [+0.341, +0.520] | 2.08e-39 |"
     )
-    assert shown[3] == "| guardrail:latency_ms | n/a | – | – | – | – | – | – | 0.2500 |"
+    assert shown[3] == "| guardrail:latency_ms | n/a (margin 0.25) | – | – | – | – |"

@@ -474,9 +474,18 @@ def test_the_loop_through_kafka_trains_the_same_models_as_through_files(tmp_path
     start = dt.date(2026, 7, 1)
     files = run_demo(days=2, seed=5, start=start, home=tmp_path / "files", config=small)
     topic = run_demo(days=2, seed=5, start=start, home=tmp_path / "kafka", config=small, kafka=True)
-    keys = ("day", "events", "quarantined", "champion", "challenger", "decision")
+    keys = (
+        "day",
+        "read",
+        "accepted",
+        "quarantined",
+        "duplicates",
+        "champion",
+        "challenger",
+        "decision",
+    )
     assert [{k: r[k] for k in keys} for r in topic] == [{k: r[k] for k in keys} for r in files]
-    assert all(r["events"] > 0 for r in topic)
+    assert all(r["read"] > 0 for r in topic)
     wh = Warehouse(f"duckdb:///{tmp_path / 'kafka' / 'warehouse.duckdb'}")
     sources = _query(wh, "SELECT DISTINCT fmt FROM ingested_files WHERE source = 'events'")
     assert sources["fmt"].tolist() == ["kafka"]  # no event file was involved

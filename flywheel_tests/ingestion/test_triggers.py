@@ -96,7 +96,8 @@ def test_days_outside_the_partitions_are_warned_about_not_requested(tmp_path: Pa
     assert [r.partition_key for r in tick.requests] == [DAY.isoformat()]
     assert tick.warnings == [
         "landing files for 1999-01-01 are outside the daily partitions "
-        "(FLYWHEEL_PARTITION_START to tomorrow): not ingested"
+        "(FLYWHEEL_PARTITION_START to FLYWHEEL_PARTITION_END, or tomorrow when that is unset): "
+        "not ingested"
     ]
     # Remembered all the same, so the day is not counted as a change on every tick.
     assert "1999-01-01" in json.loads(tick.cursor)["days"]

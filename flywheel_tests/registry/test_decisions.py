@@ -4,6 +4,7 @@ state ``decide`` needs, applying what it returns, and replaying the day."""
 import datetime as dt
 import json
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -196,8 +197,14 @@ def test_alias_history_has_none_for_the_cold_start_and_history_prints_it(
     monkeypatch.setenv("FLYWHEEL_WAREHOUSE_URL", wh.url)
     assert cli(["history"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(" by ")[0].split(" ", 2)[-1] for line in lines] == [
+    assert [re.search(r"\S+ -> \S+", line).group(0) for line in lines] == [
         "cold-start -> m-1",
         "m-1 -> m-2",
     ]
     assert not any("nan" in line.lower() for line in lines)
+    assert cli(["history", "--json"]) == 0
+    moves = json.loads(capsys.readouterr().out)["moves"]
+    assert [(m["from"], m["to"], m["by"], m["reason"]) for m in moves] == [
+        ("cold-start", "m-1", "ann", "first"),
+        ("m-1", "m-2", "bob", "next"),
+    ]

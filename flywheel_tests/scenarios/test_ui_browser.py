@@ -151,9 +151,12 @@ def test_the_ui_tells_the_story_in_a_real_browser(webserver, tmp_path: Path) -> 
 
         # the A/B result: every metric with its interval, and the effect over the days
         open_page("/assets/online_evaluation")
-        dialog = open_markdown("results")
+        # six narrow columns: short enough for the UI to show the table in place
+        show_metadata("results")
         for metric in ("sample_ratio", "purchase_rate", "guardrail:ctr"):
-            expect(dialog.get_by_text(metric, exact=True).first).to_be_visible()
+            cell = page.get_by_text(metric, exact=True).first
+            expect(cell).to_be_visible()
+        page.get_by_text("effect [always-valid 95% CI]").first.scroll_into_view_if_needed()
         page.screenshot(path=shots / "ab-result.png")
         dialog = open_markdown("effect_over_days")
         expect(dialog.locator("img").first).to_be_visible()

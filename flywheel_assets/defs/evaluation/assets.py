@@ -76,40 +76,44 @@ def online_evaluation(
     return materialize_days(context, build)
 
 
-def _results_table(t: pd.DataFrame) -> pd.DataFrame:
-    """The look's results as the UI shows them: few, narrow columns (the metric's prefix says
-    its kind; the interval is one cell; users per arm in one), so nothing is cut off."""
+def ab_results_table(t: pd.DataFrame) -> pd.DataFrame:
+    """The look's results as the UI shows them: six narrow columns, so the UI shows the table
+    in place and nothing is cut off (the metric's prefix says its kind; a guardrail's margin is
+    in its outcome; the effect carries its interval; the users per arm are the sample_ratio
+    row's, and the users_champion and users_challenger metadata)."""
 
-    def interval(low: object, high: object) -> str | None:
-        if pd.isna(low) or pd.isna(high):  # type: ignore[arg-type]
-            return None
-        return f"[{float(low):+.4f}, {float(high):+.4f}]"  # type: ignore[arg-type]
+    def missing(*values: object) -> bool:
+        return any(pd.isna(v) for v in values)  # type: ignore[arg-type]
 
-    def users(c: object, t_: object) -> str | None:
-        if pd.isna(c) or pd.isna(t_):  # type: ignore[arg-type]
+    def outcome(o: object, margin: object) -> str:
+        return str(o) if missing(margin) else f"{o} (margin {float(margin):.4g})"  # type: ignore[arg-type]
+
+    def effect(e: object, low: object, high: object) -> str | None:
+        if missing(e):
             return None
-        return f"{int(c):,} / {int(t_):,}"  # type: ignore[call-overload]
+        text = f"{float(e):+.4f}"  # type: ignore[arg-type]
+        if missing(low, high):
+            return text
+        return f"{text} [{float(low):+.3f}, {float(high):+.3f}]"  # type: ignore[arg-type]
 
     return pd.DataFrame(
         {
             "metric": t["metric"],
-            "outcome": t["outcome"],
+            "outcome": [outcome(o, m) for o, m in zip(t["outcome"], t["margin"], strict=True)],
             "champion": t["control_mean"],
             "challenger": t["treatment_mean"],
-            "effect": t["effect"],
-            "95% CI (always valid)": [
-                interval(lo, hi) for lo, hi in zip(t["ci_low"], t["ci_high"], strict=True)
+            "effect [always-valid 95% CI]": [
+                effect(e, lo, hi)
+                for e, lo, hi in zip(t["effect"], t["ci_low"], t["ci_high"], strict=True)
             ],
             "p (Holm)": t["p_adjusted"],
-            "users": [users(c, x) for c, x in zip(t["n_control"], t["n_treatment"], strict=True)],
-            "margin": t["margin"],
         }
     )
 
 
 def _online_metadata(look: DailyLook) -> dict[str, object]:
     exp, a = look.experiment, look.analysis
-    table = _results_table(a.table())
+    table = ab_results_table(a.table())
     meta: dict[str, object] = {
         "experiment": exp.experiment_id,
         "challenger": exp.challenger,

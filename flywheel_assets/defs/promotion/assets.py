@@ -13,7 +13,11 @@ import pandas as pd
 
 from flywheel_assets import registry
 from flywheel_assets.defs.common import daily_asset, materialize_days, md_table, utcnow
-from flywheel_assets.defs.evaluation.assets import offline_evaluation, online_evaluation
+from flywheel_assets.defs.evaluation.assets import (
+    ab_results_table,
+    offline_evaluation,
+    online_evaluation,
+)
 from flywheel_assets.defs.resources import (
     ExperimentsConfig,
     FeaturesConfig,
@@ -122,7 +126,7 @@ def _decision_metadata(d: PromotionDecision, evals: pd.DataFrame) -> dict[str, o
         meta["started_experiment"] = d.started_experiment
     if "online" in d.evidence:
         online = pd.DataFrame(d.evidence["online"])  # type: ignore[arg-type]
-        meta["online"] = dg.MetadataValue.md(md_table(online))
+        meta["online"] = dg.MetadataValue.md(md_table(ab_results_table(online)))
     return meta
 
 
