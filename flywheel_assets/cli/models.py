@@ -21,6 +21,14 @@ def _model(args: argparse.Namespace) -> int:
         if record is None:
             print(f"no model {version or args.alias!r} in the registry", file=sys.stderr)
             return 1
+        if args.action == "show" and args.json:
+            import dataclasses
+
+            shown = dataclasses.asdict(record)
+            spec_json = shown.pop("training_spec_json", None)
+            shown["training_spec"] = json.loads(spec_json) if spec_json else None
+            print(json.dumps(shown, indent=2, sort_keys=True, default=str))
+            return 0
         if args.action == "show":
             spec = json.loads(record.training_spec_json) if record.training_spec_json else None
             print(f"model {record.model_version} (trained for {record.dt})")
@@ -144,6 +152,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("action", choices=["show", "reproduce"])
     m.add_argument("version", nargs="?", default=None, help="a model version (default: --alias)")
     m.add_argument("--alias", default="champion", choices=["champion", "challenger"])
+    m.add_argument("--json", action="store_true", help="show: the registry record as JSON")
     m.set_defaults(func=_model)
 
     rb = sub.add_parser(

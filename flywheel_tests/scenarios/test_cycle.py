@@ -613,6 +613,9 @@ def test_the_readme_path_reads_at_80_columns_and_in_a_pipe(demo_home, tmp_path):
     assert [d["day"] for d in state["days"]] == [r["day"] for r in rows]  # none before the first
     for r in rows:
         assert r["decision"] in status
+    model = json.loads(_readme_cli(home, copy, "model", "show", "--alias", "challenger", "--json"))
+    assert model["model_version"] == state["experiment"]["challenger"]
+    assert model["training_spec"]["label"] == model["label"] == "purchase"
 
 
 def test_one_days_counts_agree_under_one_name_everywhere(demo_home):
