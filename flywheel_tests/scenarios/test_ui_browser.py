@@ -21,6 +21,9 @@ from flywheel_assets.simulation.demo import run_demo
 from flywheel_assets.simulation.simulator import SimulatorConfig
 from flywheel_tests.support.environment import restored_environment
 
+# Both tests share the webserver on one demo home: one worker runs them, so it is built once.
+pytestmark = pytest.mark.xdist_group("scenarios.test_ui_browser")
+
 SMALL = SimulatorConfig(
     seed=11, n_users=2_000, n_items=300, sessions_per_day=300, new_users_per_day=30
 )
