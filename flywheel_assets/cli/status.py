@@ -245,7 +245,6 @@ def render(status: dict[str, Any], console: Any) -> None:
             )
         )
 
-    flagged = any(d["flags"] for d in status["days"])
     t = Table(
         title="days (event rows: read = accepted + quarantined + duplicates)",
         title_justify="left",
@@ -253,14 +252,17 @@ def render(status: dict[str, Any], console: Any) -> None:
         show_edge=False,
     )
     counts = ("read", "accepted", "quarantined", "duplicates")
-    for col in ("day", *counts, "decision", *(("note",) if flagged else ())):
-        t.add_column(col, justify="right" if col in counts else "left", no_wrap=col != "note")
+    for col in ("day", *counts):
+        t.add_column(col, justify="right" if col in counts else "left", no_wrap=True)
+    # A flag (missing, not accounted, undecided) stands beside the decision, or in its place:
+    # a column of its own would not fit 80 columns. The cell may wrap to a second line.
+    t.add_column("decision")
     for d in status["days"]:
+        flags = f"({', '.join(d['flags'])})" if d["flags"] else ""
         t.add_row(
             d["day"],
             *("-" if d[k] is None else f"{d[k]:,}" for k in counts),
-            d["decision"] or "-",
-            *((", ".join(d["flags"]),) if flagged else ()),
+            " ".join(x for x in (d["decision"], flags) if x) or "-",
         )
     console.print(t)
 
