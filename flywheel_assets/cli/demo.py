@@ -25,7 +25,7 @@ def _demo(args: argparse.Namespace) -> int:
         "duplicates": 10,
         "champion": 18,
         "challenger": 18,
-        "decision": 17,  # "reject+experiment": every decision of the day
+        "decision": 18,  # "promote+experiment": every decision of the day
     }
 
     def fmt(v: object, col: str) -> str:
@@ -58,7 +58,8 @@ def _demo(args: argparse.Namespace) -> int:
     )
     print(
         f"done; home: {home.resolve()}\n"
-        f"open the UI: source {home.resolve() / ENV_FILE} && .venv/bin/dagster dev",
+        f"open the UI: source {home.resolve() / ENV_FILE} && "
+        '(cd "$DAGSTER_HOME" && "$OLDPWD"/.venv/bin/dagster dev -m flywheel_assets.definitions)',
         file=sys.stderr,
     )
     return 0

@@ -120,25 +120,25 @@ def _history(args: argparse.Namespace) -> int:
     if not rows:
         print(f"the {args.alias} alias has never moved")
         return 0
+    from rich import box
     from rich.console import Console
+    from rich.table import Table
 
     from flywheel_assets.cli.status import paragraphs
 
-    # One paragraph per move, wrapped in its own column: readable at 80 columns and in a pipe.
-    Console().print(
-        paragraphs(
-            [
-                (
-                    r["moved_at"][:16],
-                    f"{r['from']} -> {r['to']}"
-                    # a decision's reason names its day already
-                    + (f" (for {r['day']})" if r["day"] and r["day"] not in r["reason"] else "")
-                    + f" by {r['by']}: {r['reason']}",
-                )
-                for r in rows
-            ]
-        )
+    # As `flywheel status` lays out decisions: short values in a table (one line per move at
+    # 80 columns and in a pipe), who and why as a paragraph per move under it.
+    console = Console()
+    t = Table(
+        title=f"{args.alias} moves", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False
     )
+    for col in ("moved at", "for day", "from", "to"):
+        t.add_column(col, no_wrap=True, overflow="ellipsis")
+    for r in rows:
+        t.add_row(r["moved_at"][:16], r["day"] or "-", r["from"], r["to"])
+    console.print(t)
+    console.print("who and why:")
+    console.print(paragraphs([(r["moved_at"][:16], f"{r['by']}: {r['reason']}") for r in rows]))
     return 0
 
 

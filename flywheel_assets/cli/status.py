@@ -77,19 +77,21 @@ def collect_status(
     missing, undecided = [], []
     for i in range((end - start).days + 1):
         day = start + dt.timedelta(days=i)
-        c = counts.get(day, dict.fromkeys(COUNT_NAMES))
+        c = counts.get(day, {**dict.fromkeys(COUNT_NAMES), "accounted": False})
         decision = decided.get(day, {}).get("decision")
         read = c["read"] or 0
         flags = []
         if first_day is not None and day >= first_day and read == 0:
             flags.append("missing")
             missing.append(day.isoformat())
-        elif read and c["accepted"] is None:
+        elif read and not c["accounted"]:
+            # read but not through the quality stage since: the other counts are older or absent
             flags.append("not accounted")
         if read and decision is None and day < today:
             flags.append("undecided")
             undecided.append(day.isoformat())
-        calendar.append({"day": day.isoformat(), **c, "decision": decision, "flags": flags})
+        shown = {k: c[k] for k in COUNT_NAMES}
+        calendar.append({"day": day.isoformat(), **shown, "decision": decision, "flags": flags})
     stale_days = max((yesterday - last_data).days, 0) if last_data else None
     latest_look = {}
     if len(looks):
@@ -168,12 +170,14 @@ def paragraphs(items: list[tuple[str, str]]) -> Any:
     """Labelled paragraphs (a day and its reason): the text wraps in its own column, so it
     reads as a paragraph at any width."""
     from rich.table import Table
+    from rich.text import Text
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")
     for label, text in items:
-        grid.add_row(label, text)
+        # Text, not markup: a reason may hold "[...]" (a person's rollback reason, an interval)
+        grid.add_row(Text(label), Text(text))
     return grid
 
 
@@ -182,6 +186,7 @@ def render(status: dict[str, Any], console: Any) -> None:
     from rich import box
     from rich.padding import Padding
     from rich.table import Table
+    from rich.text import Text
 
     c = status["champion"]
     metrics = ", ".join(
@@ -276,7 +281,8 @@ def render(status: dict[str, Any], console: Any) -> None:
         for col in ("reason", "rows", "first", "last"):
             t.add_column(col, overflow="fold", justify="right" if col == "rows" else "left")
         for q in status["quarantine"]:
-            t.add_row(q["reason"], f"{q['rows']:,}", q["first"], q["last"])
+            # a reason can quote the producer's value: text, never markup
+            t.add_row(Text(q["reason"]), f"{q['rows']:,}", q["first"], q["last"])
         console.print(t)
         console.print("  fix and release: flywheel quarantine list|export|release --day DAY")
     else:
@@ -285,7 +291,10 @@ def render(status: dict[str, Any], console: Any) -> None:
         console.print("[bold]latest alerts[/bold]")
         for a in status["alerts"]:
             console.print(
-                f"  {a['raised_at']}  {a['job_name']} {a.get('partition_key') or ''}: {a['message'][:200]}"
+                Text(
+                    f"  {a['raised_at']}  {a['job_name']} {a.get('partition_key') or ''}: "
+                    f"{a['message'][:200]}"
+                )
             )
     else:
         console.print("alerts: none")

@@ -1,7 +1,6 @@
 """Shared pieces of the asset layer: partitions, the warehouse pool, partition bounds."""
 
 import datetime as dt
-import math
 from collections.abc import Callable
 
 import dagster as dg
@@ -44,7 +43,7 @@ def md_table(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
     def fmt(v: object) -> str:
         # Missing is "–" (not nan/None); a count stored as a float reads as a count; a tiny
         # p-value keeps its magnitude instead of rounding to 0.0000.
-        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
+        if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)):
             return "–"
         if isinstance(v, float | np.floating):
             v = float(v)

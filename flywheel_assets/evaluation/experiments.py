@@ -295,18 +295,39 @@ def analyse(
             )
         )  # fmt: skip
     latency_source = latency_ms[2] if latency_ms is not None and len(latency_ms) > 2 else "replayed"
-    # A guardrail not yet shown non-inferior is "pending" only while the experiment goes on:
-    # once this look ends it (a loss, a breach, a clean win, the last day) it was "not shown".
-    ends = (
-        results[1].outcome == "loss"
-        or any(g.harmed for g in guardrails)
-        or (results[1].outcome == "win" and all(g.passed for g in guardrails))
-        or look >= experiment.max_days
+    primary_outcome = results[1].outcome
+    summary = (
+        f"purchase rate {primary.treatment_mean:.4f} vs {primary.control_mean:.4f} "
+        f"(effect {primary.effect:+.4f}, always-valid 95% CI [{primary.ci_low:+.4f}, "
+        f"{primary.ci_high:+.4f}], Holm p {adjusted[0]:.3g}) after {look} day(s)"
     )
-    for g in guardrails:
-        outcome = (
-            "passed" if g.passed else ("harmed" if g.harmed else "not shown" if ends else "pending")
+    harmed = [g.metric for g in guardrails if g.harmed]
+    pending = [g.metric for g in guardrails if not g.passed]
+    if primary_outcome == "loss":
+        decided = ("reject", f"challenger loses: {summary}")
+    elif harmed:
+        decided = ("reject", f"guardrail breached ({', '.join(harmed)}): {summary}")
+    elif primary_outcome == "win" and not pending:
+        decided = ("promote", f"challenger wins with guardrails intact: {summary}")
+    elif look >= experiment.max_days:
+        why = (
+            "guardrails not shown non-inferior: " + ", ".join(pending)
+            if primary_outcome == "win"
+            else "no significant win"
         )
+        decided = ("reject", f"{why} within {experiment.max_days} days: {summary}")
+    else:
+        waiting = (
+            "guardrails pending: " + ", ".join(pending)
+            if primary_outcome == "win"
+            else "no decision yet"
+        )
+        decided = ("continue", f"{waiting}: {summary}")
+    # A guardrail not yet shown non-inferior is "pending" only while the experiment goes on;
+    # on the look that ends it, it was "not shown".
+    unproven = "pending" if decided[0] == "continue" else "not shown"
+    for g in guardrails:
+        outcome = "passed" if g.passed else ("harmed" if g.harmed else unproven)
         note = f"{'higher' if g.higher_is_better else 'lower'} is better"
         if g.metric == "latency_ms":
             note += f"; {latency_source} requests"
@@ -317,33 +338,7 @@ def analyse(
         results.append(
             MetricResult("guardrail:latency_ms", "guardrail", "n/a", note="cold-start champion")
         )
-    primary_row = results[1]
-    summary = (
-        f"purchase rate {primary.treatment_mean:.4f} vs {primary.control_mean:.4f} "
-        f"(effect {primary.effect:+.4f}, always-valid 95% CI [{primary.ci_low:+.4f}, "
-        f"{primary.ci_high:+.4f}], Holm p {adjusted[0]:.3g}) after {look} day(s)"
-    )
-    harmed = [g.metric for g in guardrails if g.harmed]
-    pending = [g.metric for g in guardrails if not g.passed]
-    if primary_row.outcome == "loss":
-        return verdict("reject", f"challenger loses: {summary}")
-    if harmed:
-        return verdict("reject", f"guardrail breached ({', '.join(harmed)}): {summary}")
-    if primary_row.outcome == "win" and not pending:
-        return verdict("promote", f"challenger wins with guardrails intact: {summary}")
-    if look >= experiment.max_days:
-        why = (
-            "guardrails not shown non-inferior: " + ", ".join(pending)
-            if primary_row.outcome == "win"
-            else "no significant win"
-        )
-        return verdict("reject", f"{why} within {experiment.max_days} days: {summary}")
-    waiting = (
-        "guardrails pending: " + ", ".join(pending)
-        if primary_row.outcome == "win"
-        else "no decision yet"
-    )
-    return verdict("continue", f"{waiting}: {summary}")
+    return verdict(*decided)
 
 
 def planned_n(daily_users: list[int], policy: ExperimentPolicy) -> int:

@@ -54,6 +54,7 @@ class DecisionRecord:
     champion_after: str | None
     experiment_id: str | None
     decided_at: dt.datetime
+    started_experiment: str | None = None  # the experiment the decision started, if any
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,9 @@ def _as_recorded(decision: PromotionDecision, previous: DecisionRecord | None) -
     decision = replace(decision, move_champion=False)
     if previous is None:
         return decision
+    # Today's evidence, but what the record started stays said: reports name the day by it
+    # ("reject+experiment"), and a re-run must not rename it.
+    started = {"started_experiment": previous.started_experiment}
     return replace(
         decision,
         decision=previous.decision,
@@ -255,6 +259,7 @@ def _as_recorded(decision: PromotionDecision, previous: DecisionRecord | None) -
         champion_after=previous.champion_after,
         challenger=previous.challenger,
         experiment_id=previous.experiment_id,
+        evidence={**decision.evidence, **(started if previous.started_experiment else {})},
     )
 
 

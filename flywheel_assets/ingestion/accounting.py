@@ -58,12 +58,20 @@ def record_accounting(
 
 def day_counts(
     wh: Warehouse, conn: Connection, from_dt: dt.date, to_dt: dt.date
-) -> dict[dt.date, dict[str, int | None]]:
+) -> dict[dt.date, dict[str, int | bool | None]]:
     """Event rows of each day in [from_dt, to_dt] under the names every report uses: read,
     accepted, quarantined, duplicates (read = accepted + quarantined + duplicates). A day read
-    but not yet through the quality stage has None for the other three (not yet accounted)."""
+    but not yet through the quality stage has None for the other three; ``accounted`` is False
+    for it, and for a day ingested again since its accounting (the counts are older)."""
     df = wh.query_df(conn, load_sql("ingestion/day_counts"), from_dt=from_dt, to_dt=to_dt)
-    return {
-        pd.Timestamp(r["dt"]).date(): {k: None if pd.isna(r[k]) else int(r[k]) for k in COUNT_NAMES}
-        for _, r in df.iterrows()
-    }
+
+    def count(v: object) -> int | None:
+        return None if pd.isna(v) else int(v)  # type: ignore[call-overload]
+
+    out: dict[dt.date, dict[str, int | bool | None]] = {}
+    for _, r in df.iterrows():
+        counts = {k: count(r[k]) for k in COUNT_NAMES}
+        landed = count(r["landed"])
+        accounted = counts["accepted"] is not None and (landed is None or landed == counts["read"])
+        out[pd.Timestamp(r["dt"]).date()] = {**counts, "accounted": accounted}
+    return out

@@ -151,7 +151,9 @@ class CycleSettings(Settings):
                     dt.date.fromisoformat(value)
             except ValueError:
                 raise SettingsError(f"{env}={value!r} is not a date (YYYY-MM-DD)") from None
-        if self.partition_end is not None and self.partition_end < self.partition_start:
+        if self.partition_end is not None and dt.date.fromisoformat(
+            self.partition_end
+        ) < dt.date.fromisoformat(self.partition_start):
             raise SettingsError(
                 f"FLYWHEEL_PARTITION_END={self.partition_end} is before "
                 f"FLYWHEEL_PARTITION_START={self.partition_start}"

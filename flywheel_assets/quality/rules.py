@@ -149,10 +149,10 @@ def judge_quarantine_share(
             payload=sample["payload"].astype(str).str.slice(0, 160),
         ),
         description=(
-            f"{n_faults} of {landed} landed events ({share:.2%}) quarantined as faults, "
+            f"{n_faults} of {landed} events read ({share:.2%}) quarantined as faults, "
             f"within {limit:.2%}."
             if share <= limit
-            else f"{n_faults} of {landed} landed events ({share:.2%}) are quarantined as "
+            else f"{n_faults} of {landed} events read ({share:.2%}) are quarantined as "
             f"faults, above the {limit:.2%} limit: {listed}. Fix the producer or the "
             "reference data (a missing catalog item), re-deliver and re-materialise the "
             "day, or fix and release rows (flywheel quarantine release, docs/quality.md); "

@@ -28,7 +28,7 @@ class QualitySettings(Settings):
         0.02,
         "FLYWHEEL_MAX_QUARANTINE_SHARE",
         "open quarantine rows (data faults; exact redeliveries excluded) above this share of "
-        "the day's landed events block the day",
+        "the day's events read block the day",
     )
     volume_reference_days: int = setting(
         7, "FLYWHEEL_VOLUME_REFERENCE_DAYS", "days before a day whose median volume it is judged by"

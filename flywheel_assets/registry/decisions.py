@@ -32,6 +32,7 @@ def get_decision(conn: Connection, day: dt.date) -> DecisionRecord | None:
         champion_after=text(r["champion_after"]),
         experiment_id=text(r["experiment_id"]),
         decided_at=r["decided_at"],
+        started_experiment=json.loads(text(r["evidence_json"]) or "{}").get("started_experiment"),
     )
 
 

@@ -46,6 +46,15 @@ COLUMNS = [
 # package make a built wheel carry them too).
 INSTANCE_DIR = Path(__file__).resolve().parents[1] / "instance"
 DEMO_EXPERIMENT_DAYS = 3
+# Settings a demo home never inherits from the shell: its own warehouse, folders and days (a
+# shell that sourced another demo's flywheel.env has partitions that may not hold these days).
+DEMO_CLEARS = (
+    "FLYWHEEL_WAREHOUSE_URL",
+    "FLYWHEEL_LANDING_DIR",
+    "FLYWHEEL_MODELS_DIR",
+    "FLYWHEEL_PARTITION_START",
+    "FLYWHEEL_PARTITION_END",
+)
 
 
 def prepare_home(
@@ -81,7 +90,7 @@ def prepare_home(
     os.environ["FLYWHEEL_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     os.environ["FLYWHEEL_PSEUDONYM_KEY"] = key_file.read_text().strip()
-    for var in ("FLYWHEEL_WAREHOUSE_URL", "FLYWHEEL_LANDING_DIR", "FLYWHEEL_MODELS_DIR"):
+    for var in DEMO_CLEARS:
         os.environ.pop(var, None)
     if warehouse_url:
         os.environ["FLYWHEEL_WAREHOUSE_URL"] = warehouse_url
@@ -111,14 +120,23 @@ def write_env_file(
     }
     if warehouse_url:
         settings["FLYWHEEL_WAREHOUSE_URL"] = warehouse_url
+    # What the demo cleared must be cleared here too: a shell set up for a real deployment
+    # must not point a demo's Dagster home at the real warehouse or models.
+    cleared = [v for v in DEMO_CLEARS if v not in settings]
+    key_file = shlex.quote(str(home / "pseudonym.key"))
     lines = [
         "# The settings of this demo home: `source` this file, then run `dagster dev`, `dg dev`,",
         "# `flywheel status` or a backfill on it (README, 'Open the UI').",
         *(f"export {k}={shlex.quote(v)}" for k, v in settings.items()),
-        f'export FLYWHEEL_PSEUDONYM_KEY="$(cat {shlex.quote(str(home / "pseudonym.key"))})"',
+        *(f"unset {k}" for k in cleared),
+        # a missing key file stops here instead of exporting an empty key
+        f'FLYWHEEL_PSEUDONYM_KEY="$(cat {key_file})" || '
+        '{ echo "flywheel.env: cannot read the pseudonym key" >&2; return 1; }',
+        "export FLYWHEEL_PSEUDONYM_KEY",
     ]
     path = home / ENV_FILE
     path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)  # the warehouse URL may name a login
     return path
 
 
@@ -259,7 +277,8 @@ def day_summary(wh: Warehouse, day: dt.date) -> dict[str, object]:
     names), its decision named in full, and what the served traffic did."""
     with wh.begin() as conn:
         row = wh.query_df(conn, load_sql("reporting/day_summary"), dt=day).iloc[0]
-        counts = day_counts(wh, conn, day, day).get(day, dict.fromkeys(COUNT_NAMES))
+        found = day_counts(wh, conn, day, day).get(day, {})
+        counts = {k: found.get(k) for k in COUNT_NAMES}
         decided = registry.day_decisions(conn, day, day).get(day, {})
     return (
         {k: (None if pd.isna(v) else v) for k, v in row.items()}

@@ -362,7 +362,7 @@ def test_kafka_events_asset_feeds_raw_events_and_accounting(
     instance = dg.DagsterInstance.ephemeral()
     res = dg.materialize([kafka_events], resources=resources(), instance=instance)
     meta = res.asset_materializations_for_node("kafka_events")[0].metadata
-    assert meta["messages_read"].value == 101 and meta["rows_quarantined"].value == 1
+    assert meta["messages_read"].value == 101 and meta["messages_quarantined"].value == 1
     assert meta["days"].value == [DAY.isoformat()]
     # Each committed batch is also observed, so a run failing later still reports its days.
     observed = instance.fetch_observations(kafka_events.key, limit=10).records

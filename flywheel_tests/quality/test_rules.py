@@ -196,9 +196,7 @@ SAMPLE = pd.DataFrame(
 def test_redeliveries_do_not_count_against_the_quarantine_share() -> None:
     ok = judge_quarantine_share(REASONS, SAMPLE, landed=1000, limit=0.01)
     assert ok.passed and (ok.faults, ok.share) == (5, 0.005)
-    assert ok.description == (
-        "5 of 1000 landed events (0.50%) quarantined as faults, within 1.00%."
-    )
+    assert ok.description == ("5 of 1000 events read (0.50%) quarantined as faults, within 1.00%.")
     assert ok.reasons["counts_as_fault"].tolist() == [False, True, True]
     assert ok.reasons["share"].tolist() == [0.05, 0.003, 0.002]
     assert ok.sample["source_file"].tolist() == ["a.jsonl"]
@@ -209,7 +207,7 @@ def test_too_many_faults_block_and_say_what_to_do() -> None:
     bad = judge_quarantine_share(REASONS, SAMPLE, landed=200, limit=0.02)
     assert not bad.passed and bad.share == 0.025
     assert bad.description.startswith(
-        "5 of 200 landed events (2.50%) are quarantined as faults, above the 2.00% limit: "
+        "5 of 200 events read (2.50%) are quarantined as faults, above the 2.00% limit: "
         "invalid_event_type (ingestion): 3; unknown_item (quality): 2. Fix the producer"
     )
     assert bad.description.endswith("raise FLYWHEEL_MAX_QUARANTINE_SHARE.")

@@ -6,6 +6,7 @@ import json
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -196,15 +197,36 @@ def test_alias_history_has_none_for_the_cold_start_and_history_prints_it(
     assert moves["dt"].tolist() == [None, None]  # moved by hand, not by a day's decision
     monkeypatch.setenv("FLYWHEEL_WAREHOUSE_URL", wh.url)
     assert cli(["history"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert [re.search(r"\S+ -> \S+", line).group(0) for line in lines] == [
-        "cold-start -> m-1",
-        "m-1 -> m-2",
-    ]
-    assert not any("nan" in line.lower() for line in lines)
+    text = capsys.readouterr().out
+    moved = re.findall(r"^ \d{4}-\d\d-\d\d \d\d:\d\d +- +(\S+) +(\S+)", text, re.MULTILINE)
+    assert moved == [("cold-start", "m-1"), ("m-1", "m-2")]
+    assert "ann: first" in text and "bob: next" in text
+    assert "nan" not in text.lower()
     assert cli(["history", "--json"]) == 0
     moves = json.loads(capsys.readouterr().out)["moves"]
     assert [(m["from"], m["to"], m["by"], m["reason"]) for m in moves] == [
         ("cold-start", "m-1", "ann", "first"),
         ("m-1", "m-2", "bob", "next"),
     ]
+
+
+def test_a_frozen_day_keeps_naming_the_experiment_it_started(wh: Warehouse):
+    """Reports call a day that ended one experiment and started the next "reject+experiment"
+    (from the decision's evidence); re-running that day once it is frozen keeps its record,
+    and with it what it started, though the evidence is today's."""
+    from flywheel_assets.evaluation.promotion import _as_recorded
+
+    recorded = PromotionDecision(
+        "reject", "it lost.", None, None, "m-a", "exp-a", evidence={"started_experiment": "exp-b"}
+    )
+    with wh.begin() as conn:
+        registry.apply_decision(conn, DAY, replace(recorded, move_champion=False), now=NOW)
+        previous = registry.get_decision(conn, DAY)
+    assert previous is not None and previous.started_experiment == "exp-b"
+    today = PromotionDecision("continue", "", None, None, None, None, evidence={"online": [1]})
+    again = _as_recorded(today, previous)
+    assert (again.decision, again.reason, again.move_champion) == ("reject", "it lost.", False)
+    assert again.evidence == {"online": [1], "started_experiment": "exp-b"}
+    assert _as_recorded(today, replace(previous, started_experiment=None)).evidence == {
+        "online": [1]
+    }

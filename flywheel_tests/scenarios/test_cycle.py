@@ -586,19 +586,34 @@ def test_the_readme_path_reads_at_80_columns_and_in_a_pipe(demo_home, tmp_path):
     import re
     import shutil
 
+    from flywheel_assets import registry
+
     home, rows = demo_home
     copy = tmp_path / "home"
     shutil.copytree(home, copy)
+    # Three days promote nobody: a person moves the champion, with a long reason that holds
+    # brackets rich would read as markup.
+    person = "rolled back by hand: [/x] is not markup, nor [red]this[/red]; " + "why " * 60
+    wh = Warehouse(f"duckdb:///{copy / 'warehouse.duckdb'}")
+    with wh.begin() as conn:
+        first = rows[0]["challenger"]
+        registry.move_alias(
+            conn, registry.CHAMPION, first, actor="ann", reason=person, now=dt.datetime(2026, 2, 4)
+        )
+    wh.dispose()
     status = _readme_cli(home, copy, "status", "--as-of", "2026-02-04")
-    history = _readme_cli(home, copy, "history")  # three days: no promotion yet
+    history = _readme_cli(home, copy, "history")
     challenger = _readme_cli(home, copy, "history", "--alias", "challenger")
     for text in (status, history, challenger):
         assert not re.search(r"\bnan\b", text, re.IGNORECASE), text
         assert max(len(line.rstrip()) for line in text.splitlines()) <= 80, text
     tables = _table_rows(status)
     assert len(tables) >= 3 + 4  # 3 decisions, 3 days, quarantine reasons
+    for text in (history, challenger):
+        tables += _table_rows(text)
     assert all(len(r) <= 3 for r in tables), [r for r in tables if len(r) > 3]
-    assert history == "the champion alias has never moved\n"
+    assert re.search(r"^ 2026-02-04 00:00 +- +cold-start +" + first, history, re.MULTILINE)
+    assert "[/x] is not markup, nor [red]this[/red]" in " ".join(history.split())
     moves = json.loads(_readme_cli(home, copy, "history", "--alias", "challenger", "--json"))
     assert moves["moves"] and all(m["from"] != "nan" for m in moves["moves"])
     assert all(m["to"] in challenger for m in moves["moves"])

@@ -101,7 +101,7 @@ def kafka_metadata(report: IngestReport) -> dict[str, object]:
         "dagster/row_count": dg.MetadataValue.int(report.accepted),
         "topic": report.topic,
         "messages_read": dg.MetadataValue.int(report.messages),
-        "rows_quarantined": dg.MetadataValue.int(report.quarantined),
+        "messages_quarantined": dg.MetadataValue.int(report.quarantined),  # this read's own
         "batches": dg.MetadataValue.int(len(report.batches)),
         "lag_after_run": dg.MetadataValue.int(report.lag),
         # Read by kafka_late_days_sensor: days whose raw_events must be rebuilt.

@@ -108,7 +108,7 @@ def _offline_note(d: PromotionDecision, evals: pd.DataFrame) -> str:
         return ""
     return (
         f"_The day's candidate {', '.join(candidates)}, evaluated offline. This decision is about "
-        f"{d.challenger}, the running experiment's challenger, judged online (`online`)._\n\n"
+        f"{d.challenger}, the experiment's challenger, judged online (`online`)._\n\n"
     )
 
 

@@ -207,7 +207,7 @@ def raw_events_suite(
     blocking=True,
     description=(
         "Row-level faults (every quarantine reason except exact redeliveries) stay below "
-        "max_quarantine_share of the day's landed events; lists each reason with its count."
+        "max_quarantine_share of the day's events read; lists each reason with its count."
     ),
 )
 def events_quarantine_share(

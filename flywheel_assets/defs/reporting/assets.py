@@ -19,8 +19,8 @@ from flywheel_assets.quality.health import HISTORY_DAYS, record_health
     deps=[accepted_events, champion_model],
     description=(
         "How the flywheel did each day: requests, CTR, purchases per request, the champion that "
-        "served, the decision; a plot of the last 60 days (with the simulator's oracle share "
-        "in the demo)."
+        "served, the decision; a plot of the days so far, up to the last 60 (with the "
+        "simulator's oracle share in the demo)."
     ),
 )
 def flywheel_health(
