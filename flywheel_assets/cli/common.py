@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def require_embedded_warehouse(url: str) -> None:
@@ -54,3 +55,27 @@ def warehouse_url_arg(args: argparse.Namespace) -> str:
     from flywheel_assets.platform.connect import warehouse_url
 
     return getattr(args, "url", None) or warehouse_url()
+
+
+def compact_table(title: str) -> Any:
+    """A table for 80 columns and pipes (what rich assumes there): a rule under the header, no
+    borders. Callers keep its cells short; long text goes in ``paragraphs``."""
+    from rich import box
+    from rich.table import Table
+
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+
+
+def paragraphs(items: list[tuple[str, str]]) -> Any:
+    """Labelled paragraphs (a day and its reason): the text wraps in its own column, so it
+    reads as a paragraph at any width."""
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, text in items:
+        # Text, not markup: a reason may hold "[...]" (a person's rollback reason, an interval)
+        grid.add_row(Text(label), Text(text))
+    return grid

@@ -120,18 +120,14 @@ def _history(args: argparse.Namespace) -> int:
     if not rows:
         print(f"the {args.alias} alias has never moved")
         return 0
-    from rich import box
     from rich.console import Console
-    from rich.table import Table
 
-    from flywheel_assets.cli.status import paragraphs
+    from flywheel_assets.cli.common import compact_table, paragraphs
 
     # As `flywheel status` lays out decisions: short values in a table (one line per move at
     # 80 columns and in a pipe), who and why as a paragraph per move under it.
     console = Console()
-    t = Table(
-        title=f"{args.alias} moves", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False
-    )
+    t = compact_table(f"{args.alias} moves")
     for col in ("moved at", "for day", "from", "to"):
         t.add_column(col, no_wrap=True, overflow="ellipsis")
     for r in rows:

@@ -166,27 +166,12 @@ def collect_status(
     }
 
 
-def paragraphs(items: list[tuple[str, str]]) -> Any:
-    """Labelled paragraphs (a day and its reason): the text wraps in its own column, so it
-    reads as a paragraph at any width."""
-    from rich.table import Table
-    from rich.text import Text
-
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(no_wrap=True)
-    grid.add_column(overflow="fold")
-    for label, text in items:
-        # Text, not markup: a reason may hold "[...]" (a person's rollback reason, an interval)
-        grid.add_row(Text(label), Text(text))
-    return grid
-
-
 def render(status: dict[str, Any], console: Any) -> None:
     """Lay ``status`` out for a terminal (a rich Console)."""
-    from rich import box
     from rich.padding import Padding
-    from rich.table import Table
     from rich.text import Text
+
+    from flywheel_assets.cli.common import compact_table, paragraphs
 
     c = status["champion"]
     metrics = ", ".join(
@@ -236,7 +221,7 @@ def render(status: dict[str, Any], console: Any) -> None:
 
     # Narrow terminals and pipes (rich assumes 80 columns there): short values in tables,
     # long text (a decision's reason) as a paragraph under its row, never in a narrow column.
-    t = Table(title="last decisions", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    t = compact_table("last decisions")
     for col in ("day", "decision", "challenger", "champion after"):
         t.add_column(col, no_wrap=True, overflow="ellipsis")
     for d in status["decisions"]:
@@ -250,13 +235,8 @@ def render(status: dict[str, Any], console: Any) -> None:
             )
         )
 
-    t = Table(
-        title="days (event rows: read = accepted + quarantined + duplicates)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-    )
-    counts = ("read", "accepted", "quarantined", "duplicates")
+    t = compact_table("days (event rows: read = accepted + quarantined + duplicates)")
+    counts = COUNT_NAMES
     for col in ("day", *counts):
         t.add_column(col, justify="right" if col in counts else "left", no_wrap=True)
     # A flag (missing, not accounted, undecided) stands beside the decision, or in its place:
@@ -272,12 +252,7 @@ def render(status: dict[str, Any], console: Any) -> None:
     console.print(t)
 
     if status["quarantine"]:
-        t = Table(
-            title="open quarantine (these days)",
-            title_justify="left",
-            box=box.SIMPLE_HEAD,
-            show_edge=False,
-        )
+        t = compact_table("open quarantine (these days)")
         for col in ("reason", "rows", "first", "last"):
             t.add_column(col, overflow="fold", justify="right" if col == "rows" else "left")
         for q in status["quarantine"]:
