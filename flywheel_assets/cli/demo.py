@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from flywheel_assets.simulation.demo import COLUMNS, ENV_FILE, run_demo
+from flywheel_assets.simulation.simulator import WORLDS, SimulatorConfig
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -55,6 +56,7 @@ def _demo(args: argparse.Namespace) -> int:
         warehouse_url=args.warehouse_url,
         kafka=args.kafka,
         dagster_storage=args.dagster_storage,
+        config=SimulatorConfig.for_world(args.world, seed=args.seed),
     )
     print(
         f"done; home: {home.resolve()}\n"
@@ -95,6 +97,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="sqlite",
         help="Dagster's runs and event logs: SQLite in the home, or PostgreSQL as in production "
         "(dagster.production.yaml; server from DAGSTER_PG_HOST, _PORT, _USERNAME, _PASSWORD, _DB)",
+    )
+    demo.add_argument(
+        "--world",
+        choices=sorted(WORLDS),
+        default="dynamic",
+        help="dynamic: sessions come with an intent only their own clicks reveal (real-time "
+        "features pay); static: the original shop, with no intent (docs/simulator.md)",
     )
     demo.add_argument("--json", action="store_true", help="one JSON object per day on stdout")
     demo.set_defaults(func=_demo)

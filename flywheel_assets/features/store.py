@@ -10,18 +10,11 @@ from flywheel_assets.features.vector import vector_sql
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
 
 
-def _vector_sql(candidates_sql: str | None) -> str:
-    vector = vector_sql()
-    if candidates_sql is None:
-        return vector
-    return f"WITH candidates AS (\n{candidates_sql}\n)\n{vector}"
-
-
 def training_frame(wh: Warehouse, start: dt.date, end: dt.date) -> pd.DataFrame:
     """Labelled examples of days [start, end], each joined to its own feature snapshot."""
     with wh.begin() as conn:
         df = wh.query_df(
-            conn, _vector_sql(load_sql("training/training_candidates")), start_dt=start, end_dt=end
+            conn, vector_sql(load_sql("training/training_candidates")), start_dt=start, end_dt=end
         )
     return df.sort_values(["event_time", "request_id", "position"], kind="stable").reset_index(
         drop=True
@@ -33,7 +26,7 @@ def replay_frame(wh: Warehouse, day: dt.date, n_requests: int) -> pd.DataFrame:
     with wh.begin() as conn:
         return wh.query_df(
             conn,
-            _vector_sql(load_sql("features/replay_candidates")),
+            vector_sql(load_sql("features/replay_candidates")),
             dt=day,
             n_requests=n_requests,
         )
@@ -50,15 +43,18 @@ def latest_snapshot(wh: Warehouse, day: dt.date) -> dt.date | None:
 def serving_frame(
     wh: Warehouse, candidates: pd.DataFrame, feature_dt: dt.date | None
 ) -> pd.DataFrame:
-    """Feature vectors for candidate rows (request_id, user_id, item_id, position, event_time),
-    in the candidates' row order."""
+    """Feature vectors for candidate rows (request_id, user_id, item_id, position, event_time,
+    and session_id if known), in the candidates' row order."""
     cands = candidates[["request_id", "user_id", "item_id", "position", "event_time"]].copy()
+    cands["session_id"] = (
+        candidates["session_id"].astype(object) if "session_id" in candidates else None
+    )
     cands["feature_dt"] = pd.Timestamp(feature_dt).date() if feature_dt is not None else None
     cands["_row"] = range(len(cands))
     with wh.begin() as conn:
         wh.register_temp(conn, "candidates", cands)
         try:
-            df = wh.query_df(conn, _vector_sql(None))
+            df = wh.query_df(conn, vector_sql(None))
         finally:
             wh.unregister_temp(conn, "candidates")
     return df.sort_values("_row").reset_index(drop=True).drop(columns=["_row"])

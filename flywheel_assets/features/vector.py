@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flywheel_assets.platform.warehouse import _ident, load_sql
+from flywheel_assets.realtime import features as realtime
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -34,6 +35,7 @@ class Source:
     keys: tuple[str, ...] = ()  # the bundle's key columns
     table: str | None = None  # the snapshot table whose partition the bundle holds
     query: str | None = None  # or the SQL file that computes it for the whole snapshot
+    realtime: bool = False  # counted per request from the session's events (realtime/)
 
 
 # The candidate row itself (position, event time): comes with `c.*`, or is computed from it.
@@ -53,6 +55,13 @@ REGION_CATEGORY = Source(
 REGION_BRAND = Source("region_brand", "rb", ("region", "brand"), table="region_brand_features")
 # Computed from other sources' columns, in SQL and in serving alike.
 DERIVED = Source("derived", "")
+# Real-time: the request's session in the hour before it (realtime/features.py). SQL counts them
+# over sql/features/session_events.sql; serving reads them from the online store.
+REALTIME_SOURCES = {
+    realtime.SESSION: Source("session", "rs", realtime=True),
+    realtime.SESSION_CATEGORY: Source("session_category", "rsc", ("category",), realtime=True),
+    realtime.SESSION_BRAND: Source("session_brand", "rsb", ("brand",), realtime=True),
+}
 
 BUNDLE_SOURCES = (USERS, ITEMS, USER_CATEGORY, USER_BRAND, USER_ITEM, REGION_CATEGORY, REGION_BRAND)
 
@@ -70,6 +79,10 @@ class Feature:
     @property
     def computed(self) -> bool:
         return self.sql is not None or self.source is REQUEST
+
+    @property
+    def realtime(self) -> bool:
+        return self.source.realtime
 
 
 def _columns(source: Source, *names: str) -> tuple[Feature, ...]:
@@ -156,6 +169,18 @@ FEATURES: tuple[Feature, ...] = (
     ),
     *_columns(REGION_CATEGORY, "rc_impressions_28d", "rc_ctr_28d", "rc_purchase_rate_28d"),
     *_columns(REGION_BRAND, "rb_impressions_28d", "rb_ctr_28d", "rb_purchase_rate_28d"),
+    # A session with nothing before the request counts 0; a request without a session is missing.
+    *(
+        Feature(
+            f.name,
+            REALTIME_SOURCES[f.scope],
+            sql=(
+                "CASE WHEN c.session_id IS NOT NULL THEN "
+                f"COALESCE({REALTIME_SOURCES[f.scope].alias}.{f.name}, 0) END"
+            ),
+        )
+        for f in realtime.REALTIME_FEATURES
+    ),
 )
 BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 NUMERIC_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == NUMERIC)
@@ -184,6 +209,48 @@ def select_list() -> str:
     return ",\n       ".join(parts)
 
 
-def vector_sql() -> str:
-    """The feature-vector query over a relation named ``candidates`` (see the SQL file)."""
-    return f"SELECT c.*,\n       {select_list()}\n{load_sql('features/feature_vector')}"
+_REQUEST_KEY = ("request_id", "user_id", "session_id", "event_time")
+
+
+def realtime_joins() -> str:
+    """The real-time features' joins: per scope, the counts over ``session_events`` (generated
+    from realtime.features.REALTIME_FEATURES, constants only), joined to each candidate by its
+    request and, for a category or brand scope, the candidate item's attribute (alias ``i``)."""
+    joins = []
+    for scope, source in REALTIME_SOURCES.items():
+        group = [*_REQUEST_KEY, *source.keys]
+        counts = ",\n           ".join(
+            f"SUM(CASE WHEN event_type = '{f.event_type}' THEN 1 ELSE 0 END) AS {_ident(f.name)}"
+            for f in realtime.REALTIME_FEATURES
+            if f.scope == scope
+        )
+        present = (
+            f"    WHERE {' AND '.join(f'{k} IS NOT NULL' for k in source.keys)}\n"
+            if source.keys
+            else ""
+        )
+        on = " AND ".join(
+            [
+                *(f"{source.alias}.{k} = c.{k}" for k in _REQUEST_KEY),
+                *(f"{source.alias}.{k} = i.{k}" for k in source.keys),
+            ]
+        )
+        # constants of this module and realtime.features, never data
+        body = f"SELECT {', '.join(group)},\n           {counts}\n    FROM session_events\n"  # noqa: S608
+        joins.append(
+            f"LEFT JOIN (\n    {body}{present}"
+            f"    GROUP BY {', '.join(group)}\n) {source.alias} ON {on}"
+        )
+    return "\n".join(joins)
+
+
+def vector_sql(candidates_sql: str | None = None) -> str:
+    """The feature-vector query over a relation named ``candidates`` (see the SQL file): a
+    table the caller registered, or ``candidates_sql`` as a common table expression."""
+    ctes = [f"candidates AS (\n{candidates_sql}\n)"] if candidates_sql is not None else []
+    ctes.append(f"session_events AS (\n{load_sql('features/session_events')}\n)")
+    return (
+        f"WITH {', '.join(ctes)}\n"
+        f"SELECT c.*,\n       {select_list()}\n{load_sql('features/feature_vector').rstrip()}\n"
+        f"{realtime_joins()}"
+    )

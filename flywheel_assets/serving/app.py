@@ -303,6 +303,7 @@ def create_app(
             "serving": state.describe() if state else None,
             "reloads": service.reloads,
             "latency": service.latency.summary(),
+            "online_store": service.online.stats(),
         }
 
     return app

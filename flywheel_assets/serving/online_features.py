@@ -12,6 +12,8 @@ feature vector, ``features/vector.py``, which the training SQL is generated from
 vectors are the ones ``features.vector.vector_sql()`` gives for the same pairs
 (``flywheel_tests/serving/test_serving.py`` compares both, column by column, on a real
 warehouse; ``flywheel_tests/features/test_vector.py`` checks both against the declaration).
+The real-time features are not in the bundle: the caller passes them in from the online store
+(``realtime.store``), and the snapshot is the catalog they are counted by.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +32,8 @@ from sqlalchemy.engine import Connection
 from flywheel_assets.features import vector
 from flywheel_assets.features.vector import BUNDLE_SOURCES, Source
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
+from flywheel_assets.realtime.features import REALTIME_NAMES
+from flywheel_assets.realtime.store import CatalogSizes
 from flywheel_assets.training.model import FeatureSchema
 
 SUCCESS = "_SUCCESS"
@@ -137,7 +142,7 @@ class _Table:
 
 
 @dataclass
-class FeatureSnapshot:
+class FeatureSnapshot(CatalogSizes):
     """One bundle in memory, indexed for per-request lookups."""
 
     feature_dt: dt.date
@@ -243,10 +248,21 @@ class FeatureSnapshot:
 
     # ----- per request ------------------------------------------------------------------------
 
-    def item_codes(self, item_ids: list[str]) -> np.ndarray:
+    def item_codes(self, item_ids: Sequence[str]) -> np.ndarray:
         """Row of each item in the snapshot, -1 for items it does not know (new today)."""
         get = self.item_index.get
         return np.fromiter((get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
+
+    # ----- the catalog the real-time features count by (realtime.store.Catalog) -----------
+
+    def attribute_codes(self, item_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        return self.attributes_of(self.item_codes(item_ids))
+
+    def attributes_of(self, item_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Category and brand codes of snapshot rows (unknown for -1)."""
+        cat = np.where(item_codes >= 0, self.item_category[item_codes], len(self.categories))
+        brand = np.where(item_codes >= 0, self.item_brand[item_codes], len(self.brands))
+        return cat, brand
 
     def matrix(
         self,
@@ -254,15 +270,18 @@ class FeatureSnapshot:
         user_id: str,
         item_codes: np.ndarray,
         request_time: dt.datetime,
+        realtime: np.ndarray | None = None,
     ) -> np.ndarray:
         """The model input for one user and candidate items: float32, columns in the schema's
         order, categorical values as their index in the schema's categories (NaN unseen),
-        every row scored as if shown at position 0 (``training.predict(at_top=True)``)."""
+        every row scored as if shown at position 0 (``training.predict(at_top=True)``).
+        ``realtime``: the request's real-time features (``realtime.features.REALTIME_NAMES``
+        columns, from the online store); without it they are missing, as for a request
+        without a session."""
         plan = self._plan(schema)
         n = len(item_codes)
         user_row = self.user_index.get(user_id, -1)
-        cat = np.where(item_codes >= 0, self.item_category[item_codes], len(self.categories))
-        brand = np.where(item_codes >= 0, self.item_brand[item_codes], len(self.brands))
+        cat, brand = self.attributes_of(item_codes)
         region = self.user_region[user_row] if user_row >= 0 else None
         region_code = self.regions.index(region) if region in self.regions else len(self.regions)
         rows = {
@@ -277,6 +296,8 @@ class FeatureSnapshot:
         x = np.full((n, plan.width), np.nan, dtype=np.float32)
         for table, (targets, sources) in plan.gathers.items():
             x[:, targets] = self.tables[table].values[rows[table]][:, sources]
+        if realtime is not None and len(plan.realtime_targets):
+            x[:, plan.realtime_targets] = realtime[:, plan.realtime_sources]
         if plan.position is not None:
             x[:, plan.position] = 0.0
         if plan.hour is not None:
@@ -295,6 +316,9 @@ class FeatureSnapshot:
             values = self.user_region if column == "region" else self.user_device
             x[:, target] = lookup.get(values[user_row] if user_row >= 0 else None, np.nan)
         return x
+
+    def uses_realtime(self, schema: FeatureSchema) -> bool:
+        return self._plan(schema).uses_realtime
 
     def _plan(self, schema: FeatureSchema) -> _Plan:
         key = schema.to_json()
@@ -324,6 +348,12 @@ class _Plan:
     avg_click_price_col: int
     item_categoricals: list[tuple[int, _CategoryMap]]
     user_categoricals: list[tuple[int, str, dict[str | None, float]]]
+    realtime_targets: np.ndarray  # the schema's real-time columns
+    realtime_sources: np.ndarray  # ... and their index in REALTIME_NAMES
+
+    @property
+    def uses_realtime(self) -> bool:
+        return len(self.realtime_targets) > 0
 
     @classmethod
     def build(cls, snap: FeatureSnapshot, schema: FeatureSchema) -> _Plan:
@@ -331,10 +361,14 @@ class _Plan:
         declaration lacks is missing, as in SQL (the vector has no such column)."""
         gathers: dict[str, tuple[list[int], list[int]]] = {}
         special: dict[str, int] = {}
+        realtime: list[tuple[int, int]] = []
         for j, column in enumerate(schema.numeric):
             feature = vector.BY_NAME.get(column)
             if feature is None or feature.kind != vector.NUMERIC:
                 continue  # not in the vector: missing in the SQL too, it stays NaN
+            if feature.realtime:
+                realtime.append((j, REALTIME_NAMES.index(column)))
+                continue
             if feature.computed:
                 if column not in COMPUTED:
                     raise ValueError(f"serving cannot compute declared feature {column!r}")
@@ -372,6 +406,8 @@ class _Plan:
             avg_click_price_col=users.index("u_avg_click_price_28d"),
             item_categoricals=item_cats,
             user_categoricals=user_cats,
+            realtime_targets=np.array([t for t, _ in realtime], dtype=np.int64),
+            realtime_sources=np.array([s for _, s in realtime], dtype=np.int64),
         )
 
 

@@ -9,6 +9,10 @@ with, so a switch never fails or mixes a request.
 
 Exploration: epsilon-greedy per slot (``policy.epsilon_greedy_slate``), the propensity of each
 shown item being the exact probability of that choice given the items above it.
+
+Real time: every feedback event the service logs is applied at once to its in-process session
+store (``realtime.store``), and a request with a session id reads its session's last hour from
+there, so a click counts in the next ranking of the same session (docs/realtime.md).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import xgboost as xgb
 
 from flywheel_assets.evaluation.online_stats import assign_variant
 from flywheel_assets.platform.pseudonym import Pseudonymiser
+from flywheel_assets.realtime.store import SessionStore
 from flywheel_assets.serving.event_sink import EventSink
 from flywheel_assets.serving.online_features import SUCCESS, FeatureSnapshot, latest_bundle
 from flywheel_assets.serving.policy import COLD_START_VERSION, epsilon_greedy_slate
@@ -254,6 +259,7 @@ class RankingService:
         clock: Callable[[], dt.datetime] | None = None,
         max_lateness_days: float = 30.0,
         request_log: EventSink | None = None,
+        online_store: SessionStore | None = None,
     ) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
@@ -270,6 +276,7 @@ class RankingService:
         self.rng = np.random.default_rng(seed)
         self._rng_lock = threading.Lock()
         self.recent = RecentRequests()
+        self.online = online_store if online_store is not None else SessionStore()
         self.latency = Latency()
         self.state: ServingState | None = None
         self.last_reload_error: str | None = None
@@ -340,6 +347,7 @@ class RankingService:
         body: dict[str, object] = {
             "ready": True,
             **state.describe(),
+            "online_store": self.online.stats(),
             "error": self.last_reload_error,
         }
         if state.champion is not None and state.snapshot is None:
@@ -392,8 +400,14 @@ class RankingService:
         else:
             if state.snapshot is None:
                 raise NotReady("a model is published but no feature bundle yet; see /readyz")
-            codes = state.snapshot.item_codes(items)
-            x = state.snapshot.matrix(model.schema, pseudonym, codes, now.replace(tzinfo=None))
+            snap = state.snapshot
+            codes = snap.item_codes(items)
+            fresh = None
+            if session_id is not None and snap.uses_realtime(model.schema):
+                fresh = self.online.features(
+                    pseudonym, session_id, now, *snap.attributes_of(codes), snap
+                )
+            x = snap.matrix(model.schema, pseudonym, codes, now.replace(tzinfo=None), fresh)
             scores = model.booster.inplace_predict(x)
             epsilon, version = self.epsilon, model.version
         with self._rng_lock:
@@ -542,4 +556,7 @@ class RankingService:
             if shown is not None:
                 shown.feedback_times.setdefault((item, etype), when)
         self.sink.write(rows)
+        # Logged first, then counted: what the session's next request reads is what was logged.
+        one = self.pseudonymiser.one
+        self.online.apply({**r, "user_id": one(r["user_id"])} for r in rows)
         return [r["event_id"] for r in rows]

@@ -5,6 +5,11 @@ The same feature definitions as training (feature_store.serving_frame over featu
 the latest snapshot before the serving day, and the models the registry names: the champion
 alias, and the experiment serving the day. Users are assigned to an arm by hashing their
 pseudonymous id with the experiment id, so a user stays in one arm for the whole experiment.
+
+Real time, as the ranking service does it: when a serving model uses the real-time features,
+the simulator sends each wave of the day's events to ``observe``, which applies them to an
+in-process session store (``realtime.store``), and each request reads its session's last hour
+from there (the day's events are not in the warehouse yet).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import pandas as pd
 from flywheel_assets import registry
 from flywheel_assets.features.store import latest_snapshot, serving_frame
 from flywheel_assets.platform.pseudonym import Pseudonymiser
-from flywheel_assets.platform.warehouse import Warehouse
+from flywheel_assets.platform.warehouse import Warehouse, load_sql
+from flywheel_assets.realtime.features import REALTIME_NAMES
+from flywheel_assets.realtime.store import ItemCatalog, SessionStore
 from flywheel_assets.serving.policy import (
     COLD_START_VERSION,
     epsilon_greedy_slates,
@@ -55,13 +62,38 @@ class ChampionPolicy:
         self.booster = self.record.load() if self.record else None
         self.challenger_booster = self.challenger.load() if self.challenger else None
         self.feature_dt = latest_snapshot(self.warehouse, self.day)
+        self.store = SessionStore()
+        self.catalog: ItemCatalog | None = None
+        self._calls = 0
+        if self.realtime:
+            with self.warehouse.begin() as conn:
+                items = self.warehouse.query_df(
+                    conn, load_sql("realtime/item_attributes"), feature_dt=self.feature_dt
+                )
+            self.catalog = ItemCatalog.from_frame(items)
+
+    @property
+    def realtime(self) -> bool:
+        """Whether a serving model reads the session's last hour (then the simulator sends
+        the day's events wave by wave, to ``observe``)."""
+        return any(
+            _uses_realtime(r) for r in (self.record, self.challenger if self.experiment else None)
+        )
+
+    def observe(self, events: pd.DataFrame) -> None:
+        """Apply the shop's events (raw user ids) to the session store, as the service does."""
+        pseudonyms = self.pseudonymiser.series(events["user_id"])
+        self.store.apply(events.assign(user_id=pseudonyms.to_numpy()).to_dict("records"))
 
     @property
     def model_version(self) -> str:
         return self.record.model_version if self.record else COLD_START_VERSION
 
     def __call__(self, candidates: pd.DataFrame) -> pd.DataFrame:
-        seeds = np.random.SeedSequence([self.seed, self.day.toordinal()]).generate_state(2)
+        # The first call draws what a whole-day call always drew; later waves draw afresh.
+        entropy = [self.seed, self.day.toordinal(), *([self._calls] if self._calls else [])]
+        self._calls += 1
+        seeds = np.random.SeedSequence(entropy).generate_state(2)
         pseudonyms = self.pseudonymiser.series(candidates["user_id"])
         if self.experiment is None or self.challenger is None:
             return self._rank(candidates, pseudonyms, self.record, self.booster, seeds[0])
@@ -100,8 +132,32 @@ class ChampionPolicy:
             user_id=pseudonyms.to_numpy(), position=0, event_time=candidates["request_time"]
         )
         features = serving_frame(self.warehouse, rows, self.feature_dt)
+        if _uses_realtime(record):
+            features[list(REALTIME_NAMES)] = self._realtime(features)
         scores = predict(booster, record.schema, features, at_top=True)
         slates = epsilon_greedy_slates(
             candidates, scores, k=self.k, epsilon=self.epsilon, seed=seed
         )
         return slates.assign(model_version=record.model_version, variant=variant)
+
+    def _realtime(self, features: pd.DataFrame) -> np.ndarray:
+        """Each request's real-time features from the session store, at its request time."""
+        assert self.catalog is not None
+        out = np.full((len(features), len(REALTIME_NAMES)), np.nan, dtype=np.float32)
+        cats, brands = self.catalog.codes_of(features["category"], features["brand"])
+        for _, rows in features.groupby("request_id", sort=False).indices.items():
+            first = features.iloc[rows[0]]
+            session = first["session_id"]
+            out[rows] = self.store.features(
+                first["user_id"],
+                None if pd.isna(session) else session,
+                first["event_time"],
+                cats[rows],
+                brands[rows],
+                self.catalog,
+            )
+        return out
+
+
+def _uses_realtime(record: registry.ModelRecord | None) -> bool:
+    return record is not None and bool(set(record.schema.numeric) & set(REALTIME_NAMES))

@@ -10,7 +10,13 @@ The truth model:
   only observable hint of a user's segment is a noisy ``region`` attribute;
 - a shown item is examined with a position-dependent probability (position bias); an examined
   item is viewed, then clicked, added to cart and purchased with probabilities that all rise
-  with the user's affinity for the item.
+  with the user's affinity for the item;
+- in the dynamic world (``SimulatorConfig.for_world("dynamic")``), a share of sessions has an
+  intent: a category the session came for, drawn independently of the user's long-run taste.
+  It raises the appeal of that category's items for the session only, and the shop's retrieval
+  (search, browsing) brings more of them among the session's candidates. Only the session's
+  own interactions reveal it, so a ranker must react within the session to use it
+  (docs/simulator.md).
 
 No Dagster in here: the simulator is plain Python so it can be unit-tested and reused.
 """
@@ -51,6 +57,31 @@ class SimulatorConfig:
     quality_std: float = 0.3  # appeal every user agrees on
     junk_share: float = 0.002  # share of extra malformed or duplicated event rows in the feed
     price_sensitivity: float = 0.6
+    # The dynamic world (WORLDS): zero here, so the static world is exactly the original one.
+    intent_share: float = 0.0  # share of sessions that come for one category
+    intent_strength: float = 0.0  # appeal added to that category's items in such a session
+    intent_candidates: float = 0.0  # share of such a session's candidates from the category
+
+    @classmethod
+    def for_world(cls, world: str, **overrides: object) -> SimulatorConfig:
+        """The configuration of a named world (``static`` or ``dynamic``) with overrides."""
+        if world not in WORLDS:
+            raise ValueError(f"world must be one of {sorted(WORLDS)}, got {world!r}")
+        return cls(**{**WORLDS[world], **overrides})  # type: ignore[arg-type]
+
+    @property
+    def dynamic(self) -> bool:
+        return self.intent_share > 0
+
+
+# Effect sizes of the dynamic world, and why (docs/decisions.md, 72): in 60% of sessions the
+# intent category's appeal rises by 1.0 on the affinity scale, which multiplies an item's
+# purchase probability by about 3 for an average user; a quarter of such a session's candidates
+# come from the category (ten times the 1-in-20 chance of a uniform draw).
+WORLDS: dict[str, dict[str, float]] = {
+    "static": {},
+    "dynamic": {"intent_share": 0.7, "intent_strength": 2.0, "intent_candidates": 0.3},
+}
 
 
 @dataclass
@@ -209,27 +240,37 @@ class ShopSimulator:
 
     # ----- truth -----------------------------------------------------------------------------
 
-    def _affinity(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def _affinity(
+        self, users: np.ndarray, items: np.ndarray, intent: np.ndarray | None = None
+    ) -> np.ndarray:
         c = self.config
         taste = np.einsum("ij,ij->i", self._user_vec[users], self._item_vec[items]) / np.sqrt(c.dim)
         log_price = np.log(self._item_price[items]) - 3.2
-        return (
+        a = (
             c.taste_strength * taste / 2.0
             + self._item_quality[items]
             - self._seg_price[self._user_seg[users]] * log_price
         )
+        if intent is not None and c.intent_strength:
+            a = a + c.intent_strength * (self._item_cat[items] == intent)
+        return a
 
-    def funnel_probabilities(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
-        """Ground-truth probabilities of each funnel step given the item was examined."""
-        a = self._affinity(users, items)
+    def funnel_probabilities(
+        self, users: np.ndarray, items: np.ndarray, intent: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Ground-truth probabilities of each funnel step given the item was examined;
+        ``intent``: each pair's session intent category (-1: none)."""
+        a = self._affinity(users, items, intent)
         p_view = 0.35 + 0.3 * _sigmoid(a)
         p_click = _sigmoid(a - 1.5)
         p_cart = _sigmoid(a - 0.5)
         p_buy = 0.3 + 0.4 * _sigmoid(a)
         return {"view": p_view, "click": p_click, "add_to_cart": p_cart, "purchase": p_buy}
 
-    def purchase_probability(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        p = self.funnel_probabilities(users, items)
+    def purchase_probability(
+        self, users: np.ndarray, items: np.ndarray, intent: np.ndarray | None = None
+    ) -> np.ndarray:
+        p = self.funnel_probabilities(users, items, intent)
         return p["view"] * p["click"] * p["add_to_cart"] * p["purchase"]
 
     def examination(self, positions: np.ndarray) -> np.ndarray:
@@ -263,6 +304,9 @@ class ShopSimulator:
                 for _ in range(n_requests)
             ]
         )
+        intent = np.full(c.sessions_per_day, -1)
+        if c.dynamic:
+            intent = self._session_intents(day, cand, req_session, live_items)
         day_ts = pd.Timestamp(day)
         request_ids = np.array([f"r{day:%Y%m%d}-{i:06d}" for i in range(n_requests)])
         session_ids = np.array([f"s{day:%Y%m%d}-{s:06d}" for s in req_session])
@@ -278,8 +322,33 @@ class ShopSimulator:
                 ),
                 "_user_idx": np.repeat(req_user, k),
                 "_item_idx": cand.ravel(),
+                "_intent": np.repeat(intent[req_session], k),
+                "_wave": np.repeat(order_in_session, k),
             }
         )
+
+    def _session_intents(
+        self, day: dt.date, cand: np.ndarray, req_session: np.ndarray, live_items: np.ndarray
+    ) -> np.ndarray:
+        """Each session's intent category (-1: none); in place, the first candidates of an
+        intent session's requests come from that category. Its own random stream, so the
+        static world's draws are untouched."""
+        c = self.config
+        rng = self._day_rng(day, 4)
+        n_sessions = c.sessions_per_day
+        intent = np.where(
+            rng.random(n_sessions) < c.intent_share,
+            rng.integers(0, c.n_categories, n_sessions),
+            -1,
+        )
+        m = int(round(c.intent_candidates * c.candidates_per_request))
+        live_cat = self._item_cat[live_items]
+        for r in np.flatnonzero(intent[req_session] >= 0):
+            pool = live_items[live_cat == intent[req_session[r]]]
+            picked = rng.choice(pool, min(m, len(pool)), replace=False)
+            rest = [i for i in cand[r] if i not in set(picked)]
+            cand[r] = np.concatenate([picked, rest[: len(cand[r]) - len(picked)]])
+        return intent
 
     def _expected_best(self, cands: pd.DataFrame, score: np.ndarray) -> float:
         """Expected purchases per request when each request shows its top-k by ``score``."""
@@ -316,15 +385,60 @@ class ShopSimulator:
         return pop[inverse]
 
     def serve_day(self, day: dt.date, ranker: Ranker) -> DayResult:
-        """Serve one day's requests with ``ranker``, simulate the users, return the events."""
+        """Serve one day's requests with ``ranker``, simulate the users, return the events.
+
+        A ranker that reacts within a session (its ``realtime`` attribute is true) is called
+        once per wave of requests (every session's first request, then every second one, ...)
+        and is sent each wave's events through its ``observe`` method before the next, as a
+        shop's event stream would; other rankers get the whole day at once."""
         c = self.config
         cands = self.requests(day)
         cands["_p"] = self.purchase_probability(
-            cands["_user_idx"].to_numpy(), cands["_item_idx"].to_numpy()
+            cands["_user_idx"].to_numpy(),
+            cands["_item_idx"].to_numpy(),
+            cands["_intent"].to_numpy() if c.dynamic else None,
         )
+        observe = getattr(ranker, "observe", None) if getattr(ranker, "realtime", False) else None
+        if observe is None:
+            served = self._served(cands, ranker)
+            exam = self.examination(served["position"].to_numpy())
+            events = _with_ids(day, self._feedback(served, exam, self._day_rng(day, 2)))
+        else:
+            served_parts, event_parts = [], []
+            for wave in sorted(cands["_wave"].unique()):
+                part = self._served(cands[cands["_wave"] == wave], ranker)
+                exam_part = self.examination(part["position"].to_numpy())
+                events_part = self._feedback(part, exam_part, self._day_rng(day, 10 + int(wave)))
+                observe(
+                    events_part.assign(event_id=[f"w{wave}-{i}" for i in range(len(events_part))])
+                )
+                served_parts.append(part)
+                event_parts.append(events_part)
+            served = pd.concat(served_parts, ignore_index=True)
+            exam = self.examination(served["position"].to_numpy())
+            events = _with_ids(day, pd.concat(event_parts, ignore_index=True))
+        n_requests = cands["request_id"].nunique()
+        expected = float((exam * served["_p"]).sum() / n_requests)
+        oracle = self._expected_best(cands, cands["_p"].to_numpy())
+        popularity = self._expected_best(
+            cands, self.popularity_scores(cands["_item_idx"].to_numpy())
+        )
+        return DayResult(
+            day=day,
+            events=events,
+            feed=self.feed(day, events),
+            served=served.drop(columns=["_user_idx", "_item_idx", "_p", "_intent"]),
+            expected_purchase_rate=expected,
+            popularity_purchase_rate=popularity,
+            oracle_purchase_rate=oracle,
+            n_requests=int(n_requests),
+        )
+
+    def _served(self, cands: pd.DataFrame, ranker: Ranker) -> pd.DataFrame:
+        """The ranker's slates for ``cands``, checked, with the truth the users act on."""
         public = cands[["request_id", "session_id", "user_id", "item_id", "request_time"]]
         served = ranker(public.copy())
-        _check_slates(served, public, c.slate_size)
+        _check_slates(served, public, self.config.slate_size)
         served = served.merge(
             cands[
                 [
@@ -335,6 +449,7 @@ class ShopSimulator:
                     "request_time",
                     "_user_idx",
                     "_item_idx",
+                    "_intent",
                     "_p",
                 ]
             ],
@@ -342,31 +457,16 @@ class ShopSimulator:
             how="left",
         )
         served["price"] = self._item_price[served["_item_idx"].to_numpy()]
-        n_requests = cands["request_id"].nunique()
-        exam = self.examination(served["position"].to_numpy())
-        expected = float((exam * served["_p"]).sum() / n_requests)
-        oracle = self._expected_best(cands, cands["_p"].to_numpy())
-        popularity = self._expected_best(
-            cands, self.popularity_scores(cands["_item_idx"].to_numpy())
-        )
-        events = self._simulate_feedback(day, served, exam)
-        return DayResult(
-            day=day,
-            events=events,
-            feed=self.feed(day, events),
-            served=served.drop(columns=["_user_idx", "_item_idx", "_p"]),
-            expected_purchase_rate=expected,
-            popularity_purchase_rate=popularity,
-            oracle_purchase_rate=oracle,
-            n_requests=int(n_requests),
-        )
+        return served
 
-    def _simulate_feedback(
-        self, day: dt.date, served: pd.DataFrame, exam: np.ndarray
+    def _feedback(
+        self, served: pd.DataFrame, exam: np.ndarray, rng: np.random.Generator
     ) -> pd.DataFrame:
-        rng = self._day_rng(day, 2)
+        """The users' events on ``served`` (impressions, then the funnel), without ids."""
         probs = self.funnel_probabilities(
-            served["_user_idx"].to_numpy(), served["_item_idx"].to_numpy()
+            served["_user_idx"].to_numpy(),
+            served["_item_idx"].to_numpy(),
+            served["_intent"].to_numpy() if self.config.dynamic else None,
         )
         # Each stage happens only if the previous one did; examination gates the view.
         alive = rng.random(len(served)) < exam
@@ -378,12 +478,7 @@ class ShopSimulator:
             alive = alive & (rng.random(len(served)) < probs[stage])
             t = t + pd.to_timedelta(rng.integers(2, 120, len(served)), unit="s")
             frames.append(_event_frame(served, stage, t, alive))
-        events = pd.concat(frames, ignore_index=True)
-        events = events.sort_values(
-            ["event_time", "request_id", "position"], kind="stable"
-        ).reset_index(drop=True)
-        events.insert(0, "event_id", [f"e{day:%Y%m%d}-{i:08d}" for i in range(len(events))])
-        return events
+        return pd.concat(frames, ignore_index=True)
 
     def feed(self, day: dt.date, events: pd.DataFrame) -> pd.DataFrame:
         """Real feeds carry junk: redelivered events, unknown event types, items missing from
@@ -404,6 +499,15 @@ class ShopSimulator:
         out["event_time"] = out["event_time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         out.loc[len(events) + np.flatnonzero(kind == 3), "event_time"] = "yesterday-ish"
         return out
+
+
+def _with_ids(day: dt.date, events: pd.DataFrame) -> pd.DataFrame:
+    """The day's events in time order, with their ids."""
+    events = events.sort_values(
+        ["event_time", "request_id", "position"], kind="stable"
+    ).reset_index(drop=True)
+    events.insert(0, "event_id", [f"e{day:%Y%m%d}-{i:08d}" for i in range(len(events))])
+    return events
 
 
 def _event_frame(

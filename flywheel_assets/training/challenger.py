@@ -48,6 +48,8 @@ class TrainingSpec:
     num_boost_round: int = 1000
     early_stopping_rounds: int = 20
     warm_start_from: str | None = None
+    # False in specs stored before real-time features existed: those models re-train as they were
+    realtime_features: bool = False
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "day": self.day.isoformat()}, sort_keys=True)
@@ -110,6 +112,7 @@ def fit(
         max_ipw_weight=spec.max_ipw_weight,
         warm_start=None if base is None else base[0],
         schema=None if base is None else base[1],
+        realtime_features=spec.realtime_features,
     )
 
 
@@ -156,6 +159,7 @@ def fit_distributed(
             max_ipw_weight=spec.max_ipw_weight,
             warm_start=None if base is None else base[0],
             schema=None if base is None else base[1],
+            realtime_features=spec.realtime_features,
         )
     days = [start + dt.timedelta(days=i) for i in range((spec.day - start).days + 1)]
     with wh.begin() as conn:

@@ -67,12 +67,14 @@ import xgboost as xgb
 from flywheel_assets.training.model import (
     CATEGORICAL_FEATURES,
     DEFAULT_PARAMS,
-    FEATURES,
     LABELS,
-    NUMERIC_FEATURES,
     FeatureSchema,
     TrainedModel,
+    numeric_features,
 )
+
+# Every column a model may train on: a model's schema picks among them.
+_ALL_FEATURES = (*numeric_features(realtime=True), *CATEGORICAL_FEATURES)
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -245,7 +247,7 @@ def _slim(df: pd.DataFrame, label_col: str, max_ipw_weight: float | None = None)
     if missing:
         raise ValueError(f"a training part lacks the columns {missing}")
     out = pd.DataFrame(index=pd.RangeIndex(len(df)))
-    for c in NUMERIC_FEATURES:
+    for c in numeric_features(realtime=True):  # every numeric column a model may ask for
         if c in df.columns:
             out[c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype="float32")
     for c in CATEGORICAL_FEATURES:
@@ -341,7 +343,9 @@ def _delayed_parts(parts: Any, label_col: str) -> list[Any]:
             "futures, callables or a dask DataFrame), not a pandas DataFrame: use train_model"
         )
     if hasattr(parts, "to_delayed") and hasattr(parts, "columns"):  # a dask DataFrame
-        keep = [c for c in (*FEATURES, label_col, TIME_COL, "propensity") if c in parts.columns]
+        keep = [
+            c for c in (*_ALL_FEATURES, label_col, TIME_COL, "propensity") if c in parts.columns
+        ]
         return list(parts[keep].to_delayed())
     out: list[Any] = []
     for p in parts:
@@ -462,7 +466,7 @@ def _placed_matrix(
                 pure=False,
             )
         )
-    columns = (*FEATURES, _LABEL, _TIME_NS, *([_WEIGHT] if weighted else []))
+    columns = (*_ALL_FEATURES, _LABEL, _TIME_NS, *([_WEIGHT] if weighted else []))
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     meta = _prepare(empty, schema, "upto", None, weight_scale=scale)
     return dd.from_delayed(futures, meta=meta, verify_meta=False)
@@ -490,6 +494,7 @@ def train_model_distributed(
     bias_correction: str = "position",
     max_ipw_weight: float = 20.0,
     warm_start: xgb.Booster | None = None,
+    realtime_features: bool = False,
 ) -> TrainedModel:
     """``train_model`` on a Dask cluster, from parts that are only ever read on the workers.
 
@@ -522,9 +527,7 @@ def train_model_distributed(
     merged = {**DEFAULT_PARAMS, **(params or {})}
     for key in _PROCESS_PARAMS:
         merged.pop(key, None)
-    numeric = list(NUMERIC_FEATURES)
-    if bias_correction in ("none", "ipw"):
-        numeric.remove("position")
+    numeric = numeric_features(bias_correction, realtime_features)
     weighted = "ipw" in bias_correction
     max_weight = max_ipw_weight if weighted else None
 

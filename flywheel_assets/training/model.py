@@ -19,6 +19,7 @@ import xgboost as xgb
 from upath import UPath
 
 from flywheel_assets.platform.files import write_atomically
+from flywheel_assets.realtime.features import REALTIME_NAMES
 
 CATEGORICAL_FEATURES = ["region", "device", "category", "brand"]
 NUMERIC_FEATURES = [
@@ -68,6 +69,17 @@ NUMERIC_FEATURES = [
     "rb_purchase_rate_28d",
 ]
 FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+
+
+def numeric_features(bias_correction: str = "position", realtime: bool = False) -> list[str]:
+    """The numeric columns a model trains on: without the position when the bias correction
+    does not learn it; with the real-time features (the session's last hour) when asked."""
+    numeric = list(NUMERIC_FEATURES) + (list(REALTIME_NAMES) if realtime else [])
+    if bias_correction in ("none", "ipw", "unbiased_lambdarank"):
+        numeric.remove("position")
+    return numeric
+
+
 LABELS = {"purchase": "label_purchase", "click": "label_click"}
 
 DEFAULT_PARAMS: dict[str, object] = {
@@ -217,6 +229,7 @@ def train_model(
     max_ipw_weight: float = 20.0,
     warm_start: xgb.Booster | None = None,
     schema: FeatureSchema | None = None,
+    realtime_features: bool = False,
 ) -> TrainedModel:
     """Fit an XGBoost model with early stopping on the (later) validation frame.
 
@@ -240,9 +253,7 @@ def train_model(
             "widen the training window or wait for more feedback"
         )
     merged = {**DEFAULT_PARAMS, **(params or {})}
-    numeric = list(NUMERIC_FEATURES)
-    if bias_correction in ("none", "ipw", "unbiased_lambdarank"):
-        numeric.remove("position")
+    numeric = numeric_features(bias_correction, realtime_features)
     if bias_correction == "unbiased_lambdarank":
         # Ranking defaults under the caller's parameters. LambdaMART's hessians are small, so
         # the binary model's min_child_weight of 50 would forbid every split.

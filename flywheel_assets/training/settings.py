@@ -54,6 +54,12 @@ class TrainingSettings(Settings):
     warm_start_rounds: int = setting(
         200, "FLYWHEEL_WARM_START_ROUNDS", "boosting rounds added to the champion when warm"
     )
+    realtime_features: bool = setting(
+        True,
+        "FLYWHEEL_REALTIME_FEATURES",
+        "`true`: challengers learn from the session's last hour as of each request "
+        "([docs/realtime.md](docs/realtime.md)); `false`: the day-old snapshot only",
+    )
     dask_scheduler: str | None = setting(
         None,
         "FLYWHEEL_DASK_SCHEDULER",
@@ -99,4 +105,5 @@ class TrainingSettings(Settings):
             params=self.params(),
             num_boost_round=self.warm_start_rounds if warm_start_from else 1000,
             warm_start_from=warm_start_from,
+            realtime_features=self.realtime_features,
         )

@@ -22,6 +22,7 @@ import pytest
 from flywheel_assets.features import store, vector
 from flywheel_assets.features.vector import BUNDLE_SOURCES, FEATURES, REQUEST, USER_ITEM
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
+from flywheel_assets.realtime.features import REALTIME_NAMES
 from flywheel_assets.serving import online_features
 from flywheel_assets.serving.online_features import FeatureSnapshot, export_snapshot
 from flywheel_assets.training.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES, FeatureSchema
@@ -107,6 +108,8 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Warehouse, dict
 def declared_value(name: str, expected: dict[str, object], item: str) -> object:
     """What the declaration says feature ``name`` is for (u1, ``item``)."""
     f = vector.BY_NAME[name]
+    if f.realtime:
+        return None  # the example's request has no session (flywheel_tests/realtime/)
     if item == NEW_ITEM and f.source not in (vector.USERS, REQUEST):
         return None  # no row in an item-keyed source (ui_price_ratio needs the item's price)
     return expected[name]
@@ -119,8 +122,10 @@ def test_the_model_uses_only_declared_features() -> None:
 
 
 def test_serving_assembles_every_kind_of_declared_feature() -> None:
-    computed = {f.name for f in FEATURES if f.computed}
+    computed = {f.name for f in FEATURES if f.computed and not f.realtime}
     assert computed == set(online_features.COMPUTED)
+    # the real-time ones come from the online store, in the declaration's order
+    assert tuple(f.name for f in FEATURES if f.realtime) == REALTIME_NAMES
     handled = {*online_features.ITEM_CATEGORICALS, *online_features.USER_CATEGORICALS}
     assert handled == set(vector.CATEGORICAL_NAMES)
     for source in BUNDLE_SOURCES:
@@ -134,7 +139,7 @@ def test_the_sql_vector_has_the_declared_features_in_order(warehouse) -> None:
     )
     frame = store.serving_frame(wh, candidates, D)
     passthrough = [f.name for f in FEATURES if f.source is REQUEST and f.sql is None]
-    own = [*candidates.columns, "feature_dt"]
+    own = [*candidates.columns, "session_id", "feature_dt"]
     assert set(passthrough) <= set(own)
     assert list(frame.columns) == own + [f.name for f in FEATURES if f.name not in passthrough]
 

@@ -18,7 +18,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from scipy import stats
 
@@ -31,7 +30,6 @@ from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.serving.app import create_app
 from flywheel_assets.serving.event_sink import LandingSink
 from flywheel_assets.serving.online_features import FeatureSnapshot, latest_bundle
-from flywheel_assets.serving.pointer import publish_serving_pointer
 from flywheel_assets.serving.policy import epsilon_greedy_slate, epsilon_greedy_slates
 from flywheel_assets.serving.service import RankingService
 from flywheel_assets.simulation.demo import run_demo
@@ -39,6 +37,7 @@ from flywheel_assets.simulation.live_shop import wait_until_ready
 from flywheel_assets.simulation.simulator import SimulatorConfig
 from flywheel_assets.training.model import FeatureSchema, predict
 from flywheel_tests.support.environment import restored_environment
+from flywheel_tests.support.server import Server, promote
 
 # The module's tests share an expensive module fixture: one worker runs them all, so it is built once.
 pytestmark = pytest.mark.xdist_group("serving.test_serving")
@@ -417,46 +416,6 @@ def test_cold_start_and_not_ready(home: Path, tmp_path: Path) -> None:
         assert client.get("/readyz").status_code == 503
         r = client.post("/rank", json={"user_id": "u", "candidates": ["a", "b"]})
         assert r.status_code == 503 and "feature bundle" in r.json()["error"]
-
-
-class Server:
-    """A real uvicorn server in a thread, on a free port."""
-
-    def __init__(self, app) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-def promote(home: Path, version: str) -> None:
-    """What a promotion does to what serving reads: promotion_decision moves the champion
-    alias and ends the experiment, champion_model publishes the pointer."""
-    wh = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    with wh.begin() as conn:
-        running = registry.open_experiment(conn)
-        if running is not None:
-            registry.end_experiment(
-                conn, running.experiment_id, status="promoted", end_dt=now.date(), reason="test"
-            )
-        registry.move_alias(
-            conn, registry.CHAMPION, version, actor="test", reason="promotion under load", now=now
-        )
-    publish_serving_pointer(wh, home, "test")
 
 
 def test_a_promotion_under_load_fails_no_request_and_switches_version(

@@ -123,3 +123,91 @@ def test_feed_adds_a_little_deterministic_junk_to_the_true_events():
     assert set(junk.loc[~broken, "event_id"]) <= set(events["event_id"])
     again = ShopSimulator(SMALL).serve_day(DAY, random_ranker).feed
     pd.testing.assert_frame_equal(feed, again)
+
+
+def test_the_static_world_is_exactly_the_original_shop():
+    """`--world static` must give today's figures: three days' feeds and purchase rates hash
+    to what the simulator produced before worlds existed (computed at commit ccb08f4 with
+    the same code as below)."""
+    import hashlib
+
+    def ranker(c: pd.DataFrame) -> pd.DataFrame:
+        return uniform_random_slates(c, k=10, seed=4).assign(model_version="m", variant="champion")
+
+    config = SimulatorConfig.for_world(
+        "static", seed=9, n_users=1500, n_items=200, sessions_per_day=300
+    )
+    assert config == SimulatorConfig(seed=9, n_users=1500, n_items=200, sessions_per_day=300)
+    sim = ShopSimulator(config, start=DAY)
+    h = hashlib.sha256()
+    for d in range(3):
+        r = sim.serve_day(DAY + dt.timedelta(days=d), ranker)
+        h.update(pd.util.hash_pandas_object(r.feed.astype(str), index=False).values.tobytes())
+        h.update(
+            f"{r.expected_purchase_rate:.12f} {r.oracle_purchase_rate:.12f} "
+            f"{r.popularity_purchase_rate:.12f}".encode()
+        )
+    assert h.hexdigest() == "bd3bc30919475538fb1470cb85c17503b6127a3eb3d9c82665accd1ba5634859"
+
+
+DYNAMIC = SimulatorConfig.for_world(
+    "dynamic", seed=3, n_users=2_000, n_items=300, sessions_per_day=600
+)
+
+
+def test_dynamic_sessions_come_for_a_category_that_only_their_clicks_reveal():
+    sim = ShopSimulator(DYNAMIC)
+    requests = sim.requests(DAY)
+    intents = requests.groupby("session_id")["_intent"].first()
+    share = (intents >= 0).mean()
+    assert abs(share - DYNAMIC.intent_share) < 0.06
+    # the intent is not the user's taste: users with several sessions have different intents
+    by_user = requests.groupby("user_id")["_intent"].nunique()
+    assert (by_user > 1).any()
+    result = sim.serve_day(DAY, random_ranker)
+    clicks = result.events[result.events["event_type"] == "click"].merge(
+        intents.rename("intent").reset_index(), on="session_id"
+    )
+    item_cat = {f"sku-{i:05d}": c for i, c in enumerate(sim._item_cat)}
+    in_intent = clicks["item_id"].map(item_cat) == clicks["intent"]
+    # a session's clicks go to its intent category more than its candidates' share of it
+    c = DYNAMIC
+    candidate_share = c.intent_candidates + (1 - c.intent_candidates) / c.n_categories
+    assert in_intent[clicks["intent"] >= 0].mean() > 1.3 * candidate_share
+    # and the oracle, which knows the intent, does better than in the same shop without it
+    static = ShopSimulator(SimulatorConfig(**{**DYNAMIC.__dict__, "intent_share": 0.0}))
+    assert (
+        result.oracle_purchase_rate
+        > 1.1 * static.serve_day(DAY, random_ranker).oracle_purchase_rate
+    )
+
+
+def test_a_realtime_ranker_sees_each_sessions_earlier_events_before_its_next_request():
+    class Observing:
+        realtime = True
+
+        def __init__(self) -> None:
+            self.seen: set[str] = set()
+            self.missing = 0
+            self.calls = 0
+
+        def observe(self, events: pd.DataFrame) -> None:
+            self.seen |= set(events["request_id"])
+
+        def __call__(self, c: pd.DataFrame) -> pd.DataFrame:
+            self.calls += 1
+            # every earlier request of these sessions was observed before this one
+            earlier = requests[
+                requests["session_id"].isin(c["session_id"])
+                & (requests["_wave"] < requests.loc[c.index.min(), "_wave"])
+            ]
+            self.missing += len(set(earlier["request_id"]) - self.seen)
+            return random_ranker(c)
+
+    sim = ShopSimulator(DYNAMIC)
+    requests = sim.requests(DAY)
+    ranker = Observing()
+    result = sim.serve_day(DAY, ranker)
+    assert ranker.calls == DYNAMIC.max_requests_per_session
+    assert ranker.missing == 0
+    assert result.events["request_id"].nunique() == requests["request_id"].nunique()

@@ -1,6 +1,6 @@
 -- The first :n_requests of day :dt's served requests (by id), as the `candidates` relation of
 -- feature_vector.sql: the latency guardrail replays only these through both arms' models.
-SELECT request_id, user_id, item_id, position, event_time, feature_dt, dt,
+SELECT request_id, user_id, item_id, position, event_time, feature_dt, dt, session_id,
        propensity, label_click, label_purchase
 FROM training_examples
 WHERE dt = :dt

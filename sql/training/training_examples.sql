@@ -6,11 +6,11 @@
 -- relabel a day that has been trained on.
 INSERT INTO training_examples (
     dt, feature_dt, request_id, user_id, item_id, event_time, position, propensity,
-    model_version, variant, label_click, label_purchase
+    model_version, variant, label_click, label_purchase, session_id
 )
 WITH imp AS (
     SELECT request_id, user_id, item_id, event_time, position, propensity, model_version,
-           variant
+           variant, session_id
     FROM events
     WHERE dt = :dt AND event_type = 'impression' AND request_id IS NOT NULL
 ),
@@ -26,7 +26,7 @@ fb AS (
 )
 SELECT CAST(:dt AS DATE), CAST(:feature_dt AS DATE), i.request_id, i.user_id, i.item_id,
        i.event_time, i.position, i.propensity, i.model_version, i.variant,
-       COALESCE(fb.clicked, 0), COALESCE(fb.purchased, 0)
+       COALESCE(fb.clicked, 0), COALESCE(fb.purchased, 0), i.session_id
 FROM imp i
 LEFT JOIN fb
        ON fb.request_id = i.request_id AND fb.item_id = i.item_id
