@@ -79,3 +79,15 @@ def paragraphs(items: list[tuple[str, str]]) -> Any:
         # Text, not markup: a reason may hold "[...]" (a person's rollback reason, an interval)
         grid.add_row(Text(label), Text(text))
     return grid
+
+
+def add_world_argument(parser: argparse.ArgumentParser) -> None:
+    """``--world``: which simulated shop plays (``simulation.simulator.WORLDS``)."""
+    parser.add_argument(
+        "--world",
+        choices=["dynamic", "static"],
+        default="dynamic",
+        help="dynamic: sessions come for a category only their own clicks reveal, so "
+        "real-time features pay; static: the original shop, without intent "
+        "(docs/realtime.md)",
+    )

@@ -8,8 +8,9 @@ import json
 import sys
 from pathlib import Path
 
+from flywheel_assets.cli.common import add_world_argument
 from flywheel_assets.simulation.demo import COLUMNS, ENV_FILE, run_demo
-from flywheel_assets.simulation.simulator import WORLDS, SimulatorConfig
+from flywheel_assets.simulation.simulator import SimulatorConfig
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -57,6 +58,7 @@ def _demo(args: argparse.Namespace) -> int:
         kafka=args.kafka,
         dagster_storage=args.dagster_storage,
         config=SimulatorConfig.for_world(args.world, seed=args.seed),
+        realtime=args.realtime,
     )
     print(
         f"done; home: {home.resolve()}\n"
@@ -98,12 +100,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="Dagster's runs and event logs: SQLite in the home, or PostgreSQL as in production "
         "(dagster.production.yaml; server from DAGSTER_PG_HOST, _PORT, _USERNAME, _PASSWORD, _DB)",
     )
+    add_world_argument(demo)
     demo.add_argument(
-        "--world",
-        choices=sorted(WORLDS),
-        default="dynamic",
-        help="dynamic: sessions come with an intent only their own clicks reveal (real-time "
-        "features pay); static: the original shop, with no intent (docs/simulator.md)",
+        "--realtime",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether challengers learn the session's last hour (FLYWHEEL_REALTIME_FEATURES; "
+        "default: on in the dynamic world, off in the static one)",
     )
     demo.add_argument("--json", action="store_true", help="one JSON object per day on stdout")
     demo.set_defaults(func=_demo)

@@ -7,7 +7,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from flywheel_assets.cli.common import settings_or_exit
+from flywheel_assets.cli.common import add_world_argument, settings_or_exit
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -53,9 +53,8 @@ def _simulate(args: argparse.Namespace) -> int:
     from flywheel_assets.simulation.live_shop import LiveShopError, simulate_day
     from flywheel_assets.simulation.simulator import ShopSimulator, SimulatorConfig
 
-    config = SimulatorConfig(seed=args.seed)
-    if args.sessions:
-        config = SimulatorConfig(seed=args.seed, sessions_per_day=args.sessions)
+    sessions = {"sessions_per_day": args.sessions} if args.sessions else {}
+    config = SimulatorConfig.for_world(args.world, seed=args.seed, **sessions)
     sim = ShopSimulator(config, start=dt.date.fromisoformat(args.start))
     first = dt.date.fromisoformat(args.from_day) if args.from_day else sim.start
     landing = None if args.no_exports else (
@@ -131,4 +130,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--landing-dir", default=None, help="where exports go (default: FLYWHEEL_LANDING_DIR)"
     )
     sm.add_argument("--no-exports", action="store_true", help="do not write catalog/users exports")
+    add_world_argument(sm)
     sm.set_defaults(func=_simulate)

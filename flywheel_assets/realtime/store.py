@@ -108,7 +108,39 @@ class _Session:
     newest: int = 0
 
 
-class SessionStore:
+class SessionReader:
+    """Reading a request's real-time features from a store's session events: the same for
+    every store, so they can only differ in what they hold."""
+
+    def _session_events(self, user_id: str, session_id: str, at_micros: int) -> tuple:
+        """(times, type codes, item ids) of the session's events; at least those in the
+        window before ``at_micros``."""
+        raise NotImplementedError
+
+    def features(
+        self,
+        user_id: str,
+        session_id: str | None,
+        at: object,
+        candidate_categories: np.ndarray,
+        candidate_brands: np.ndarray,
+        catalog: Catalog,
+    ) -> np.ndarray:
+        """The request's real-time features for its candidates (``REALTIME_NAMES`` columns):
+        NaN without a session, zeros for a session with nothing before ``at``."""
+        n = len(candidate_categories)
+        if session_id is None:
+            return np.full((n, len(REALTIME_NAMES)), np.nan, dtype=np.float32)
+        t = micros(at)
+        times, types, items = self._session_events(str(user_id), str(session_id), t)
+        cats, brands = catalog.attribute_codes(items)
+        return count(
+            np.asarray(times, dtype=np.int64), np.asarray(types, dtype=np.int64), cats, brands,
+            t, candidate_categories, candidate_brands, catalog.n_categories, catalog.n_brands,
+        )  # fmt: skip
+
+
+class SessionStore(SessionReader):
     """Sessions' recent counted events, keyed by (user pseudonym, session id)."""
 
     def __init__(
@@ -178,35 +210,19 @@ class SessionStore:
         s.types = [s.types[i] for i in keep]
         s.items = [s.items[i] for i in keep]
 
-    def features(
-        self,
-        user_id: str,
-        session_id: str | None,
-        at: object,
-        candidate_categories: np.ndarray,
-        candidate_brands: np.ndarray,
-        catalog: Catalog,
-    ) -> np.ndarray:
-        """The request's real-time features for its candidates (``REALTIME_NAMES`` columns):
-        NaN without a session, zeros for a session with nothing before ``at``."""
-        n = len(candidate_categories)
-        if session_id is None:
-            return np.full((n, len(REALTIME_NAMES)), np.nan, dtype=np.float32)
+    def _session_events(self, user_id: str, session_id: str, at_micros: int) -> tuple:
         with self._lock:
-            s = self._sessions.get((str(user_id), str(session_id)))
+            s = self._sessions.get((user_id, session_id))
             if s is None:
-                return np.zeros((n, len(REALTIME_NAMES)), dtype=np.float32)
-            times = np.array(s.times, dtype=np.int64)
-            types = np.array(s.types, dtype=np.int64)
-            items = list(s.items)
-        cats, brands = catalog.attribute_codes(items)
-        return count(
-            times, types, cats, brands, micros(at), candidate_categories, candidate_brands,
-            catalog.n_categories, catalog.n_brands,
-        )  # fmt: skip
+                return [], [], []
+            return list(s.times), list(s.types), list(s.items)
 
-    def stats(self) -> dict[str, int]:
+    def ping(self) -> bool:
+        return True  # in this process: always there
+
+    def stats(self) -> dict[str, object]:
         return {
+            "kind": "memory",
             "sessions": len(self._sessions),
             "events_applied": self.applied,
             "duplicates_ignored": self.duplicates,

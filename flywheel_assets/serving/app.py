@@ -303,7 +303,7 @@ def create_app(
             "serving": state.describe() if state else None,
             "reloads": service.reloads,
             "latency": service.latency.summary(),
-            "online_store": service.online.stats(),
+            "online_store": service.online_status(),
         }
 
     return app
@@ -344,6 +344,7 @@ def service_from_env() -> RankingService:
         ),
         max_lateness_days=lateness,
         reload_seconds=settings.reload_seconds,
+        online_store=settings.open_online_store(),
     )
 
 

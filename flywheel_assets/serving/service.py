@@ -34,6 +34,7 @@ import xgboost as xgb
 
 from flywheel_assets.evaluation.online_stats import assign_variant
 from flywheel_assets.platform.pseudonym import Pseudonymiser
+from flywheel_assets.realtime.redis_store import OnlineStoreUnavailable, RedisSessionStore
 from flywheel_assets.realtime.store import SessionStore
 from flywheel_assets.serving.event_sink import EventSink
 from flywheel_assets.serving.online_features import SUCCESS, FeatureSnapshot, latest_bundle
@@ -259,7 +260,7 @@ class RankingService:
         clock: Callable[[], dt.datetime] | None = None,
         max_lateness_days: float = 30.0,
         request_log: EventSink | None = None,
-        online_store: SessionStore | None = None,
+        online_store: SessionStore | RedisSessionStore | None = None,
     ) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
@@ -277,6 +278,11 @@ class RankingService:
         self._rng_lock = threading.Lock()
         self.recent = RecentRequests()
         self.online = online_store if online_store is not None else SessionStore()
+        # The online store is an optimisation of freshness, never a dependency of a request:
+        # when it fails, requests are scored from the snapshot and the failure is reported.
+        self.online_errors = 0
+        self.online_error: str | None = None
+        self._online_retry_at = 0.0  # after a failure, requests skip the store for a second
         self.latency = Latency()
         self.state: ServingState | None = None
         self.last_reload_error: str | None = None
@@ -347,7 +353,7 @@ class RankingService:
         body: dict[str, object] = {
             "ready": True,
             **state.describe(),
-            "online_store": self.online.stats(),
+            "online_store": self.online_status(),
             "error": self.last_reload_error,
         }
         if state.champion is not None and state.snapshot is None:
@@ -404,9 +410,7 @@ class RankingService:
             codes = snap.item_codes(items)
             fresh = None
             if session_id is not None and snap.uses_realtime(model.schema):
-                fresh = self.online.features(
-                    pseudonym, session_id, now, *snap.attributes_of(codes), snap
-                )
+                fresh = self._fresh(pseudonym, session_id, now, codes, snap)
             x = snap.matrix(model.schema, pseudonym, codes, now.replace(tzinfo=None), fresh)
             scores = model.booster.inplace_predict(x)
             epsilon, version = self.epsilon, model.version
@@ -558,5 +562,51 @@ class RankingService:
         self.sink.write(rows)
         # Logged first, then counted: what the session's next request reads is what was logged.
         one = self.pseudonymiser.one
-        self.online.apply({**r, "user_id": one(r["user_id"])} for r in rows)
+        try:
+            self.online.apply([{**r, "user_id": one(r["user_id"])} for r in rows])
+        except OnlineStoreUnavailable as exc:  # logged already: the next cycle has them
+            self._online_failed(exc)
         return [r["event_id"] for r in rows]
+
+    def _online_skipped(self) -> bool:
+        return self.online_error is not None and time.monotonic() < self._online_retry_at
+
+    def _fresh(
+        self, pseudonym: str, session_id: str, now: dt.datetime, codes: np.ndarray, snap: object
+    ) -> np.ndarray | None:
+        """The session's real-time features, or None (missing) when the store fails."""
+        if self._online_skipped():
+            return None
+        try:
+            values = self.online.features(
+                pseudonym,
+                session_id,
+                now,
+                *snap.attributes_of(codes),
+                snap,  # type: ignore[attr-defined]
+            )
+        except OnlineStoreUnavailable as exc:
+            self._online_failed(exc)
+            return None
+        self.online_error = None
+        return values
+
+    def _online_failed(self, exc: Exception) -> None:
+        self.online_errors += 1
+        self._online_retry_at = time.monotonic() + 1.0
+        if self.online_error is None:
+            log.error("online store unavailable, serving from the snapshot alone: %s", exc)
+        self.online_error = str(exc)
+
+    def online_status(self) -> dict[str, object]:
+        """The online store as /readyz and /metrics report it (a ping: it may be back)."""
+        if self.online.ping():
+            self.online_error = None
+        else:
+            self.online_error = self.online_error or "the online store does not answer"
+        return {
+            **self.online.stats(),
+            "available": self.online_error is None,
+            "errors": self.online_errors,
+            "error": self.online_error,
+        }

@@ -40,6 +40,14 @@ class ServingSettings(Settings):
         "FLYWHEEL_SERVE_LOG_REQUESTS",
         "`false`: no request log (candidates and served latency to `landing/requests/`)",
     )
+    online_store: str = setting(
+        "memory",
+        "FLYWHEEL_ONLINE_STORE",
+        "where the real-time features live: `memory` (in the service process) or a Redis URL "
+        "(`redis://host:6379/0`), shared by every replica ([docs/realtime.md](docs/realtime.md))",
+        secret=True,
+        shown_default="`memory`",
+    )
 
     def validate(self) -> None:
         require(
@@ -49,3 +57,19 @@ class ServingSettings(Settings):
         require(self.reload_seconds > 0, "FLYWHEEL_SERVE_RELOAD_SECONDS", "must be positive")
         require(self.rotate_seconds > 0, "FLYWHEEL_SERVE_ROTATE_SECONDS", "must be positive")
         require(self.max_body_bytes > 0, "FLYWHEEL_SERVE_MAX_BODY_BYTES", "must be positive")
+        require(
+            self.online_store == "memory"
+            or self.online_store.startswith(("redis://", "rediss://", "unix://")),
+            "FLYWHEEL_ONLINE_STORE",
+            "must be `memory` or a Redis URL (redis://, rediss://, unix://)",
+        )
+
+    def open_online_store(self):  # noqa: ANN201 - SessionStore | RedisSessionStore
+        """The configured online store (no connection is made before the first use)."""
+        from flywheel_assets.realtime.store import SessionStore
+
+        if self.online_store == "memory":
+            return SessionStore()
+        from flywheel_assets.realtime.redis_store import RedisSessionStore
+
+        return RedisSessionStore.from_url(self.online_store)

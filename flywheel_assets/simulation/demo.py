@@ -27,6 +27,7 @@ from flywheel_assets.ingestion.accounting import COUNT_NAMES, day_counts
 from flywheel_assets.platform.settings import FlywheelPaths
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
 from flywheel_assets.simulation.simulator import ShopSimulator, SimulatorConfig
+from flywheel_assets.training.settings import TrainingSettings
 
 COLUMNS = [
     "day",
@@ -117,6 +118,7 @@ def write_env_file(
         "FLYWHEEL_PARTITION_START": start.isoformat(),
         "FLYWHEEL_PARTITION_END": (start + dt.timedelta(days=days - 1)).isoformat(),
         "FLYWHEEL_EXPERIMENT_MAX_DAYS": str(ExperimentSettings.resolve().experiment_max_days),
+        "FLYWHEEL_REALTIME_FEATURES": str(TrainingSettings.resolve().realtime_features).lower(),
     }
     if warehouse_url:
         settings["FLYWHEEL_WAREHOUSE_URL"] = warehouse_url
@@ -301,10 +303,18 @@ def run_demo(
     kafka: bool = False,
     after_cycle: Callable[[dt.date, Warehouse], None] | None = None,
     dagster_storage: str = "sqlite",
+    realtime: bool | None = None,
 ) -> list[dict[str, object]]:
     """``kafka``: the events go through a Kafka topic (a dev broker started for the demo)
     instead of landing files; catalog and users still arrive as files. ``after_cycle`` is
-    called after each day's cycle (tests use it to act as an operator would)."""
+    called after each day's cycle (tests use it to act as an operator would). ``realtime``:
+    whether challengers learn the real-time features (FLYWHEEL_REALTIME_FEATURES, written to
+    the home's flywheel.env); by default on in the dynamic world and off in the static one, so
+    ``--world static`` is the original shop and the original flywheel. Like the partitions,
+    never inherited from the shell."""
+    if realtime is None:
+        realtime = (config or SimulatorConfig(seed=seed)).dynamic
+    os.environ["FLYWHEEL_REALTIME_FEATURES"] = str(realtime).lower()
     if not kafka:
         return _run_demo(
             days, seed, start, home, fmt, epsilon, on_day, config, warehouse_url,

@@ -66,7 +66,10 @@ class LiveDayResult:
 
 @dataclass
 class HttpRanker:
-    """The simulator's Ranker protocol over HTTP: one POST /rank per request."""
+    """The simulator's Ranker protocol over HTTP: one POST /rank per request. It reacts within
+    sessions (``realtime``): the simulator sends each wave of requests, and ``observe`` posts
+    the wave's feedback to /events before the next wave is ranked, as shoppers' clicks reach
+    a live service between their page views."""
 
     client: httpx.Client
     k: int
@@ -74,6 +77,25 @@ class HttpRanker:
     retries: int = 5
     service_ids: dict[str, str] = field(default_factory=dict)  # simulator's -> service's id
     latencies_ms: list[float] = field(default_factory=list)
+    realtime: bool = True
+    feedback_sent: int = 0
+
+    def observe(self, events: pd.DataFrame) -> None:
+        feedback = events[events["event_type"] != "impression"]
+        rows = [
+            {
+                "request_id": self.service_ids[rid],
+                "event_type": etype,
+                "item_id": item,
+                "user_id": user,
+                "session_id": session,
+            }
+            for rid, etype, item, user, session in zip(
+                feedback["request_id"], feedback["event_type"], feedback["item_id"],
+                feedback["user_id"], feedback["session_id"], strict=True,
+            )
+        ]  # fmt: skip
+        self.feedback_sent += post_feedback(self.client, rows)
 
     def _post(self, body: dict) -> dict:
         delay = 0.2
@@ -166,22 +188,9 @@ def simulate_day(
         _write_export(sim.catalog_records(sim_day, full=True), landing_dir, "catalog", today, name)
         _write_export(sim.user_records(sim_day, full=True), landing_dir, "users", today, name)
     ranker = HttpRanker(client, k=sim.config.slate_size, concurrency=concurrency)
+    # the ranker posts each wave's feedback as it happens (HttpRanker.observe)
     result = sim.serve_day(sim_day, ranker)
-    feedback = result.events[result.events["event_type"] != "impression"]
-    events = [
-        {
-            "request_id": ranker.service_ids[rid],
-            "event_type": etype,
-            "item_id": item,
-            "user_id": user,
-            "session_id": session,
-        }
-        for rid, etype, item, user, session in zip(
-            feedback["request_id"], feedback["event_type"], feedback["item_id"],
-            feedback["user_id"], feedback["session_id"], strict=True,
-        )
-    ]  # fmt: skip
-    sent = post_feedback(client, events)
+    sent = ranker.feedback_sent
     lat = np.array(ranker.latencies_ms) if ranker.latencies_ms else np.array([np.nan])
     return LiveDayResult(
         sim_day=sim_day,

@@ -16,7 +16,7 @@ The truth model:
   It raises the appeal of that category's items for the session only, and the shop's retrieval
   (search, browsing) brings more of them among the session's candidates. Only the session's
   own interactions reveal it, so a ranker must react within the session to use it
-  (docs/simulator.md).
+  (docs/realtime.md).
 
 No Dagster in here: the simulator is plain Python so it can be unit-tested and reused.
 """
@@ -74,13 +74,13 @@ class SimulatorConfig:
         return self.intent_share > 0
 
 
-# Effect sizes of the dynamic world, and why (docs/decisions.md, 72): in 60% of sessions the
-# intent category's appeal rises by 1.0 on the affinity scale, which multiplies an item's
-# purchase probability by about 3 for an average user; a quarter of such a session's candidates
-# come from the category (ten times the 1-in-20 chance of a uniform draw).
+# Effect sizes of the dynamic world, and why (docs/decisions.md, 72): in 70% of sessions the
+# intent category's appeal rises by 2.0 on the affinity scale, which multiplies an item's
+# purchase probability by about 10 for an average user; half of such a session's candidates
+# come from the category (as a search would bring them), in random order.
 WORLDS: dict[str, dict[str, float]] = {
     "static": {},
-    "dynamic": {"intent_share": 0.7, "intent_strength": 2.0, "intent_candidates": 0.3},
+    "dynamic": {"intent_share": 0.7, "intent_strength": 2.0, "intent_candidates": 0.5},
 }
 
 
@@ -330,9 +330,9 @@ class ShopSimulator:
     def _session_intents(
         self, day: dt.date, cand: np.ndarray, req_session: np.ndarray, live_items: np.ndarray
     ) -> np.ndarray:
-        """Each session's intent category (-1: none); in place, the first candidates of an
-        intent session's requests come from that category. Its own random stream, so the
-        static world's draws are untouched."""
+        """Each session's intent category (-1: none); in place, a share of an intent
+        session's candidates come from that category, in random order. Its own random stream,
+        so the static world's draws are untouched."""
         c = self.config
         rng = self._day_rng(day, 4)
         n_sessions = c.sessions_per_day
@@ -346,8 +346,10 @@ class ShopSimulator:
         for r in np.flatnonzero(intent[req_session] >= 0):
             pool = live_items[live_cat == intent[req_session[r]]]
             picked = rng.choice(pool, min(m, len(pool)), replace=False)
-            rest = [i for i in cand[r] if i not in set(picked)]
-            cand[r] = np.concatenate([picked, rest[: len(cand[r]) - len(picked)]])
+            chosen = set(picked)
+            rest = [i for i in cand[r] if i not in chosen]
+            # shuffled: the candidates' order must not tell a ranker the intent
+            cand[r] = rng.permutation(np.concatenate([picked, rest[: len(cand[r]) - len(picked)]]))
         return intent
 
     def _expected_best(self, cands: pd.DataFrame, score: np.ndarray) -> float:

@@ -37,6 +37,21 @@ def event(n: int, etype: str, seconds: float, item: str = "i0", user: str = "u",
     }
 
 
+def random_events(rng: random.Random, n: int, spread_seconds: float) -> list[dict]:
+    """Events of every kind, two users, two sessions and none, times within +-spread."""
+    return [
+        event(
+            k,
+            rng.choice(["view", "click", "add_to_cart", "purchase", "impression"]),
+            rng.uniform(-spread_seconds, spread_seconds),
+            rng.choice(ITEMS),
+            rng.choice(["u", "v"]),
+            rng.choice(["s", "t", None]),
+        )
+        for k in range(n)
+    ]
+
+
 def read(store: SessionStore, at: dt.datetime, user="u", session="s") -> pd.DataFrame:
     cats, brands = CATALOG.attribute_codes(ITEMS)
     values = store.features(user, session, at, cats, brands, CATALOG)
@@ -108,17 +123,7 @@ def test_a_request_counts_its_sessions_last_hour_strictly_before_it() -> None:
 
 def test_applying_is_idempotent_and_order_free_and_equals_the_declaration() -> None:
     rng = random.Random(3)
-    events = [
-        event(
-            n,
-            rng.choice(["view", "click", "add_to_cart", "purchase", "impression"]),
-            rng.uniform(-4000, 4000),
-            rng.choice(ITEMS),
-            rng.choice(["u", "v"]),
-            rng.choice(["s", "t", None]),
-        )
-        for n in range(600)
-    ]
+    events = random_events(rng, 600, 4000)
     # Events over 8,000 s arrive in any order: keep them all (see the bound's own test).
     reach = dt.timedelta(hours=2)
     in_order, shuffled = SessionStore(lateness=reach), SessionStore(lateness=reach)

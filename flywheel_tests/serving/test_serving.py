@@ -27,6 +27,7 @@ from flywheel_assets.features.store import serving_frame
 from flywheel_assets.platform.dev_broker import free_port
 from flywheel_assets.platform.pseudonym import Pseudonymiser
 from flywheel_assets.platform.warehouse import Warehouse
+from flywheel_assets.realtime.store import SessionStore
 from flywheel_assets.serving.app import create_app
 from flywheel_assets.serving.event_sink import LandingSink
 from flywheel_assets.serving.online_features import FeatureSnapshot, latest_bundle
@@ -161,6 +162,37 @@ def test_online_features_equal_the_sql_for_every_declared_feature(home: Path) ->
                 got[:, j], expected[:, j], rtol=1e-6, equal_nan=True, err_msg=f"{user}: {column}"
             )
         seen |= np.isfinite(got).any(axis=0)
+    # Requests with their sessions: the real-time features from a store that holds the day's
+    # events (the service's path) against the point-in-time SQL (the training path).
+    with wh.begin() as conn:
+        day = wh.query_df(
+            conn,
+            "SELECT event_id, event_type, event_time, user_id, session_id, item_id, request_id "
+            "FROM events WHERE dt = (SELECT MAX(dt) FROM events) ORDER BY event_time",
+        )
+    store = SessionStore()
+    store.apply(day.to_dict("records"))
+    impressions = day[day["event_type"] == "impression"].drop_duplicates("request_id")
+    later = impressions[impressions.duplicated("session_id")].head(60)  # not a session's first
+    for _, request in later.iterrows():
+        items = list(rng.choice(snap.item_ids, 30, replace=False))
+        when = request["event_time"].to_pydatetime()
+        cands = pd.DataFrame(
+            {"request_id": request["request_id"], "user_id": request["user_id"],
+             "session_id": request["session_id"], "item_id": items, "position": 0,
+             "event_time": pd.Timestamp(when)}
+        )  # fmt: skip
+        expected = codes_matrix(schema, serving_frame(wh, cands, snap.feature_dt))
+        codes = snap.item_codes(items)
+        fresh = store.features(
+            request["user_id"], request["session_id"], when, *snap.attributes_of(codes), snap
+        )
+        got = snap.matrix(schema, request["user_id"], codes, when, fresh)
+        for j, column in enumerate(columns):
+            np.testing.assert_allclose(
+                got[:, j], expected[:, j], rtol=1e-6, equal_nan=True, err_msg=f"{column}"
+            )
+        seen |= np.isfinite(got).any(axis=0) & (got != 0).any(axis=0)
     never = [c for c, s in zip(columns, seen, strict=True) if not s]
     # Three days of history hold no catalog price of a week before: that one is missing.
     assert never == ["i_price_change_7d"], f"only missing values compared for {never}"
