@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from flywheel_assets.cli import demo, doctor, models, quarantine, serve, status, warehouse
+from flywheel_assets.cli import (
+    demo,
+    doctor,
+    models,
+    quarantine,
+    serve,
+    status,
+    stream,
+    warehouse,
+)
 
 # In the order `flywheel --help` lists them.
-COMMANDS = (demo, quarantine, models, warehouse, status, doctor, serve)
+COMMANDS = (demo, quarantine, models, warehouse, status, doctor, serve, stream)
 
 
 def main(argv: list[str] | None = None) -> int:

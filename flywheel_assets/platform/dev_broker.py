@@ -102,13 +102,25 @@ class DevBroker:
         self.stop()
 
 
+# Set explicitly: Quix Streams reads a topic's retention.ms from the broker, and Tansu does not
+# report a default for a topic created without one.
+RETENTION_MS = str(7 * 24 * 3600 * 1000)
+
+
 def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
-    """Create ``topic`` if it does not exist."""
+    """Create ``topic`` if it does not exist (retention: a week, set explicitly)."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics(
-        [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+        [
+            NewTopic(
+                topic,
+                num_partitions=partitions,
+                replication_factor=1,
+                config={"retention.ms": RETENTION_MS},
+            )
+        ]
     )
     for future in futures.values():
         try:
