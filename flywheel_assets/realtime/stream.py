@@ -116,12 +116,13 @@ def build_app(
     *,
     consumer_group: str = CONSUMER_GROUP,
     client_config: dict[str, str] | None = None,
-    commit_interval: float = 0.5,
+    commit_interval: float = 0.2,
     state_dir: str | None = None,
     loglevel: str = "WARNING",
 ) -> Application:
     """The Quix application: the topic's raw messages into ``sink``. It keeps no state of its
-    own (no changelog topics); the store is the state."""
+    own (no changelog topics); the store is the state. The sink writes at each checkpoint, so
+    ``commit_interval`` bounds how stale the store may be (bench/realtime measures it)."""
     app = Application(
         broker_address=bootstrap,
         consumer_group=consumer_group,
