@@ -39,7 +39,8 @@ def evaluate_offline(wh: Warehouse, day: dt.date, *, now: dt.datetime) -> Offlin
         champion = registry.get_model(conn, champion_version) if champion_version else None
     result, samples = OfflineComparison(), []
     if challenger is not None and challenger.metrics.get("holdout_cutoff"):
-        frame = training_frame(wh, day, day)
+        realtime = any(r is not None and r.uses_realtime for r in (challenger, champion))
+        frame = training_frame(wh, day, day, realtime=realtime)
         cutoff = pd.Timestamp(challenger.metrics["holdout_cutoff"])
         holdout = frame[frame["event_time"] >= cutoff]
         # Both models are judged on the challenger's label.

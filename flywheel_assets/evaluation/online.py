@@ -80,7 +80,7 @@ def _replayed_latency(
         challenger = registry.get_model(conn, exp.challenger)
     if champion is None or challenger is None:
         return None
-    frame = replay_frame(wh, day, n)
+    frame = replay_frame(wh, day, n, realtime=champion.uses_realtime or challenger.uses_realtime)
     if frame.empty:
         return None
     groups = [g for _, g in frame.groupby("request_id")]

@@ -10,23 +10,31 @@ from flywheel_assets.features.vector import vector_sql
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
 
 
-def training_frame(wh: Warehouse, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """Labelled examples of days [start, end], each joined to its own feature snapshot."""
+def training_frame(
+    wh: Warehouse, start: dt.date, end: dt.date, realtime: bool = True
+) -> pd.DataFrame:
+    """Labelled examples of days [start, end], each joined to its own feature snapshot (and,
+    with ``realtime``, to its session's last hour)."""
     with wh.begin() as conn:
         df = wh.query_df(
-            conn, vector_sql(load_sql("training/training_candidates")), start_dt=start, end_dt=end
+            conn,
+            vector_sql(load_sql("training/training_candidates"), realtime),
+            start_dt=start,
+            end_dt=end,
         )
     return df.sort_values(["event_time", "request_id", "position"], kind="stable").reset_index(
         drop=True
     )
 
 
-def replay_frame(wh: Warehouse, day: dt.date, n_requests: int) -> pd.DataFrame:
+def replay_frame(
+    wh: Warehouse, day: dt.date, n_requests: int, realtime: bool = True
+) -> pd.DataFrame:
     """Feature vectors of ``n_requests`` of the day's served requests (not the whole day)."""
     with wh.begin() as conn:
         return wh.query_df(
             conn,
-            vector_sql(load_sql("features/replay_candidates")),
+            vector_sql(load_sql("features/replay_candidates"), realtime),
             dt=day,
             n_requests=n_requests,
         )
@@ -41,7 +49,7 @@ def latest_snapshot(wh: Warehouse, day: dt.date) -> dt.date | None:
 
 
 def serving_frame(
-    wh: Warehouse, candidates: pd.DataFrame, feature_dt: dt.date | None
+    wh: Warehouse, candidates: pd.DataFrame, feature_dt: dt.date | None, realtime: bool = True
 ) -> pd.DataFrame:
     """Feature vectors for candidate rows (request_id, user_id, item_id, position, event_time,
     and session_id if known), in the candidates' row order."""
@@ -54,7 +62,7 @@ def serving_frame(
     with wh.begin() as conn:
         wh.register_temp(conn, "candidates", cands)
         try:
-            df = wh.query_df(conn, vector_sql(None))
+            df = wh.query_df(conn, vector_sql(None, realtime))
         finally:
             wh.unregister_temp(conn, "candidates")
     return df.sort_values("_row").reset_index(drop=True).drop(columns=["_row"])

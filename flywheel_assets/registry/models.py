@@ -37,6 +37,10 @@ class ModelRecord:
     def load(self) -> xgb.Booster:
         return load_artefact(self.artefact_uri, self.sha256)
 
+    @property
+    def uses_realtime(self) -> bool:
+        return self.schema.uses_realtime
+
 
 def register_model(
     conn: Connection, record: ModelRecord, *, created_by: str, now: dt.datetime

@@ -561,11 +561,14 @@ class RankingService:
                 shown.feedback_times.setdefault((item, etype), when)
         self.sink.write(rows)
         # Logged first, then counted: what the session's next request reads is what was logged.
+        # While the store is failing, feedback does not wait on it every time (at most one
+        # try a second); what it misses, the next cycle still has.
         one = self.pseudonymiser.one
-        try:
-            self.online.apply([{**r, "user_id": one(r["user_id"])} for r in rows])
-        except OnlineStoreUnavailable as exc:  # logged already: the next cycle has them
-            self._online_failed(exc)
+        if not self._online_skipped():
+            try:
+                self.online.apply([{**r, "user_id": one(r["user_id"])} for r in rows])
+            except OnlineStoreUnavailable as exc:
+                self._online_failed(exc)
         return [r["event_id"] for r in rows]
 
     def _online_skipped(self) -> bool:

@@ -131,7 +131,8 @@ class ChampionPolicy:
         rows = candidates.assign(
             user_id=pseudonyms.to_numpy(), position=0, event_time=candidates["request_time"]
         )
-        features = serving_frame(self.warehouse, rows, self.feature_dt)
+        # the real-time features come from the session store below, not from the warehouse
+        features = serving_frame(self.warehouse, rows, self.feature_dt, realtime=False)
         if _uses_realtime(record):
             features[list(REALTIME_NAMES)] = self._realtime(features)
         scores = predict(booster, record.schema, features, at_top=True)
@@ -160,4 +161,4 @@ class ChampionPolicy:
 
 
 def _uses_realtime(record: registry.ModelRecord | None) -> bool:
-    return record is not None and bool(set(record.schema.numeric) & set(REALTIME_NAMES))
+    return record is not None and record.uses_realtime

@@ -90,7 +90,7 @@ def split(frame: pd.DataFrame, spec: TrainingSpec, after: dt.date | None = None)
 
 def load_window(wh: Warehouse, spec: TrainingSpec) -> pd.DataFrame:
     start = spec.day - dt.timedelta(days=spec.window_days - 1)
-    return training_frame(wh, start, spec.day)
+    return training_frame(wh, start, spec.day, realtime=spec.realtime_features)
 
 
 def fit(
@@ -141,7 +141,8 @@ def fit_distributed(
 
     if spec.bias_correction == "unbiased_lambdarank":
         raise ValueError("unbiased_lambdarank trains in one process (whole requests per group)")
-    _, holdout = time_split(training_frame(wh, spec.day, spec.day), spec.holdout_fraction)
+    day = training_frame(wh, spec.day, spec.day, realtime=False)  # only to place the holdout
+    _, holdout = time_split(day, spec.holdout_fraction)
     cutoff = holdout["event_time"].min() if not holdout.empty else None
     start = spec.day - dt.timedelta(days=spec.window_days - 1)
     if after is not None:

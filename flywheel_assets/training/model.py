@@ -109,6 +109,11 @@ class FeatureSchema:
     def to_json(self) -> str:
         return json.dumps({"numeric": self.numeric, "categorical": self.categorical})
 
+    @property
+    def uses_realtime(self) -> bool:
+        """Whether the model reads the session's last hour (realtime/features.py)."""
+        return bool(set(self.numeric) & set(REALTIME_NAMES))
+
     @classmethod
     def from_json(cls, text: str) -> FeatureSchema:
         d = json.loads(text)

@@ -77,16 +77,20 @@ def replay(wh: Warehouse, requests: pd.DataFrame) -> pd.DataFrame:
     times = events["event_time"].map(micros).to_numpy()
     records = events.to_dict("records")
     applied = 0
+    pending: list[dict] = []
     out = []
     requests = requests.sort_values("event_time", kind="stable")
     for (_rid, user, session, at, fdt), rows in requests.groupby(
         ["request_id", "user_id", "session_id", "event_time", "feature_dt"], sort=False
     ):
         t = micros(at)
-        while applied < len(records) and times[applied] < t:
-            if records[applied]["dt"] <= pd.Timestamp(at).date():
-                store.apply([records[applied]])
-            applied += 1
+        upto = int(np.searchsorted(times, t, side="left"))  # events strictly before the request
+        day = pd.Timestamp(at).date()
+        # an event of a later partition had not arrived yet: it waits for a later request
+        waiting = pending + records[applied:upto]
+        store.apply(r for r in waiting if r["dt"] <= day)
+        pending = [r for r in waiting if r["dt"] > day]
+        applied = max(applied, upto)
         catalog = catalogs[fdt]
         cats, brands = catalog.codes_of(rows["category"], rows["brand"])
         values = store.features(user, session, at, cats, brands, catalog)
