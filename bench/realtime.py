@@ -38,12 +38,10 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import xgboost as xgb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchkit import code_version, log  # noqa: E402
-from serve import KEY, build_bundle  # noqa: E402
+from serve import KEY, build_bundle, train_champion  # noqa: E402
 
 from flywheel_assets.platform.dev_broker import DevBroker, create_topic  # noqa: E402
 from flywheel_assets.platform.pseudonym import Pseudonymiser  # noqa: E402
@@ -53,13 +51,7 @@ from flywheel_assets.realtime.store import SessionStore  # noqa: E402
 from flywheel_assets.realtime.stream import OnlineStoreSink, build_app  # noqa: E402
 from flywheel_assets.serving.event_sink import LandingSink  # noqa: E402
 from flywheel_assets.serving.service import RankingService  # noqa: E402
-from flywheel_assets.training.model import (  # noqa: E402
-    DEFAULT_PARAMS,
-    NUMERIC_FEATURES,
-    FeatureSchema,
-    model_bytes,
-    save_artefact,
-)
+from flywheel_assets.training.model import NUMERIC_FEATURES  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -67,38 +59,6 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 def pct(values: list[float]) -> tuple[float, float]:
     a = np.asarray(values, dtype=float)
     return float(np.percentile(a, 50)), float(np.percentile(a, 99))
-
-
-def train_champion(home: Path, info: dict, rounds: int, rng: np.random.Generator) -> None:
-    """A champion on the production schema plus the real-time features, published."""
-    numeric = [*NUMERIC_FEATURES, *REALTIME_NAMES]
-    schema = FeatureSchema(
-        numeric=numeric,
-        categorical={
-            "region": info["regions"],
-            "device": ["desktop", "mobile", "tablet"],
-            "category": info["categories"],
-            "brand": info["brands"],
-        },
-    )
-    n = 50_000
-    df = pd.DataFrame({c: rng.gamma(1.0, 3.0, n) for c in numeric})
-    for c, values in schema.categorical.items():
-        df[c] = rng.choice(values, n)
-    signal = df["u_ctr_28d"] * 0.2 + df["sc_clicks_1h"] * 0.3 + (df["category"] < "c10") * 1.0
-    y = (signal + rng.normal(0, 1, n) > 1.5).astype(int)
-    booster = xgb.train(
-        {**DEFAULT_PARAMS, "nthread": 2},
-        xgb.DMatrix(schema.matrix(df), y, enable_categorical=True),
-        rounds,
-    )
-    uri, sha = save_artefact(model_bytes(booster), home / "models", "bench-rt")
-    pointer = {
-        "model_version": "bench-rt", "artefact_uri": uri, "sha256": sha,
-        "training_partitions": [], "feature_schema": json.loads(schema.to_json()),
-        "experiment": None,
-    }  # fmt: skip
-    (home / "serving" / "champion.json").write_text(json.dumps(pointer))
 
 
 def session_events(user: str, session: str, items: list[str], n: int, now: dt.datetime) -> list:
@@ -125,7 +85,10 @@ def bench_rank(args: argparse.Namespace, work: Path, rng: np.random.Generator) -
     (home / "serving").mkdir(parents=True)
     log(f"building a bundle of {args.users:,} users and {args.items:,} items")
     info = build_bundle(home / "serving", args.users, args.items, rng)
-    train_champion(home, info, args.rounds, rng)
+    # the production schema plus the real-time features
+    train_champion(
+        home, info, args.rounds, rng, [*NUMERIC_FEATURES, *REALTIME_NAMES], version="bench-rt"
+    )
     pseudo = Pseudonymiser(KEY)
     now = dt.datetime.now(dt.UTC)
     requests = []

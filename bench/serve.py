@@ -137,9 +137,19 @@ def build_bundle(serving: Path, n_users: int, n_items: int, rng: np.random.Gener
     }
 
 
-def train_champion(home: Path, info: dict, rounds: int, rng: np.random.Generator) -> dict:
+def train_champion(
+    home: Path,
+    info: dict,
+    rounds: int,
+    rng: np.random.Generator,
+    numeric: list[str] | None = None,
+    version: str = "bench-champion",
+) -> dict:
+    """An XGBoost champion on ``numeric`` (default: the production schema's) and the
+    categoricals, published as the serving pointer."""
+    numeric = list(NUMERIC_FEATURES) if numeric is None else numeric
     schema = FeatureSchema(
-        numeric=list(NUMERIC_FEATURES),
+        numeric=numeric,
         categorical={
             "region": info["regions"],
             "device": ["desktop", "mobile", "tablet"],
@@ -148,16 +158,16 @@ def train_champion(home: Path, info: dict, rounds: int, rng: np.random.Generator
         },
     )
     n = 50_000
-    df = pd.DataFrame({c: rng.gamma(1.0, 3.0, n) for c in NUMERIC_FEATURES})
+    df = pd.DataFrame({c: rng.gamma(1.0, 3.0, n) for c in numeric})
     for c, values in schema.categorical.items():
         df[c] = rng.choice(values, n)
     signal = df["u_ctr_28d"] * 0.2 - df["i_price"] * 0.1 + (df["category"] < "c10") * 1.0
     y = (signal + rng.normal(0, 1, n) > 1.0).astype(int)
     params = {**DEFAULT_PARAMS, "nthread": 2}
     booster = xgb.train(params, xgb.DMatrix(schema.matrix(df), y, enable_categorical=True), rounds)
-    uri, sha = save_artefact(model_bytes(booster), home / "models", "bench-champion")
+    uri, sha = save_artefact(model_bytes(booster), home / "models", version)
     pointer = {
-        "model_version": "bench-champion",
+        "model_version": version,
         "artefact_uri": uri,
         "sha256": sha,
         "training_partitions": [],
