@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchkit import code_version, log  # noqa: E402
-from serve import KEY, build_bundle, train_champion  # noqa: E402
+from serve import KEY, build_bundle, pct, train_champion  # noqa: E402
 
 from flywheel_assets.platform.dev_broker import DevBroker, create_topic  # noqa: E402
 from flywheel_assets.platform.pseudonym import Pseudonymiser  # noqa: E402
@@ -54,11 +54,6 @@ from flywheel_assets.serving.service import RankingService  # noqa: E402
 from flywheel_assets.training.model import NUMERIC_FEATURES  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def pct(values: list[float]) -> tuple[float, float]:
-    a = np.asarray(values, dtype=float)
-    return float(np.percentile(a, 50)), float(np.percentile(a, 99))
 
 
 def session_events(user: str, session: str, items: list[str], n: int, now: dt.datetime) -> list:
