@@ -575,7 +575,12 @@ class RankingService:
         return self.online_error is not None and time.monotonic() < self._online_retry_at
 
     def _fresh(
-        self, pseudonym: str, session_id: str, now: dt.datetime, codes: np.ndarray, snap: object
+        self,
+        pseudonym: str,
+        session_id: str,
+        now: dt.datetime,
+        codes: np.ndarray,
+        snap: FeatureSnapshot,
     ) -> np.ndarray | None:
         """The session's real-time features, or None (missing) when the store fails."""
         if self._online_skipped():
@@ -586,7 +591,7 @@ class RankingService:
                 session_id,
                 now,
                 *snap.attributes_of(codes),
-                snap,  # type: ignore[attr-defined]
+                snap,
             )
         except OnlineStoreUnavailable as exc:
             self._online_failed(exc)
