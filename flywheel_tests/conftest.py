@@ -11,7 +11,38 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # each spinning, 7.5 s passive). Set before any test module loads xgboost; results are unchanged.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from flywheel_tests.support.environment import PG_ADMIN_URL, restored_environment  # noqa: E402
+from flywheel_tests.support.environment import (  # noqa: E402
+    ENV_VARS,
+    PG_ADMIN_URL,
+    restored_environment,
+)
+from flywheel_tests.support.homes import (  # noqa: E402
+    SMALL_SHOP,
+    SMALL_SHOP_DAYS,
+    SMALL_SHOP_SEED,
+    SMALL_SHOP_START,
+    DemoHome,
+)
+
+
+@pytest.fixture(scope="session")
+def small_shop_home(tmp_path_factory: pytest.TempPathFactory) -> DemoHome:
+    """Three days of the small shop through the real cycle: models registered, a serving
+    pointer and feature bundles published, and the demo's figures. Tests that change it
+    (promotions) are in test_serving.py, collected after the UI test, which only reads it."""
+    from flywheel_assets.simulation.demo import run_demo
+
+    with restored_environment():
+        path = tmp_path_factory.mktemp("small-shop") / "home"
+        rows = run_demo(
+            days=SMALL_SHOP_DAYS,
+            seed=SMALL_SHOP_SEED,
+            start=SMALL_SHOP_START,
+            home=path,
+            config=SMALL_SHOP,
+        )
+        environ = {k: os.environ[k] for k in ENV_VARS if k in os.environ}
+    return DemoHome(path, environ, rows)
 
 
 @pytest.fixture

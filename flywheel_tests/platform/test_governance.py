@@ -18,6 +18,7 @@ from flywheel_assets.platform.governance import STAGES, GovernanceError, Roles, 
 from flywheel_assets.platform.warehouse import Warehouse, WarehouseError
 from flywheel_assets.simulation.demo import run_demo
 from flywheel_tests.scenarios.test_cycle import SMALL, START, counts
+from flywheel_tests.support.homes import SMALL_SHOP_GROUP, DemoHome
 
 
 @dataclass
@@ -322,11 +323,13 @@ def test_with_roles_the_schema_is_never_changed_at_run_time(governed: Governed) 
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group(SMALL_SHOP_GROUP)  # compared with the small shop's own run
 def test_the_cycle_runs_with_every_step_in_its_stage_role(
-    governed: Governed, tmp_path, clean_env, monkeypatch
+    governed: Governed, tmp_path, clean_env, monkeypatch, small_shop_home: DemoHome
 ) -> None:
     """Two demo days on the pipeline's login with stage roles on: any grant missing from
-    sql/platform/governance fails a step here. Same figures as without roles."""
+    sql/platform/governance fails a step here. Same figures as without roles (the small shop's
+    first two days: the same seed on the embedded default)."""
     monkeypatch.setenv("FLYWHEEL_WAREHOUSE_ROLES", governed.roles.prefix)
     rows = run_demo(
         days=2, seed=11, start=START, home=tmp_path / "roles", config=SMALL,
@@ -341,8 +344,7 @@ def test_the_cycle_runs_with_every_step_in_its_stage_role(
     # The promotion stage recorded its settings once and the challenger's alias moves.
     assert actions.count("configuration") == 1
     assert "move_challenger" in actions
-    monkeypatch.delenv("FLYWHEEL_WAREHOUSE_ROLES")
-    plain = run_demo(days=2, seed=11, start=START, home=tmp_path / "plain", config=SMALL)
+    plain = small_shop_home.rows[:2]
 
     def figures(rs: list[dict[str, object]]) -> list[dict[str, object]]:
         return [{k: v for k, v in r.items() if k != "seconds"} for r in rs]

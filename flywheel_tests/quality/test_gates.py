@@ -2,8 +2,10 @@
 nothing downstream of it materialises, the check names the violation; fixing the data and
 re-running passes. Then the quarantine release path with its accounting and audit trail.
 
-One shop is simulated for 8 days (small simulator); every scenario damages day 8's landing
-files, runs the whole cycle of day 8 through Dagster, then restores the files and re-runs.
+One shop is simulated for 4 days (small simulator): the last day has the 3 reference days that
+volume and drift need before they judge a day (their minimum). Every scenario damages day 4's
+landing files, runs the whole cycle of day 4 through Dagster, then restores the files and
+re-runs.
 """
 
 import datetime as dt
@@ -32,11 +34,18 @@ SMALL = SimulatorConfig(
     seed=5, n_users=2_000, n_items=300, sessions_per_day=300, new_users_per_day=30
 )
 START = dt.date(2026, 3, 1)
-DAY = START + dt.timedelta(days=7)
+DAYS = 4
+DAY = START + dt.timedelta(days=DAYS - 1)
 ENV = {
     # The small shop is judged from its first days: no warm-up, and only a column that is
     # stationary from day one (prices) is watched, so a clean day passes.
     "FLYWHEEL_DRIFT_WARMUP_DAYS": "0",
+    # The last day is judged by all the days before it (DAYS - 1), whatever the defaults: a
+    # reference window may not start before the first events.
+    "FLYWHEEL_VOLUME_REFERENCE_DAYS": str(DAYS - 1),
+    "FLYWHEEL_VOLUME_MIN_REFERENCE_DAYS": str(DAYS - 1),
+    "FLYWHEEL_DRIFT_REFERENCE_DAYS": str(DAYS - 1),
+    "FLYWHEEL_DRIFT_MIN_REFERENCE_DAYS": str(DAYS - 1),
     "FLYWHEEL_DRIFT_COLUMNS": json.dumps({"item_features": ["i_price"]}),
 }
 SAVED = (
@@ -76,7 +85,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     saved = {k: os.environ.get(k) for k in SAVED}
     os.environ.update(ENV)
     home = tmp_path_factory.mktemp("gates") / "home"
-    run_demo(days=8, seed=5, start=START, home=home, config=SMALL)
+    run_demo(days=DAYS, seed=5, start=START, home=home, config=SMALL)
     yield home
     for k, v in saved.items():
         if v is None:

@@ -157,6 +157,7 @@ def test_the_topic_reaches_the_shared_store_and_resumes_from_its_commits(
     assert mismatches(sink.store, expected_store(first + second), at) == 0
 
 
+@pytest.mark.chaos  # a kill test: with the others, in .ci/run's `-m chaos` run
 def test_a_killed_worker_resumes_with_nothing_lost_or_doubled(broker, topic: str, tmp_path) -> None:
     """`flywheel stream` is SIGKILLed while it works through the topic; started again it
     resumes from the committed offsets. The store then holds every event exactly once."""

@@ -11,15 +11,22 @@ import sqlalchemy as sa
 from flywheel_assets.platform.settings import FlywheelPaths
 from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.simulation.demo import materialize_day, run_demo
-from flywheel_assets.simulation.simulator import SimulatorConfig
+from flywheel_tests.support.homes import (
+    SMALL_SHOP,
+    SMALL_SHOP_DAYS,
+    SMALL_SHOP_GROUP,
+    SMALL_SHOP_SEED,
+    SMALL_SHOP_START,
+    DemoHome,
+)
 
 # The module's tests share an expensive module fixture: one worker runs them all, so it is built once.
-pytestmark = pytest.mark.xdist_group("scenarios.test_cycle")
+# With the small shop's other readers (support/homes.py): its determinism test compares the
+# module's own run with that shop's, a second independent run of the same seed.
+pytestmark = pytest.mark.xdist_group(SMALL_SHOP_GROUP)
 
-SMALL = SimulatorConfig(
-    seed=11, n_users=2_000, n_items=300, sessions_per_day=300, new_users_per_day=30
-)
-START = dt.date(2026, 2, 1)
+SMALL = SMALL_SHOP
+START = SMALL_SHOP_START
 TABLES = [
     "ingested_files",
     "raw_events",
@@ -63,7 +70,9 @@ def demo_home(tmp_path_factory):
         )
     }
     home = tmp_path_factory.mktemp("fw") / "home"
-    rows = run_demo(days=3, seed=11, start=START, home=home, config=SMALL)
+    rows = run_demo(
+        days=SMALL_SHOP_DAYS, seed=SMALL_SHOP_SEED, start=START, home=home, config=SMALL
+    )
     yield home, rows
     for k, v in saved.items():
         if v is None:
@@ -310,12 +319,12 @@ def test_a_failing_blocking_check_stops_everything_downstream(demo_home):
 
 
 @pytest.mark.slow
-def test_demo_is_deterministic(demo_home, tmp_path, clean_env):
-    # A second, independent run with the module run's seed reproduces its first two days to the
-    # last figure (a day's row does not depend on how many days follow it).
+def test_demo_is_deterministic(demo_home, small_shop_home: DemoHome):
+    # The small shop is a second, independent run with the module run's seed and days, in its
+    # own home: it reproduces every day to the last figure.
     _, rows = demo_home
-    again = run_demo(days=2, seed=11, start=START, home=tmp_path / "again", config=SMALL)
-    assert again == rows[:2]
+    assert small_shop_home.path != demo_home[0]
+    assert len(rows) == SMALL_SHOP_DAYS and small_shop_home.rows == rows
 
 
 def test_the_same_cycle_runs_on_postgresql(demo_home, tmp_path, clean_env, pg_database):

@@ -64,6 +64,7 @@ def open_instance_when_up(
 
 
 @pytest.mark.slow
+@pytest.mark.long  # minutes of a real `dagster dev`: .ci/run's second run, not the README's
 def test_dagster_dev_turns_the_flywheel_by_itself(tmp_path: Path) -> None:
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     broken_day = yesterday - dt.timedelta(days=1)

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
 from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events
@@ -137,6 +138,7 @@ def _run(instance: dg.DagsterInstance, **kwargs: object) -> dg.ExecuteInProcessR
     )
 
 
+@pytest.mark.chaos  # a server killed mid-run: with the kill tests (.ci/run's `-m "chaos or long"`)
 def test_postgres_restart_mid_run_is_retried_and_nothing_is_lost_or_doubled(
     tmp_path, monkeypatch, caplog
 ):

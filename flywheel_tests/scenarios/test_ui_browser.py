@@ -5,7 +5,6 @@ flywheel's health, fails on page errors or missing elements, and saves screensho
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import subprocess
@@ -17,16 +16,11 @@ import httpx
 import pytest
 
 from flywheel_assets.platform.dev_broker import free_port
-from flywheel_assets.simulation.demo import run_demo
-from flywheel_assets.simulation.simulator import SimulatorConfig
-from flywheel_tests.support.environment import restored_environment
+from flywheel_tests.support.homes import SMALL_SHOP_GROUP, DemoHome
 
-# Both tests share the webserver on one demo home: one worker runs them, so it is built once.
-pytestmark = pytest.mark.xdist_group("scenarios.test_ui_browser")
-
-SMALL = SimulatorConfig(
-    seed=11, n_users=2_000, n_items=300, sessions_per_day=300, new_users_per_day=30
-)
+# Both tests share the webserver on the small shop's home, which the serving tests read too
+# (conftest.small_shop_home): one worker runs them all, so it is built once.
+pytestmark = pytest.mark.xdist_group(SMALL_SHOP_GROUP)
 
 
 def chromium() -> str:
@@ -39,11 +33,9 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def webserver(tmp_path_factory):
+def webserver(small_shop_home: DemoHome):
     browser = chromium()
-    with restored_environment():
-        home = tmp_path_factory.mktemp("ui") / "home"
-        run_demo(days=3, seed=11, start=dt.date(2026, 2, 1), home=home, config=SMALL)
+    home = small_shop_home.path
     # As the README opens the UI: the settings are the demo home's flywheel.env, sourced.
     sourced = subprocess.run(
         ["bash", "-c", f"source {home / 'flywheel.env'} && env -0"],

@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -33,30 +34,26 @@ from flywheel_assets.serving.event_sink import LandingSink
 from flywheel_assets.serving.online_features import FeatureSnapshot, latest_bundle
 from flywheel_assets.serving.policy import epsilon_greedy_slate, epsilon_greedy_slates
 from flywheel_assets.serving.service import RankingService
-from flywheel_assets.simulation.demo import run_demo
 from flywheel_assets.simulation.live_shop import wait_until_ready
-from flywheel_assets.simulation.simulator import SimulatorConfig
 from flywheel_assets.training.model import FeatureSchema, predict
 from flywheel_tests.support.environment import restored_environment
+from flywheel_tests.support.homes import SMALL_SHOP_GROUP, SMALL_SHOP_START, DemoHome
 from flywheel_tests.support.server import Server, promote
 
-# The module's tests share an expensive module fixture: one worker runs them all, so it is built once.
-pytestmark = pytest.mark.xdist_group("serving.test_serving")
+# The module's tests share the small shop's home with the UI test (conftest.small_shop_home):
+# one worker runs them all, so it is built once.
+pytestmark = pytest.mark.xdist_group(SMALL_SHOP_GROUP)
 
-SMALL = SimulatorConfig(
-    seed=11, n_users=2_000, n_items=300, sessions_per_day=300, new_users_per_day=30
-)
-START = dt.date(2026, 2, 1)
+START = SMALL_SHOP_START
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
+def home(small_shop_home: DemoHome) -> Iterator[Path]:
     """Three simulated days through the real cycle: models registered, a pointer and feature
-    bundles published."""
+    bundles published; the module runs with the home's settings."""
     with restored_environment():
-        path = tmp_path_factory.mktemp("serve") / "home"
-        run_demo(days=3, seed=11, start=START, home=path, config=SMALL)
-        yield path
+        os.environ.update(small_shop_home.environ)
+        yield small_shop_home.path
 
 
 def key(home: Path) -> str:

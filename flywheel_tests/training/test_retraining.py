@@ -1,7 +1,7 @@
 """Retraining and the registry (issue 7): lineage that re-trains to the same bytes, warm start
 from the champion on its unseen partitions, and the bias corrections.
 
-A small shop is simulated for 4 days through the real cycle; then the challenger of the last day
+A small shop is simulated for 3 days through the real cycle; then the challenger of the last day
 is re-trained with a warm start through Dagster, and every registered model is re-trained from
 its registry record.
 """
@@ -36,7 +36,7 @@ SMALL = SimulatorConfig(
     seed=3, n_users=2_000, n_items=300, sessions_per_day=400, new_users_per_day=30
 )
 START = dt.date(2026, 4, 1)
-DAYS = 4
+DAYS = 3
 LAST = START + dt.timedelta(days=DAYS - 1)
 
 
