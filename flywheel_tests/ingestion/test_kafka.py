@@ -462,6 +462,7 @@ def test_stored_offset_beyond_the_topic_stops_instead_of_skipping(
         _ingest(wh, _settings(broker, topic, stall_timeout_s=10))
 
 
+@pytest.mark.long  # two 2-day demos (a minute and more): .ci/run's second run, not the README's
 def test_the_loop_through_kafka_trains_the_same_models_as_through_files(tmp_path, clean_env):
     """The demo with its events sent through a real broker instead of files: the same rows
     are accepted and the same (content-addressed) models come out, day after day."""

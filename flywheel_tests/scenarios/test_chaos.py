@@ -243,12 +243,13 @@ def _kill_and_rerun(env: dict[str, str], url: str, points: list, tmp: Path) -> l
     return results
 
 
-# The DuckDB points in two halves, each on its own home: the two xdist workers share them
-# (about 7 minutes each on 2 cores, instead of 14 on one worker while the other idles).
-FIRST_TRAINING_POINT = [step for step, *_ in KILL_POINTS].index("training_examples")
+# The DuckDB points in two halves of about equal time, each on its own home: the two xdist
+# workers share them (about 400 s each on 2 cores, instead of 800 s on one worker). A later
+# point costs more (the victim runs longer before its kill), so the first half has more points.
+SPLIT = [step for step, *_ in KILL_POINTS].index("challenger_model")
 DUCKDB_HALVES = {
-    "ingestion to features": KILL_POINTS[:FIRST_TRAINING_POINT],
-    "training to publishing, and SIGTERM": KILL_POINTS[FIRST_TRAINING_POINT:] + TERM_POINTS,
+    "ingestion to training examples": KILL_POINTS[:SPLIT],
+    "training to publishing, and SIGTERM": KILL_POINTS[SPLIT:] + TERM_POINTS,
 }
 
 
