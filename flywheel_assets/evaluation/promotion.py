@@ -316,6 +316,5 @@ def _metrics(offline: Sequence[Mapping[str, object]], role: str) -> OfflineMetri
         num(row["auc"]),
         num(row["log_loss"]),
         num(row["ndcg_at_10"]),
-        num(row.get("recall_at_10")),
         num(row.get("ece")),
     )

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from flywheel_assets.evaluation import (
@@ -6,7 +7,9 @@ from flywheel_assets.evaluation import (
     auc,
     log_loss,
     ndcg_at_k,
+    offline_metrics,
     promotion_rule,
+    recall_at_k,
 )
 
 
@@ -55,3 +58,31 @@ def test_promotion_rule():
     assert promotion_rule(m(0.45, 0.19), m(0.5, 0.2)).decision == "reject"
     assert promotion_rule(m(float("nan")), m(0.5)).decision == "reject"
     assert "log loss" in promotion_rule(m(0.5, 0.19), m(0.5, 0.2)).reason
+
+
+def test_every_offline_metric_can_tell_two_models_apart_on_logged_slates():
+    """The holdout is the logged slates (10 items a request): a metric that is the same for any
+    model there is noise in the gate's table. recall@10 was one (each model's top 10 is the
+    whole slate), so it is not reported; every metric that is must differ between a model that
+    puts purchases first and one that puts them last."""
+    rng = np.random.default_rng(3)
+    n_requests, k = 400, 10
+    purchase = (rng.random(n_requests * k) < 0.05).astype(int)
+    holdout = pd.DataFrame(
+        {
+            "request_id": np.repeat(np.arange(n_requests), k),
+            "label_purchase": purchase,
+            "label_click": np.maximum(purchase, rng.random(n_requests * k) < 0.2).astype(int),
+        }
+    )
+    noise = rng.random(len(holdout)) * 0.1
+    good = offline_metrics(holdout, np.clip(0.05 + 0.6 * purchase + noise, 0, 1))
+    bad = offline_metrics(holdout, np.clip(0.65 - 0.6 * purchase + noise, 0, 1))
+    reported = {k: v for k, v in good.as_dict().items() if k != "n_rows"}
+    assert set(reported) == {"auc", "log_loss", "ndcg_at_10", "ece"}
+    for name, value in reported.items():
+        assert value != pytest.approx(bad.as_dict()[name]), name
+    # and the one left out is indeed blind on slates of 10: 1.0 for both
+    groups, rel = holdout["request_id"].to_numpy(), holdout["label_purchase"].to_numpy()
+    assert recall_at_k(groups, rel, np.arange(len(holdout)), k=k) == 1.0
+    assert recall_at_k(groups, rel, -np.arange(len(holdout)), k=k) == 1.0

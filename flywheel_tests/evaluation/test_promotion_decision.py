@@ -39,7 +39,6 @@ def evaluation(role: str, version: str, log_loss: float, ndcg: float = 0.5) -> d
         "auc": 0.7,
         "log_loss": log_loss,
         "ndcg_at_10": ndcg,
-        "recall_at_10": 0.4,
         "ece": 0.01,
     }
 

@@ -164,7 +164,7 @@ def test_a_decision_is_applied_replayed_and_frozen(wh: Warehouse):
 
 def test_offline_evaluations_are_replaced_with_missing_metrics_as_null(wh: Warehouse):
     row = {"role": "challenger", "model_version": "m-new", "n_rows": 10, "auc": 0.7,
-           "log_loss": math.nan, "ndcg_at_10": math.inf, "recall_at_10": None, "ece": 0.02}  # fmt: skip
+           "log_loss": math.nan, "ndcg_at_10": math.inf, "ece": 0.02}  # fmt: skip
     sample = pd.DataFrame({"dt": DAY, "role": "challenger", "model_version": "m-new",
                            "score": [0.1, 0.2]})  # fmt: skip
     for _ in range(2):  # a rerun replaces the day
@@ -177,7 +177,7 @@ def test_offline_evaluations_are_replaced_with_missing_metrics_as_null(wh: Wareh
     assert len(evals) == 1 and int(n_samples) == 2
     r = evals.iloc[0]
     assert r["auc"] == pytest.approx(0.7) and r["ece"] == pytest.approx(0.02)
-    assert all(pd.isna(r[k]) for k in ("log_loss", "ndcg_at_10", "recall_at_10"))
+    assert all(pd.isna(r[k]) for k in ("log_loss", "ndcg_at_10"))
 
 
 def test_alias_history_has_none_for_the_cold_start_and_history_prints_it(

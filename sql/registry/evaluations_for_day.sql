@@ -1,3 +1,3 @@
-SELECT model_version, role, n_rows, auc, log_loss, ndcg_at_10, recall_at_10, ece
+SELECT model_version, role, n_rows, auc, log_loss, ndcg_at_10, ece
 FROM offline_evaluations
 WHERE dt = :dt

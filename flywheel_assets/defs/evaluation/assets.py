@@ -26,7 +26,7 @@ from flywheel_assets.registry.evaluations import METRICS, finite
     deps=[challenger_model],
     description=(
         "The offline gate's evidence: the day's challenger and the champion on the same "
-        "time-based holdout (AUC, log loss, NDCG@10, recall@10, calibration)."
+        "time-based holdout (AUC, log loss, NDCG@10, calibration)."
     ),
 )
 def offline_evaluation(
