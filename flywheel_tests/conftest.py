@@ -41,7 +41,7 @@ def small_shop_home(tmp_path_factory: pytest.TempPathFactory) -> DemoHome:
             home=path,
             config=SMALL_SHOP,
         )
-        environ = {k: os.environ[k] for k in ENV_VARS if k in os.environ}
+        environ = {k: os.environ.get(k) for k in ENV_VARS}
     return DemoHome(path, environ, rows)
 
 

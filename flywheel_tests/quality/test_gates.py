@@ -27,6 +27,7 @@ from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.quality.quarantine import REF_FILE, ReleaseError, export_rows, release
 from flywheel_assets.simulation.demo import run_demo
 from flywheel_assets.simulation.simulator import SimulatorConfig
+from flywheel_tests.support.environment import ENV_VARS
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("quality.test_gates")]
 
@@ -48,13 +49,7 @@ ENV = {
     "FLYWHEEL_DRIFT_MIN_REFERENCE_DAYS": str(DAYS - 1),
     "FLYWHEEL_DRIFT_COLUMNS": json.dumps({"item_features": ["i_price"]}),
 }
-SAVED = (
-    "FLYWHEEL_HOME",
-    "DAGSTER_HOME",
-    "FLYWHEEL_PSEUDONYM_KEY",
-    "FLYWHEEL_WAREHOUSE_URL",
-    *ENV,
-)
+SAVED = (*ENV_VARS, *ENV)  # what the demo sets or clears, and the module's own settings
 DOWNSTREAM_OF_EVENTS = {
     "user_activity_daily",
     "item_activity_daily",

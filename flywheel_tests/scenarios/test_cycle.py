@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flywheel_assets.platform.settings import FlywheelPaths
 from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.simulation.demo import materialize_day, run_demo
+from flywheel_tests.support.environment import restored_environment
 from flywheel_tests.support.homes import (
     SMALL_SHOP,
     SMALL_SHOP_DAYS,
@@ -58,27 +59,12 @@ def counts(wh: Warehouse) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory):
-    import os
-
-    saved = {
-        k: os.environ.get(k)
-        for k in (
-            "FLYWHEEL_HOME",
-            "DAGSTER_HOME",
-            "FLYWHEEL_PSEUDONYM_KEY",
-            "FLYWHEEL_WAREHOUSE_URL",
+    with restored_environment():  # the module runs with the demo's settings, then they go
+        home = tmp_path_factory.mktemp("fw") / "home"
+        rows = run_demo(
+            days=SMALL_SHOP_DAYS, seed=SMALL_SHOP_SEED, start=START, home=home, config=SMALL
         )
-    }
-    home = tmp_path_factory.mktemp("fw") / "home"
-    rows = run_demo(
-        days=SMALL_SHOP_DAYS, seed=SMALL_SHOP_SEED, start=START, home=home, config=SMALL
-    )
-    yield home, rows
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+        yield home, rows
 
 
 def test_three_days_turn_the_flywheel(demo_home):
@@ -450,7 +436,6 @@ def test_flywheel_status_shows_serving_decisions_gaps_quarantine_and_alerts(
     from flywheel_assets import registry
     from flywheel_assets.cli.main import main
     from flywheel_assets.platform.alerts import Alert, record_alert
-    from flywheel_tests.support.environment import restored_environment
 
     home, _rows = demo_home
     copy = tmp_path / "home"

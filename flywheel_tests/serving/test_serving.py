@@ -52,7 +52,7 @@ def home(small_shop_home: DemoHome) -> Iterator[Path]:
     """Three simulated days through the real cycle: models registered, a pointer and feature
     bundles published; the module runs with the home's settings."""
     with restored_environment():
-        os.environ.update(small_shop_home.environ)
+        small_shop_home.apply_environment()
         yield small_shop_home.path
 
 

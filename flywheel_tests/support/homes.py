@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,5 +24,15 @@ SMALL_SHOP = SimulatorConfig(
 @dataclass(frozen=True)
 class DemoHome:
     path: Path
-    environ: dict[str, str]  # the settings run_demo left for the home (re-applied by its users)
+    # Each variable the test guard knows, as run_demo left it for the home (None: unset, as the
+    # demo clears a shell's warehouse, folders and partitions).
+    environ: dict[str, str | None]
     rows: list[dict[str, object]]  # run_demo's figures, one row per day
+
+    def apply_environment(self) -> None:
+        """Point the process at this home as run_demo did (inside ``restored_environment``)."""
+        for key, value in self.environ.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
