@@ -106,7 +106,7 @@ def broker():
 # kills 266, the daemon 122, each DuckDB half about 400, then dagster dev 78, the Kafka loop
 # 53, the stream kill 24, the PostgreSQL restart 16. The PostgreSQL kills and the daemon start
 # the two workers and a DuckDB half follows each: 12 min 4 s and 13 min 48 s in two CI runs,
-# where collection order took 14 min 21 s on a run that was faster than both.
+# where collection order had taken 14 min 21 s in a local run.
 SECOND_RUN_FIRST = (
     "test_kills_in_every_stage_on_postgres",
     "test_the_daemon_fails",
