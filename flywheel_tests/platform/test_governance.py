@@ -17,8 +17,14 @@ from flywheel_assets.defs.resources import WarehouseResource
 from flywheel_assets.platform.governance import STAGES, GovernanceError, Roles, apply_grants
 from flywheel_assets.platform.warehouse import Warehouse, WarehouseError
 from flywheel_assets.simulation.demo import run_demo
-from flywheel_tests.scenarios.test_cycle import SMALL, START, counts
-from flywheel_tests.support.homes import SMALL_SHOP_GROUP, DemoHome
+from flywheel_tests.scenarios.test_cycle import counts
+from flywheel_tests.support.homes import (
+    SMALL_SHOP,
+    SMALL_SHOP_GROUP,
+    SMALL_SHOP_SEED,
+    SMALL_SHOP_START,
+    DemoHome,
+)
 
 
 @dataclass
@@ -332,7 +338,8 @@ def test_the_cycle_runs_with_every_step_in_its_stage_role(
     first two days: the same seed on the embedded default)."""
     monkeypatch.setenv("FLYWHEEL_WAREHOUSE_ROLES", governed.roles.prefix)
     rows = run_demo(
-        days=2, seed=11, start=START, home=tmp_path / "roles", config=SMALL,
+        days=2, seed=SMALL_SHOP_SEED, start=SMALL_SHOP_START, home=tmp_path / "roles",
+        config=SMALL_SHOP,
         warehouse_url=governed.pipeline_url,
     )  # fmt: skip
     wh = Warehouse(governed.admin_url)
@@ -350,7 +357,7 @@ def test_the_cycle_runs_with_every_step_in_its_stage_role(
         return [{k: v for k, v in r.items() if k != "seconds"} for r in rs]
 
     assert figures(rows) == figures(plain)
-    assert dt.date.fromisoformat(str(rows[-1]["day"])) == START + dt.timedelta(days=1)
+    assert dt.date.fromisoformat(str(rows[-1]["day"])) == SMALL_SHOP_START + dt.timedelta(days=1)
 
 
 def test_rollback_job_runs_under_least_privilege(governed: Governed, tmp_path) -> None:

@@ -27,7 +27,7 @@ from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.quality.quarantine import REF_FILE, ReleaseError, export_rows, release
 from flywheel_assets.simulation.demo import run_demo
 from flywheel_assets.simulation.simulator import SimulatorConfig
-from flywheel_tests.support.environment import ENV_VARS
+from flywheel_tests.support.environment import restored_environment
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("quality.test_gates")]
 
@@ -49,7 +49,6 @@ ENV = {
     "FLYWHEEL_DRIFT_MIN_REFERENCE_DAYS": str(DAYS - 1),
     "FLYWHEEL_DRIFT_COLUMNS": json.dumps({"item_features": ["i_price"]}),
 }
-SAVED = (*ENV_VARS, *ENV)  # what the demo sets or clears, and the module's own settings
 DOWNSTREAM_OF_EVENTS = {
     "user_activity_daily",
     "item_activity_daily",
@@ -77,16 +76,11 @@ DOWNSTREAM_OF_FEATURES = {
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    saved = {k: os.environ.get(k) for k in SAVED}
-    os.environ.update(ENV)
-    home = tmp_path_factory.mktemp("gates") / "home"
-    run_demo(days=DAYS, seed=5, start=START, home=home, config=SMALL)
-    yield home
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with restored_environment(ENV):
+        os.environ.update(ENV)
+        home = tmp_path_factory.mktemp("gates") / "home"
+        run_demo(days=DAYS, seed=5, start=START, home=home, config=SMALL)
+        yield home
 
 
 def run_day(day: dt.date = DAY) -> dg.ExecuteInProcessResult:

@@ -2,7 +2,7 @@
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 PG_ADMIN_URL = os.environ.get(
     "FLYWHEEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -28,10 +28,11 @@ ENV_VARS = (
 
 
 @contextlib.contextmanager
-def restored_environment() -> Iterator[None]:
+def restored_environment(extra: Iterable[str] = ()) -> Iterator[None]:
     """The demo points the process environment at its home: put it back afterwards (for
-    module-scoped fixtures, which cannot use the ``clean_env`` fixture)."""
-    saved = {k: os.environ.get(k) for k in ENV_VARS}
+    module-scoped fixtures, which cannot use the ``clean_env`` fixture). ``extra``: more
+    variables the caller sets itself, put back too."""
+    saved = {k: os.environ.get(k) for k in (*ENV_VARS, *extra)}
     try:
         yield
     finally:
