@@ -7,6 +7,7 @@ import argparse
 from flywheel_assets.cli import (
     demo,
     doctor,
+    imports,
     models,
     quarantine,
     serve,
@@ -16,7 +17,7 @@ from flywheel_assets.cli import (
 )
 
 # In the order `flywheel --help` lists them.
-COMMANDS = (demo, quarantine, models, warehouse, status, doctor, serve, stream)
+COMMANDS = (demo, imports, quarantine, models, warehouse, status, doctor, serve, stream)
 
 
 def main(argv: list[str] | None = None) -> int:

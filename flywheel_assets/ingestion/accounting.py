@@ -13,9 +13,9 @@ from sqlalchemy.engine import Connection
 
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
 
-SOURCES = ("events", "catalog", "users")
-# The table each reference-data source's accepted rows go to (sql/ingestion/reference_accounting).
-ACCEPTED_TABLE = {"catalog": "items", "users": "users"}
+SOURCES = ("events", "catalog", "users", "orders")
+# The table each other source's accepted rows go to (sql/ingestion/reference_accounting).
+ACCEPTED_TABLE = {"catalog": "items", "users": "users", "orders": "orders"}
 COLUMNS = ("rows_read", "rows_accepted", "rows_quarantined", "rows_duplicate")
 # What reports call them (the demo's table, `flywheel status`, asset metadata, docs).
 COUNT_NAMES = ("read", "accepted", "quarantined", "duplicates")

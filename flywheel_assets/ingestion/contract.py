@@ -52,6 +52,9 @@ REQUIRED_EVENT_FIELDS = ("event_id", "event_type", "event_time", "user_id", "ite
 ITEM_COLUMNS = ["item_id", "title", "category", "brand", "price"]
 REQUIRED_ITEM_FIELDS = ("item_id", "category", "price")
 USER_COLUMNS = ["user_id", "region", "device", "signup_date"]
+# One order line: an order of `quantity` units of one item at a unit `price` (docs/orders.md).
+ORDER_COLUMNS = ["order_id", "user_id", "item_id", "quantity", "price", "order_time"]
+REQUIRED_ORDER_FIELDS = ("order_id", "user_id", "item_id", "order_time")
 REJECTED_COLUMNS = ["line_no", "payload", "reason"]
 
 # Column names holding personal data besides user_id: the whole name or an ``_``-suffix
@@ -89,6 +92,42 @@ DEFAULT_EVENT_TYPE_ALIASES: dict[str, str] = {
     "impr": "impression",
 }
 
+# Order exports' usual names (shop platforms, ERPs, the UCI Online Retail data set), on top of
+# the defaults; they apply to the orders source only, where "timestamp" is the order's time.
+ORDER_FIELD_ALIASES: dict[str, str] = {
+    "timestamp": "order_time",
+    "ts": "order_time",
+    "time": "order_time",
+    "date": "order_time",
+    "order_date": "order_time",
+    "order_timestamp": "order_time",
+    "created_at": "order_time",
+    "invoicedate": "order_time",
+    "invoice_date": "order_time",
+    "orderid": "order_id",
+    "order_number": "order_id",
+    "invoice": "order_id",
+    "invoiceno": "order_id",
+    "invoice_no": "order_id",
+    "transactionid": "order_id",
+    "transaction_id": "order_id",
+    "customerid": "user_id",
+    "customer": "user_id",
+    "stockcode": "item_id",
+    "stock_code": "item_id",
+    "productid": "item_id",
+    "qty": "quantity",
+    "units": "quantity",
+    "unit_price": "price",
+    "unitprice": "price",
+}
+# The defaults every source starts from, before a field-map file extends them.
+SOURCE_DEFAULT_ALIASES: dict[str, dict[str, str]] = {
+    "orders": {**DEFAULT_FIELD_ALIASES, **ORDER_FIELD_ALIASES},
+}
+# Quantities are stored as INTEGER; beyond this an order line is garbage, not a sale.
+MAX_QUANTITY = 1_000_000
+
 _NUMBER_RE = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 _DATE_RE = r"^\d{4}-\d{2}-\d{2}(?:[T ].*)?$"
 _EPOCH_SECONDS_LIMIT = 1e11  # below: epoch seconds; at or above: epoch milliseconds
@@ -114,16 +153,23 @@ class FieldMap:
     )
 
     @classmethod
-    def default(cls) -> FieldMap:
-        return cls(dict(DEFAULT_FIELD_ALIASES), dict(DEFAULT_EVENT_TYPE_ALIASES))
+    def default(cls, source: str = "events") -> FieldMap:
+        """The built-in map of ``source`` (orders know order exports' names too)."""
+        aliases = SOURCE_DEFAULT_ALIASES.get(source, DEFAULT_FIELD_ALIASES)
+        return cls(dict(aliases), dict(DEFAULT_EVENT_TYPE_ALIASES))
 
     @classmethod
     def from_mapping(
-        cls, mapping: Mapping[str, str], event_types: Mapping[str, str] | None = None
+        cls,
+        mapping: Mapping[str, str],
+        event_types: Mapping[str, str] | None = None,
+        *,
+        source: str = "events",
     ) -> FieldMap:
-        """The default map extended (and overridden) by ``mapping`` / ``event_types``."""
+        """``source``'s default map extended (and overridden) by ``mapping`` / ``event_types``."""
+        base = SOURCE_DEFAULT_ALIASES.get(source, DEFAULT_FIELD_ALIASES)
         return cls(
-            {**DEFAULT_FIELD_ALIASES, **{_key(k): v for k, v in mapping.items()}},
+            {**base, **{_key(k): v for k, v in mapping.items()}},
             {**DEFAULT_EVENT_TYPE_ALIASES, **{_key(k): v for k, v in (event_types or {}).items()}},
         )
 
@@ -204,13 +250,16 @@ def normalise_events(
         ],
     )
 
-    event_time = _parse_time(cols["event_time"])
-    checks.fail(_present(cols["event_time"]) & np.isnat(event_time), "invalid_timestamp")
-    cutoff = np.datetime64(min(_naive_utc(now), _naive_utc(partition_end)) + future_tolerance, "us")
-    checks.fail(event_time > cutoff, "future_event")
-    if max_lateness is not None:
-        oldest = np.datetime64(_naive_utc(partition_start) - max_lateness, "us")
-        checks.fail(event_time < oldest, "too_old_event")
+    event_time = _time_rules(
+        checks,
+        cols["event_time"],
+        "event",
+        partition_start=partition_start,
+        partition_end=partition_end,
+        now=now,
+        future_tolerance=future_tolerance,
+        max_lateness=max_lateness,
+    )
 
     position = _to_float(cols["position"])
     checks.fail(
@@ -403,6 +452,87 @@ def normalise_users(
     )
 
 
+def normalise_orders(
+    records: pd.DataFrame,
+    *,
+    pseudonymiser: Pseudonymiser,
+    partition_start: datetime.datetime,
+    partition_end: datetime.datetime,
+    now: datetime.datetime,
+    future_tolerance: datetime.timedelta = datetime.timedelta(hours=1),
+    max_lateness: datetime.timedelta | None = None,
+    field_map: FieldMap | None = None,
+) -> NormalisedBatch:
+    """Validate order lines against the contract (docs/orders.md).
+
+    ``quantity`` defaults to 1 and must be a whole number from 1 (a return or a cancellation
+    is not a sale: ``invalid_quantity``); ``price`` is per unit, >= 0, and may be missing (the
+    catalog price stands in). The time rules are the events': ``future_order`` past the
+    delivery day (or now) plus the tolerance, ``too_old_order`` more than ``max_lateness``
+    before the delivery day. A line repeated exactly in the same delivery is a redelivery
+    (``duplicate_order_line``); two lines of one order for the same item are both kept (exports
+    split lines), so the order's units are their sum.
+    """
+    fm = field_map or FieldMap.default("orders")
+    cols, sources = _canonical_columns(records, fm, ORDER_COLUMNS)
+    checks = _Checks(len(records))
+    for name in REQUIRED_ORDER_FIELDS:
+        checks.fail(~_present(cols[name]), f"missing_required:{name}")
+    _fail_nul(checks, cols)
+    for name in ("order_id", "user_id", "item_id"):
+        checks.fail(_too_long(cols[name]), f"field_too_long:{name}")
+
+    order_time = _time_rules(
+        checks,
+        cols["order_time"],
+        "order",
+        partition_start=partition_start,
+        partition_end=partition_end,
+        now=now,
+        future_tolerance=future_tolerance,
+        max_lateness=max_lateness,
+    )
+
+    given = _present(cols["quantity"])
+    quantity = np.where(given, _to_float(cols["quantity"]), 1.0)
+    checks.fail(
+        ~(
+            np.isfinite(quantity)
+            & (quantity >= 1)
+            & (quantity <= MAX_QUANTITY)
+            & (np.floor(quantity) == quantity)
+        ),
+        "invalid_quantity",
+    )
+    price = _to_float(cols["price"])
+    checks.fail(_present(cols["price"]) & ~(np.isfinite(price) & (price >= 0)), "invalid_price")
+
+    text = {c: _to_object(cols[c]) for c in ("order_id", "user_id", "item_id")}
+    line_key = pd.DataFrame(
+        {**text, "quantity": quantity, "price": price, "order_time": order_time}
+    )
+    repeated = np.zeros(len(records), dtype=bool)
+    repeated[checks.ok] = line_key[checks.ok].duplicated(keep="first").to_numpy()
+    checks.fail(repeated, "duplicate_order_line")
+
+    keep = checks.ok
+    index = records.index[keep]
+    users = pd.Series(text["user_id"][keep], index=index, dtype=object)
+    data = {
+        "order_id": pd.Series(text["order_id"][keep], index=index, dtype=object),
+        "user_id": _object_series(pseudonymiser.series(users), index),
+        "item_id": pd.Series(text["item_id"][keep], index=index, dtype=object),
+        "quantity": pd.Series(quantity[keep], index=index).astype("int64"),
+        "price": pd.Series(price[keep], index=index, dtype="float64"),
+        "order_time": pd.Series(order_time[keep], index=index, dtype="datetime64[us]"),
+    }
+    personal = _personal_columns(records, sources["user_id"])
+    return NormalisedBatch(
+        accepted=pd.DataFrame(data, columns=ORDER_COLUMNS),
+        rejected=_rejected(records, checks, personal, pseudonymiser),
+    )
+
+
 def scrub_bad_lines(
     bad_lines: pd.DataFrame,
     *,
@@ -464,6 +594,29 @@ class _Checks:
         dup = np.zeros(len(ids), dtype=bool)
         dup[self.ok] = pd.Series(ids[self.ok], dtype=object).duplicated(keep=keep).to_numpy()
         return dup
+
+
+def _time_rules(
+    checks: _Checks,
+    text: pa.Array,
+    what: str,
+    *,
+    partition_start: datetime.datetime,
+    partition_end: datetime.datetime,
+    now: datetime.datetime,
+    future_tolerance: datetime.timedelta,
+    max_lateness: datetime.timedelta | None,
+) -> np.ndarray:
+    """Parse a row's time and apply the delivery day's rules: ``invalid_timestamp``,
+    ``future_<what>`` and ``too_old_<what>``; returns the times (NaT where unparseable)."""
+    times = _parse_time(text)
+    checks.fail(_present(text) & np.isnat(times), "invalid_timestamp")
+    cutoff = np.datetime64(min(_naive_utc(now), _naive_utc(partition_end)) + future_tolerance, "us")
+    checks.fail(times > cutoff, f"future_{what}")
+    if max_lateness is not None:
+        oldest = np.datetime64(_naive_utc(partition_start) - max_lateness, "us")
+        checks.fail(times < oldest, f"too_old_{what}")
+    return times
 
 
 def _naive_utc(value: datetime.datetime) -> datetime.datetime:

@@ -13,6 +13,8 @@ the built-in aliases (docs/events.md, "Producers with other field names")::
       fields: {product_code: item_id}
     users:
       fields: {customer_no: user_id}
+    orders:
+      fields: {basket_ref: order_id}
 
 Mistakes (an unknown source, a target that is not a contract field, a target event type that
 does not exist) fail loudly when the file is read, before any row is ingested.
@@ -31,6 +33,7 @@ from flywheel_assets.ingestion.contract import (
     EVENT_COLUMNS,
     EVENT_TYPES,
     ITEM_COLUMNS,
+    ORDER_COLUMNS,
     USER_COLUMNS,
     FieldMap,
 )
@@ -39,6 +42,7 @@ SOURCE_COLUMNS: dict[str, list[str]] = {
     "events": EVENT_COLUMNS,
     "catalog": ITEM_COLUMNS,
     "users": USER_COLUMNS,
+    "orders": ORDER_COLUMNS,
 }
 
 
@@ -48,7 +52,7 @@ class FieldMapError(ValueError):
 
 def load_field_maps(path: str | Path | None) -> dict[str, FieldMap]:
     """One FieldMap per source: the defaults, extended by the file at ``path`` if given."""
-    maps = {source: FieldMap.default() for source in SOURCE_COLUMNS}
+    maps = {source: FieldMap.default(source) for source in SOURCE_COLUMNS}
     if not path:
         return maps
     p = Path(path).expanduser()
@@ -66,7 +70,7 @@ def field_maps_from_spec(spec: Any, *, origin: str = "field map") -> dict[str, F
     """Validate a parsed field-map document and build the per-source maps."""
     if not isinstance(spec, Mapping):
         raise FieldMapError(f"{origin}: expected a mapping of sources, got {type(spec).__name__}")
-    maps = {source: FieldMap.default() for source in SOURCE_COLUMNS}
+    maps = {source: FieldMap.default(source) for source in SOURCE_COLUMNS}
     for source, section in spec.items():
         if source not in SOURCE_COLUMNS:
             raise FieldMapError(
@@ -96,7 +100,7 @@ def field_maps_from_spec(spec: Any, *, origin: str = "field map") -> dict[str, F
                     f"{origin}: events.event_types maps {producer!r} to {target!r}; "
                     f"use one of {list(EVENT_TYPES)}"
                 )
-        maps[source] = FieldMap.from_mapping(fields, event_types)
+        maps[source] = FieldMap.from_mapping(fields, event_types, source=source)
     return maps
 
 

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection
 
 from flywheel_assets.ingestion.accounting import record_accounting
 from flywheel_assets.ingestion.contract import (
+    ORDER_COLUMNS,
     FieldMap,
     NormalisedBatch,
     normalise_events,
     normalise_items,
+    normalise_orders,
     normalise_users,
     scrub_bad_lines,
 )
@@ -70,6 +73,8 @@ class SourceSpec:
     field_map: FieldMap | None = None
     # Events: also the topic's rows of the day, and quarantine releases rejoin the day.
     with_kafka: bool = False
+    # Rules across the day's files (the contract's run within one file).
+    across_files: Callable[[list[FileOutcome]], list[FileOutcome]] | None = None
 
 
 def catalog_source(day: dt.date, field_map: FieldMap | None) -> SourceSpec:
@@ -94,7 +99,14 @@ def users_source(pseudonymiser: Pseudonymiser, field_map: FieldMap | None) -> So
     )
 
 
-def events_source(
+def _with_file_lines(df: pd.DataFrame, o: FileOutcome) -> pd.DataFrame:
+    return df.assign(source_file=o.path, line_no=o.accepted_line_nos.to_numpy(dtype="int64"))
+
+
+def _timed_source(
+    name: str,
+    table: str,
+    normaliser: Callable[..., NormalisedBatch],
     day: dt.date,
     pseudonymiser: Pseudonymiser,
     field_map: FieldMap | None,
@@ -102,13 +114,14 @@ def events_source(
     now: dt.datetime,
     future_tolerance: dt.timedelta,
     max_lateness: dt.timedelta | None,
+    **spec: object,
 ) -> SourceSpec:
-    """Behaviour events delivered on ``day``; ``now`` is the wall clock (naive UTC)."""
+    """A source whose rows carry a time checked against the delivery day (events, orders)."""
     start = day_start(day)
     end = start + dt.timedelta(days=1)
 
     def normalise(records: pd.DataFrame) -> NormalisedBatch:
-        return normalise_events(
+        return normaliser(
             records,
             pseudonymiser=pseudonymiser,
             partition_start=start,
@@ -121,18 +134,95 @@ def events_source(
             field_map=field_map,
         )
 
-    def extra(df: pd.DataFrame, o: FileOutcome) -> pd.DataFrame:
-        return df.assign(source_file=o.path, line_no=o.accepted_line_nos.to_numpy(dtype="int64"))
-
     return SourceSpec(
-        name="events",
-        table="raw_events",
+        name=name,
+        table=table,
         normalise=normalise,
-        extra_columns=extra,
+        extra_columns=_with_file_lines,
         pseudonymiser=pseudonymiser,
         field_map=field_map,
+        **spec,  # type: ignore[arg-type]
+    )
+
+
+def events_source(
+    day: dt.date,
+    pseudonymiser: Pseudonymiser,
+    field_map: FieldMap | None,
+    *,
+    now: dt.datetime,
+    future_tolerance: dt.timedelta,
+    max_lateness: dt.timedelta | None,
+) -> SourceSpec:
+    """Behaviour events delivered on ``day``; ``now`` is the wall clock (naive UTC)."""
+    return _timed_source(
+        "events",
+        "raw_events",
+        normalise_events,
+        day,
+        pseudonymiser,
+        field_map,
+        now=now,
+        future_tolerance=future_tolerance,
+        max_lateness=max_lateness,
         with_kafka=True,
     )
+
+
+def orders_source(
+    day: dt.date,
+    pseudonymiser: Pseudonymiser,
+    field_map: FieldMap | None,
+    *,
+    now: dt.datetime,
+    future_tolerance: dt.timedelta,
+    max_lateness: dt.timedelta | None,
+) -> SourceSpec:
+    """Order lines delivered on ``day`` (docs/orders.md); the events' time rules apply."""
+    return _timed_source(
+        "orders",
+        "orders",
+        normalise_orders,
+        day,
+        pseudonymiser,
+        field_map,
+        now=now,
+        future_tolerance=future_tolerance,
+        max_lateness=max_lateness,
+        across_files=drop_repeated_order_lines,
+    )
+
+
+def drop_repeated_order_lines(outcomes: list[FileOutcome]) -> list[FileOutcome]:
+    """A line another file of the day already delivered (an export imported twice under two
+    names, a daily file overlapping an import) is a ``duplicate_order_line``: the first file by
+    name keeps it. The payload is the accepted row (its user id already a pseudonym)."""
+    seen: set[tuple] = set()
+    out: list[FileOutcome] = []
+    for o in outcomes:
+        keys = list(o.accepted[ORDER_COLUMNS].itertuples(index=False, name=None))
+        repeated = np.array([k in seen for k in keys], dtype=bool)
+        seen.update(keys)
+        if not repeated.any():
+            out.append(o)
+            continue
+        dropped = o.accepted[repeated]
+        rejected = pd.DataFrame(
+            {
+                "line_no": o.accepted_line_nos[repeated].to_numpy(dtype="int64"),
+                "payload": dropped.astype(str).to_json(orient="records", lines=True).splitlines(),
+                "reason": "duplicate_order_line",
+            }
+        )
+        out.append(
+            replace(
+                o,
+                accepted=o.accepted[~repeated],
+                accepted_line_nos=o.accepted_line_nos[~repeated],
+                rejected=pd.concat([o.rejected, rejected], ignore_index=True),
+            )
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -236,6 +326,8 @@ def ingest_day(
     now = now or utcnow()
     files = list_landing_files(landing_dir, spec.name, day)
     outcomes = read_source_files(files, spec)
+    if spec.across_files is not None:
+        outcomes = spec.across_files(outcomes)
     with wh.begin() as conn:
         _delete_day(wh, conn, spec, day)
         _insert_accepted(wh, conn, spec, day, outcomes)

@@ -18,7 +18,10 @@ from pathlib import Path
 
 from flywheel_assets.ingestion.landing import file_sha256, list_landing_files
 
-LANDING_SOURCES = ("events", "catalog", "users", "requests")
+LANDING_SOURCES = ("events", "catalog", "users", "orders", "requests")
+# `flywheel import orders` writes these and ingests their days itself, in one run: a run per
+# day of a two-year export from the sensor would only repeat that work.
+SELF_INGESTED_PREFIX = "import-"
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ def landing_day_digests(
                 warnings.append(f"{folder}: not a dt=YYYY-MM-DD folder, ignored")
                 continue
             for path in list_landing_files(landing_dir, source, day):
+                if path.name.startswith(SELF_INGESTED_PREFIX):
+                    continue
                 entry = _file_entry(path, cursor.get(str(path)))
                 if entry is None:
                     continue  # moved away while we looked

@@ -128,7 +128,9 @@ def test_kafka_late_days_sensor_reruns_past_days_once(monkeypatch):
 
 
 def test_field_map_file_errors_say_what_to_change(tmp_path):
-    with pytest.raises(FieldMapError, match="unknown source 'orders'"):
+    with pytest.raises(FieldMapError, match="unknown source 'order'"):
+        field_maps_from_spec({"order": {"fields": {"a": "b"}}})
+    with pytest.raises(FieldMapError, match="not a orders field"):
         field_maps_from_spec({"orders": {"fields": {"a": "b"}}})
     with pytest.raises(FieldMapError, match="not a events field"):
         field_maps_from_spec({"events": {"fields": {"visitor": "visitor_id"}}})

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -27,14 +26,6 @@ from flywheel_assets.platform.warehouse import Warehouse
 DAY = dt.date(2026, 5, 4)
 NOW = dt.datetime(2026, 5, 5, 6, 0)
 PSEUDONYMS = Pseudonymiser("ingest-test-key-0123456789")
-
-
-@pytest.fixture
-def wh(tmp_path: Path) -> Iterator[Warehouse]:
-    w = Warehouse(f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
-    w.migrate()
-    yield w
-    w.dispose()
 
 
 def land(landing: Path, source: str, name: str, text: str, day: dt.date = DAY) -> Path:

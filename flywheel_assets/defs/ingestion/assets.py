@@ -6,6 +6,7 @@ day gives the same tables, and a run that dies half-way leaves the previous stat
 """
 
 import datetime as dt
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -29,6 +30,7 @@ from flywheel_assets.ingestion.ingest import (
     catalog_source,
     events_source,
     ingest_day,
+    orders_source,
     users_source,
 )
 from flywheel_assets.ingestion.landing import LandingFileError
@@ -79,6 +81,35 @@ def ingest_metadata(report: SourceDayReport) -> dict[str, object]:
 
 
 _INGESTION = daily_asset("ingestion", {"python", "duckdb"})
+
+
+def _ingest_timed(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    paths: PathsConfig,
+    ingestion: IngestionConfig,
+    pseudonyms: PseudonymResource,
+    source: Callable[..., SourceSpec],
+    name: str,
+) -> dg.MaterializeResult:
+    """The days of a source whose rows' times are checked against the delivery day."""
+    pseudonymiser = pseudonyms.get()
+    field_map = ingestion.field_maps()[name]
+    settings = ingestion.settings()
+
+    def build(day: dt.date) -> dict[str, object]:
+        now = utcnow()
+        spec = source(
+            day,
+            pseudonymiser,
+            field_map,
+            now=now,
+            future_tolerance=settings.future_tolerance(),
+            max_lateness=settings.max_lateness(),
+        )
+        return ingest(context, warehouse, paths, spec, day, now)
+
+    return materialize_days(context, build)
 
 
 @dg.asset(
@@ -132,20 +163,22 @@ def raw_events(
     ingestion: IngestionConfig,
     pseudonyms: PseudonymResource,
 ) -> dg.MaterializeResult:
-    pseudonymiser = pseudonyms.get()
-    field_map = ingestion.field_maps()["events"]
-    settings = ingestion.settings()
+    return _ingest_timed(context, warehouse, paths, ingestion, pseudonyms, events_source, "events")
 
-    def build(day: dt.date) -> dict[str, object]:
-        now = utcnow()
-        spec = events_source(
-            day,
-            pseudonymiser,
-            field_map,
-            now=now,
-            future_tolerance=settings.future_tolerance(),
-            max_lateness=settings.max_lateness(),
-        )
-        return ingest(context, warehouse, paths, spec, day, now)
 
-    return materialize_days(context, build)
+@dg.asset(
+    **_INGESTION,
+    description=(
+        "Order lines delivered on the day (docs/orders.md): quantity and unit price per item, "
+        "user ids pseudonymised; lines breaking the contract go to quarantine. The demand "
+        "forecast's history; a shop's past orders come in with `flywheel import orders`."
+    ),
+)
+def orders(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    paths: PathsConfig,
+    ingestion: IngestionConfig,
+    pseudonyms: PseudonymResource,
+) -> dg.MaterializeResult:
+    return _ingest_timed(context, warehouse, paths, ingestion, pseudonyms, orders_source, "orders")

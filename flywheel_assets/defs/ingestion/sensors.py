@@ -9,7 +9,7 @@ hold the warehouse (docs/decisions.md, "Ingestion automation"). What to request 
 import dagster as dg
 
 from flywheel_assets.defs.common import daily, utcnow
-from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
+from flywheel_assets.defs.ingestion.assets import catalog_items, orders, raw_events, users
 from flywheel_assets.defs.ingestion.kafka import DAYS_METADATA, kafka_events
 from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.quality.checks import QUALITY_CHECKS
@@ -22,7 +22,7 @@ from flywheel_assets.platform.settings import FlywheelPaths
 ingest_day_job = dg.define_asset_job(
     "ingest_day",
     selection=dg.AssetSelection.assets(
-        catalog_items, users, raw_events, accepted_events, served_requests
+        catalog_items, users, orders, raw_events, accepted_events, served_requests
     )
     | dg.AssetSelection.checks(*QUALITY_CHECKS),
     partitions_def=daily,

@@ -13,7 +13,7 @@ import dagster as dg
 from sqlalchemy.engine import Connection
 
 from flywheel_assets.defs.common import WAREHOUSE_POOL, check_days, md_table, utcnow
-from flywheel_assets.defs.ingestion.assets import catalog_items, raw_events, users
+from flywheel_assets.defs.ingestion.assets import catalog_items, orders, raw_events, users
 from flywheel_assets.defs.quality.assets import accepted_events
 from flywheel_assets.defs.resources import QualityConfig, WarehouseResource
 from flywheel_assets.ingestion.accounting import event_counts, source_accounting
@@ -118,6 +118,18 @@ def users_accounted(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     return _source_accounted(context, warehouse, "users")
+
+
+@dg.asset_check(
+    pool=WAREHOUSE_POOL,
+    asset=orders,
+    blocking=True,
+    description="Every order line read is accepted, quarantined or a repeated line.",
+)
+def orders_accounted(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    return _source_accounted(context, warehouse, "orders")
 
 
 def suite_check(
@@ -269,4 +281,5 @@ QUALITY_CHECKS = [
     catalog_items_suite,
     catalog_items_accounted,
     users_accounted,
+    orders_accounted,
 ]

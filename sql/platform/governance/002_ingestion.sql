@@ -1,8 +1,8 @@
 -- Ingestion (ingestion, kafka and quality stages; the served_requests log): writes raw events,
--- accepted events, catalog, users, quarantine and its own bookkeeping. DELETE only because a
+-- accepted events, catalog, users, order lines, quarantine and its own bookkeeping. DELETE only because a
 -- partition is replaced whole (DELETE + INSERT in one transaction) when a day is re-run.
 GRANT SELECT, INSERT, DELETE ON
-    ingested_files, raw_events, events, quarantine, items, users,
+    ingested_files, raw_events, events, quarantine, items, users, orders,
     kafka_events, kafka_batches, ingestion_accounting, served_requests
 TO {ingestion};
 GRANT SELECT, INSERT, UPDATE ON kafka_offsets TO {ingestion};

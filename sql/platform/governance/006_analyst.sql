@@ -16,6 +16,9 @@ CREATE OR REPLACE VIEW analyst.items AS
 CREATE OR REPLACE VIEW analyst.users AS
     SELECT dt, user_id, region, device, signup_date
     FROM users;
+CREATE OR REPLACE VIEW analyst.orders AS
+    SELECT dt, order_id, user_id, item_id, quantity, price, order_time
+    FROM orders;
 CREATE OR REPLACE VIEW analyst.quarantine AS
     SELECT dt, source, stage, reason, quarantined_at FROM quarantine;
 CREATE OR REPLACE VIEW analyst.ingestion_accounting AS
