@@ -1,0 +1,447 @@
+"""The global demand forecaster: one XGBoost multi-quantile model over every series.
+
+Items, categories and the shop total differ in volume by orders of magnitude, so the target is
+scaled per series (units / the series' mean daily units over the days before the origin, plus
+a small epsilon; the log of that scale is a feature) and one model learns from all of them.
+Forecasts are direct multi-horizon: one row per (series, origin, horizon h = 1..H) with every
+feature computed from days strictly before the origin, so the same row shape serves training
+(past origins, observed targets) and forecasting (the current origin).
+
+Intervals: XGBoost's multi-quantile regression gives p10/p50/p90; a split-conformal step (CQR,
+Romano et al. 2019) on the most recent fully observed origin widens or narrows both bounds per
+level so that 80 % of calibration outcomes fall inside. docs/forecasting.md has the details.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from flywheel_assets.forecasting.panel import LEVELS, DemandPanel
+
+_MAGIC = b"FLYWHEEL-FORECAST-1\n"
+QUANTILES = (0.1, 0.5, 0.9)
+LEVEL_CODES = {level: i for i, level in enumerate(LEVELS)}
+
+
+def _default_xgb() -> dict[str, Any]:
+    return {
+        "objective": "reg:quantileerror",
+        "quantile_alpha": list(QUANTILES),
+        "tree_method": "hist",
+        "max_depth": 6,
+        "eta": 0.08,
+        "min_child_weight": 10.0,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+        "max_bin": 128,
+    }
+
+
+@dataclass(frozen=True)
+class ForecastParams:
+    """Everything that defines a fitted model besides the data (it is stored with it)."""
+
+    horizon: int = 28
+    training_origins: int = 8
+    origin_step: int = 7
+    lags: int = 7
+    windows: tuple[int, ...] = (7, 28, 91)
+    scale_days: int = 56
+    scale_epsilon: float = 0.05
+    min_history: int = 28
+    num_boost_round: int = 150
+    max_training_rows: int = 200_000
+    calibrate: bool = True
+    # Refit on the calibration origin too once the conformal adjustment is known: uses the
+    # newest data at the price of a second fit (the adjustment was measured on the first).
+    refit: bool = False
+    coverage: float = 0.8
+    seed: int = 0
+    nthread: int = 2
+    xgb_params: dict[str, Any] = field(default_factory=_default_xgb)
+
+    def booster_params(self) -> dict[str, Any]:
+        return {**self.xgb_params, "seed": self.seed, "nthread": self.nthread}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["windows"] = list(self.windows)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ForecastParams:
+        return cls(**{**d, "windows": tuple(d["windows"])})
+
+
+def feature_names(params: ForecastParams) -> list[str]:
+    return (
+        [f"lag_{k}" for k in range(1, params.lags + 1)]
+        + [f"mean_{w}" for w in params.windows]
+        + [f"zero_share_{w}" for w in params.windows if w >= 28]
+        + [
+            "days_since_sale",
+            "same_weekday_mean_8w",
+            "log_scale",
+            "log_price",
+            "price_change_28d",
+            "planned_price_change",
+            "h",
+            "target_weekday",
+            "target_day_of_month",
+            "level",
+            "category",
+            "brand",
+        ]
+    )
+
+
+_CATEGORICAL = {"level", "category", "brand"}
+
+
+def _window_mean(u: np.ndarray, o: int, w: int) -> np.ndarray:
+    lo = max(0, o - w)
+    if o <= lo:
+        return np.full(u.shape[0], np.nan)
+    return u[:, lo:o].mean(axis=1)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Feature rows of one panel at one origin, series-major then horizon."""
+
+    x: np.ndarray
+    scale: np.ndarray  # per row
+    series: np.ndarray  # row -> series index in the panel
+    h: np.ndarray
+
+
+def _codes(names: np.ndarray, vocab: list[str]) -> np.ndarray:
+    index = {v: i for i, v in enumerate(vocab)}
+    return np.array([index.get(n, np.nan) if n is not None else np.nan for n in names], "float64")
+
+
+def panel_features(
+    panel: DemandPanel, origin: int, params: ForecastParams, vocab: dict[str, list[str]]
+) -> _Rows:
+    """Features of every series of ``panel`` at day index ``origin`` for h = 1..horizon.
+
+    Reads units only in columns < ``origin`` (the leakage test holds this) and prices up to
+    the target day: list prices are a schedule known in advance.
+    """
+    n, horizon = panel.n_series, params.horizon
+    u = panel.units[:, :origin].astype("float64")
+    scale = np.nan_to_num(_window_mean(u, origin, params.scale_days)) + params.scale_epsilon
+    cols: list[np.ndarray] = []
+    for k in range(1, params.lags + 1):
+        cols.append(u[:, origin - k] / scale if origin - k >= 0 else np.full(n, np.nan))
+    for w in params.windows:
+        cols.append(_window_mean(u, origin, w) / scale)
+    for w in params.windows:
+        if w >= 28:
+            cols.append(_window_mean((u == 0).astype("float64"), origin, w))
+    sold = u > 0
+    last = np.where(sold.any(axis=1), origin - 1 - np.argmax(sold[:, ::-1], axis=1), -(10**6))
+    days_since = np.minimum(origin - last, 365).astype("float64")
+
+    # Mean units on each weekday over the last 8 weeks, read at the target day's weekday.
+    lo = max(0, origin - 56)
+    weekday_of = panel.days[0].dayofweek
+    by_weekday = np.full((n, 7), np.nan)
+    for d in range(7):
+        idx = [c for c in range(lo, origin) if (weekday_of + c) % 7 == d]
+        if idx:
+            by_weekday[:, d] = u[:, idx].mean(axis=1)
+
+    last_price_col = min(origin, panel.price.shape[1]) - 1
+    p_origin = panel.price[:, max(last_price_col, 0)].astype("float64")
+    p_mean = panel.price[:, max(0, origin - 28) : max(origin, 1)].astype("float64").mean(axis=1)
+    series_block = np.column_stack(
+        cols
+        + [
+            days_since,
+            np.zeros(n),  # same-weekday placeholder, filled per horizon below
+            np.log(scale),
+            np.log(np.maximum(p_origin, 1e-6)),
+            p_origin / np.maximum(p_mean, 1e-6) - 1.0,
+        ]
+    )
+    hs = np.arange(1, horizon + 1)
+    target_cols = origin + hs - 1
+    target_days = panel.days[0] + pd.to_timedelta(target_cols, unit="D")
+    price_cols = np.minimum(target_cols, panel.price.shape[1] - 1)
+    planned = panel.price[:, price_cols].astype("float64") / np.maximum(p_origin, 1e-6)[:, None]
+    same_wd = by_weekday[:, target_days.dayofweek.to_numpy()] / scale[:, None]
+
+    x = np.repeat(series_block, horizon, axis=0)
+    x[:, len(cols) + 1] = same_wd.reshape(-1)
+    tail = np.column_stack(
+        [
+            planned.reshape(-1) - 1.0,
+            np.tile(hs, n),
+            np.tile(target_days.dayofweek.to_numpy(), n),
+            np.tile(target_days.day.to_numpy(), n),
+            np.full(n * horizon, LEVEL_CODES[panel.level]),
+            np.repeat(_codes(panel.category, vocab["category"]), horizon),
+            np.repeat(_codes(panel.brand, vocab["brand"]), horizon),
+        ]
+    )
+    return _Rows(
+        x=np.hstack([x, tail]).astype("float32"),
+        scale=np.repeat(scale, horizon),
+        series=np.repeat(np.arange(n), horizon),
+        h=np.tile(hs, n),
+    )
+
+
+def _vocabulary(panels: dict[str, DemandPanel]) -> dict[str, list[str]]:
+    item = panels["item"]
+    return {
+        "category": sorted({c for c in item.category if c is not None}),
+        "brand": sorted({b for b in item.brand if b is not None}),
+    }
+
+
+def _conformal_quantile(scores: np.ndarray, coverage: float) -> float:
+    """The split-conformal quantile: the ceil((n + 1) * coverage)-th smallest score."""
+    n = len(scores)
+    if n == 0:
+        return 0.0
+    q = min(1.0, np.ceil((n + 1) * coverage) / n)
+    return float(np.quantile(scores, q, method="higher"))
+
+
+class GlobalForecaster:
+    """Fit on past origins of all panels, forecast the next ``horizon`` days of each series."""
+
+    def __init__(self, params: ForecastParams | None = None) -> None:
+        self.params = params or ForecastParams()
+        self.booster: xgb.Booster | None = None
+        self.vocab: dict[str, list[str]] = {"category": [], "brand": []}
+        self.calibration: dict[str, float] = {}
+        self._lineage: dict[str, Any] = {}
+
+    # -- training -------------------------------------------------------------------------
+
+    def _origins(self, first_origin: int) -> tuple[list[int], int | None]:
+        p = self.params
+        cal = first_origin - p.horizon if p.calibrate else None
+        newest = first_origin - p.horizon - (p.horizon if p.calibrate else 0)
+        train = [newest - p.origin_step * k for k in range(p.training_origins)]
+        return sorted(o for o in train if o >= p.min_history), cal
+
+    def _stack(
+        self, panels: dict[str, DemandPanel], origins: list[int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xs, ys, levels = [], [], []
+        h = self.params.horizon
+        n_agg = sum(panels[level].n_series for level in LEVELS if level != "item")
+        n_item = panels["item"].n_series
+        # Keep every category/total row (few and informative) and a seeded share of item rows
+        # so the stacked matrix stays near max_training_rows however large the catalog.
+        budget = max(self.params.max_training_rows - len(origins) * n_agg * h, 0)
+        share = min(1.0, budget / max(len(origins) * n_item * h, 1))
+        rng = np.random.default_rng(self.params.seed)
+        for o in origins:
+            for level in LEVELS:
+                panel = panels[level]
+                rows = panel_features(panel, o, self.params, self.vocab)
+                y = panel.units[rows.series, o + rows.h - 1].astype("float64") / rows.scale
+                x = rows.x
+                if level == "item" and share < 1.0:
+                    keep = rng.random(len(y)) < share
+                    x, y = x[keep], y[keep]
+                xs.append(x)
+                ys.append(y)
+                levels.append(np.full(len(y), LEVEL_CODES[level]))
+        return np.vstack(xs), np.concatenate(ys), np.concatenate(levels)
+
+    def _train(self, x: np.ndarray, y: np.ndarray) -> xgb.Booster:
+        p = self.params
+        if len(y) > p.max_training_rows:
+            # Deterministic subsample (seeded, kept in row order) for bounded fit time.
+            keep = np.sort(
+                np.random.default_rng(p.seed).choice(len(y), p.max_training_rows, replace=False)
+            )
+            x, y = x[keep], y[keep]
+        names = feature_names(p)
+        types = ["c" if f in _CATEGORICAL else "q" for f in names]
+        dtrain = xgb.DMatrix(
+            x, label=y, feature_names=names, feature_types=types, nthread=p.nthread
+        )
+        self._lineage["rows_trained"] = int(len(y))
+        return xgb.train(p.booster_params(), dtrain, num_boost_round=p.num_boost_round)
+
+    def fit(self, panels: dict[str, DemandPanel], origin: pd.Timestamp | str) -> GlobalForecaster:
+        """Train for forecasting from ``origin`` (the first day to forecast): only days before
+        it are read; all of them must lie in the panels."""
+        p = self.params
+        o = panels["item"].day_index(origin)
+        if o > len(panels["item"].days):
+            raise ValueError(f"origin {origin} is more than one day after the panels end")
+        self.vocab = _vocabulary(panels)
+        train, cal = self._origins(o)
+        if not train:
+            raise ValueError(f"not enough history before {origin} to train")
+        x, y, _ = self._stack(panels, train)
+        rows_available = len(y)
+        self.booster = self._train(x, y)
+        self.calibration = {level: 0.0 for level in LEVELS}
+        before: dict[str, float] = {}
+        after: dict[str, float] = {}
+        if cal is not None and cal >= p.min_history:
+            for level in LEVELS:
+                panel = panels[level]
+                rows = panel_features(panel, cal, p, self.vocab)
+                y_cal = panel.units[rows.series, cal + rows.h - 1].astype("float64")
+                q = self._raw(rows)
+                scores = np.maximum(q[:, 0] - y_cal, y_cal - q[:, 2]) / rows.scale
+                adj = _conformal_quantile(scores, p.coverage)
+                self.calibration[level] = adj
+                before[level] = float(np.mean(scores <= 0))
+                after[level] = float(np.mean(scores <= adj))
+            if p.refit:
+                train = sorted(train + [cal])
+                x, y, _ = self._stack(panels, train)
+                rows_available = len(y)
+                self.booster = self._train(x, y)
+        days = panels["item"].days
+        self._lineage.update(
+            {
+                "origin": str(days[0] + pd.Timedelta(days=o))[:10],
+                "training_origins": [str(days[0] + pd.Timedelta(days=t))[:10] for t in train],
+                "calibration_origin": None
+                if cal is None
+                else str(days[0] + pd.Timedelta(days=cal))[:10],
+                "history_days": int(o),
+                "first_day": str(days[0])[:10],
+                "feature_names": feature_names(p),
+                "rows_available": int(rows_available),
+                "series": {level: int(panels[level].n_series) for level in LEVELS},
+                "calibration_adjustment": dict(self.calibration),
+                "calibration_coverage_raw": before,
+                "calibration_coverage_adjusted": after,
+                "params": p.to_dict(),
+            }
+        )
+        return self
+
+    # -- forecasting ----------------------------------------------------------------------
+
+    def _raw(self, rows: _Rows) -> np.ndarray:
+        """Unsorted, unclipped quantiles in units (rows x 3)."""
+        if self.booster is None:
+            raise RuntimeError("the forecaster is not fitted")
+        names = feature_names(self.params)
+        types = ["c" if f in _CATEGORICAL else "q" for f in names]
+        d = xgb.DMatrix(
+            rows.x, feature_names=names, feature_types=types, nthread=self.params.nthread
+        )
+        return self.booster.predict(d).astype("float64") * rows.scale[:, None]
+
+    def predict(self, panels: dict[str, DemandPanel], origin: pd.Timestamp | str) -> pd.DataFrame:
+        """Quantile forecasts of every series for ``origin`` .. ``origin + horizon - 1``."""
+        frames = []
+        version = self.model_version
+        for level in LEVELS:
+            panel = panels[level]
+            o = panel.day_index(origin)
+            if not self.params.min_history <= o <= len(panel.days):
+                raise ValueError(
+                    f"origin {origin}: needs history in the panels up to the day before"
+                )
+            rows = panel_features(panel, o, self.params, self.vocab)
+            q = self._raw(rows)
+            adj = self.calibration.get(level, 0.0) * rows.scale
+            q[:, 0] -= adj
+            q[:, 2] += adj
+            q = np.clip(np.sort(q, axis=1), 0.0, None)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "level": level,
+                        "key": panel.keys[rows.series],
+                        "target_day": panel.days[0] + pd.to_timedelta(o + rows.h - 1, unit="D"),
+                        "units_p10": q[:, 0],
+                        "units_p50": q[:, 1],
+                        "units_p90": q[:, 2],
+                        "revenue_p50": q[:, 1] * _unit_price(panel, o, rows),
+                        "model_version": version,
+                    }
+                )
+            )
+        return pd.concat(frames, ignore_index=True)
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Header (params, vocabulary, calibration, lineage as sorted JSON) + UBJSON booster:
+        identical bytes for identical inputs, params and seed."""
+        if self.booster is None:
+            raise RuntimeError("the forecaster is not fitted")
+        header = json.dumps(
+            {
+                "params": self.params.to_dict(),
+                "vocab": self.vocab,
+                "calibration": self.calibration,
+                "lineage": self._lineage,
+            },
+            sort_keys=True,
+        ).encode()
+        booster = bytes(self.booster.save_raw(raw_format="ubj"))
+        return _MAGIC + struct.pack(">Q", len(header)) + header + booster
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GlobalForecaster:
+        if not data.startswith(_MAGIC):
+            raise ValueError("not a flywheel forecast model")
+        start = len(_MAGIC) + 8
+        (n,) = struct.unpack(">Q", data[len(_MAGIC) : start])
+        header = json.loads(data[start : start + n])
+        model = cls(ForecastParams.from_dict(header["params"]))
+        model.vocab = header["vocab"]
+        model.calibration = {k: float(v) for k, v in header["calibration"].items()}
+        model._lineage = header["lineage"]
+        booster = xgb.Booster()
+        booster.load_model(bytearray(data[start + n :]))
+        model.booster = booster
+        return model
+
+    @property
+    def model_version(self) -> str:
+        return "forecast-" + hashlib.sha256(self.to_bytes()).hexdigest()[:12]
+
+    def lineage(self) -> dict[str, Any]:
+        """What the model was trained on (JSON-serialisable)."""
+        return json.loads(json.dumps({**self._lineage, "model_version": self.model_version}))
+
+
+def _unit_price(panel: DemandPanel, o: int, rows: _Rows) -> np.ndarray:
+    """Price per unit of each forecast row: an item's (planned) list price on the target day;
+    for a category or the total, the units-weighted price realised over the 28 days before
+    the origin, moved by the planned change of the members' mean list price."""
+    last = panel.price.shape[1] - 1
+    cols = np.minimum(o + rows.h - 1, last)
+    listed = panel.price[rows.series, cols].astype("float64")
+    if panel.level == "item":
+        return listed
+    lo, hi = max(0, o - 28), min(o, panel.units.shape[1])
+    units = panel.units[:, lo:hi].sum(axis=1).astype("float64")
+    revenue = panel.revenue[:, lo:hi].sum(axis=1).astype("float64")
+    at_origin = panel.price[:, max(0, min(o, last + 1) - 1)].astype("float64")
+    realised = np.where(units > 0, revenue / np.maximum(units, 1e-12), at_origin)
+    return realised[rows.series] * listed / np.maximum(at_origin[rows.series], 1e-6)
+
+
+def fit_predict(
+    panels: dict[str, DemandPanel], origin: pd.Timestamp | str, params: ForecastParams | None = None
+) -> pd.DataFrame:
+    """Fit on the days before ``origin`` and forecast from it: the backtest's model callable."""
+    return GlobalForecaster(params).fit(panels, origin).predict(panels, origin)
