@@ -16,6 +16,7 @@ from pydantic import PrivateAttr
 
 from flywheel_assets.evaluation.settings import ExperimentSettings
 from flywheel_assets.features.settings import FeatureSettings
+from flywheel_assets.forecasting.settings import ForecastSettings
 from flywheel_assets.ingestion.contract import FieldMap
 from flywheel_assets.ingestion.field_maps import FieldMapError
 from flywheel_assets.ingestion.settings import IngestionSettings, KafkaTopicSettings
@@ -139,6 +140,7 @@ QualityConfig = stage_config(QualitySettings, "QualityConfig")
 FeaturesConfig = stage_config(FeatureSettings, "FeaturesConfig")
 TrainingConfig = stage_config(TrainingSettings, "TrainingConfig")
 ExperimentsConfig = stage_config(ExperimentSettings, "ExperimentsConfig")
+ForecastConfig = stage_config(ForecastSettings, "ForecastConfig")
 
 
 class PseudonymResource(dg.ConfigurableResource):
@@ -162,6 +164,7 @@ def resources() -> dict[str, object]:
         "features": FeaturesConfig(),
         "training": TrainingConfig(),
         "experiments": ExperimentsConfig(),
+        "forecasting": ForecastConfig(),
         "pseudonyms": PseudonymResource(key=dg.EnvVar("FLYWHEEL_PSEUDONYM_KEY")),
     }
 

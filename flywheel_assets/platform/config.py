@@ -203,6 +203,7 @@ def all_settings() -> list[type[Settings]]:
     """Every stage's settings class, in the order the README lists them."""
     from flywheel_assets.evaluation.settings import ExperimentSettings
     from flywheel_assets.features.settings import FeatureSettings
+    from flywheel_assets.forecasting.settings import ForecastSettings
     from flywheel_assets.ingestion.settings import IngestionSettings, KafkaTopicSettings
     from flywheel_assets.platform.settings import (
         AlertSettings,
@@ -230,6 +231,7 @@ def all_settings() -> list[type[Settings]]:
         TrainingSettings,
         ExperimentSettings,
         ServingSettings,
+        ForecastSettings,
         AlertSettings,
         DevSettings,
     ]

@@ -52,6 +52,7 @@ GROUP_STAGE = {
     "training": "training",
     "evaluation": "training",
     "promotion": "training",
+    "forecasting": "training",
     "serving": "serving",
 }
 ASSET_STAGE = {

@@ -121,3 +121,39 @@ def health_markdown(history: Any, title: str) -> str:
     axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     fig.autofmt_xdate()
     return png_markdown(fig, title)
+
+
+def forecast_markdown(history: Any, forecast: Any, title: str) -> str:
+    """A series' last weeks of units and its forecast: the median and the 10-90% band.
+    ``history``: day, units; ``forecast``: target_day, units_p10, units_p50, units_p90."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 2.4), dpi=90)
+    ax.plot(history["day"], history["units"], color="#4c72b0", linewidth=1, label="sold")
+    ax.fill_between(
+        forecast["target_day"], forecast["units_p10"], forecast["units_p90"],
+        color="#dd8452", alpha=0.3, label="10-90%",
+    )  # fmt: skip
+    ax.plot(forecast["target_day"], forecast["units_p50"], color="#dd8452", label="median")
+    ax.set_ylabel("units / day", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(title, fontsize=9)
+    fig.autofmt_xdate()
+    return png_markdown(fig, title)
+
+
+def backtest_markdown(per_origin: Any, title: str, level: str = "item") -> str:
+    """Each model's MASE at each backtest origin (one line per model) at ``level``."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 2.4), dpi=90)
+    rows = per_origin[per_origin["level"] == level]
+    for model, g in rows.groupby("model", sort=True):
+        ax.plot(g["origin"], g["mase"], marker="o", markersize=3, label=str(model))
+    ax.set_ylabel(f"MASE ({level})", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.autofmt_xdate()
+    return png_markdown(fig, title)

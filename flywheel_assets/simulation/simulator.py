@@ -96,6 +96,11 @@ class DayResult:
     popularity_purchase_rate: float
     oracle_purchase_rate: float
     n_requests: int
+    # The order lines the purchases became (the orders source, docs/orders.md) ...
+    orders: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # ... and the truth behind them: each item's expected units sold on the day under the
+    # slates served (item_id, expected_units): what a perfect demand forecast would say.
+    demand: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def oracle_share(self) -> float:
@@ -105,6 +110,9 @@ class DayResult:
     def baseline_share(self) -> float:
         return self.popularity_purchase_rate / self.oracle_purchase_rate
 
+
+# Units beyond the first in an order line, on average (Poisson): most lines are one unit.
+ORDER_EXTRA_UNITS = 0.3
 
 Ranker = Callable[[pd.DataFrame], pd.DataFrame]
 """A serving policy: takes candidates (request_id, session_id, user_id, item_id, request_time)
@@ -421,6 +429,14 @@ class ShopSimulator:
             events = _with_ids(day, pd.concat(event_parts, ignore_index=True))
         n_requests = cands["request_id"].nunique()
         expected = float((exam * served["_p"]).sum() / n_requests)
+        # Each purchase is an order line of 1 + Poisson(ORDER_EXTRA_UNITS) units; the expected
+        # units of an item are its shown slots' purchase probabilities times that mean.
+        demand = (
+            pd.DataFrame({"item_id": served["item_id"], "expected_units": exam * served["_p"]})
+            .groupby("item_id", as_index=False)["expected_units"]
+            .sum()
+            .assign(expected_units=lambda d: d["expected_units"] * (1 + ORDER_EXTRA_UNITS))
+        )
         oracle = self._expected_best(cands, cands["_p"].to_numpy())
         popularity = self._expected_best(
             cands, self.popularity_scores(cands["_item_idx"].to_numpy())
@@ -434,6 +450,8 @@ class ShopSimulator:
             popularity_purchase_rate=popularity,
             oracle_purchase_rate=oracle,
             n_requests=int(n_requests),
+            orders=self.orders(day, events),
+            demand=demand,
         )
 
     def _served(self, cands: pd.DataFrame, ranker: Ranker) -> pd.DataFrame:
@@ -481,6 +499,23 @@ class ShopSimulator:
             t = t + pd.to_timedelta(rng.integers(2, 120, len(served)), unit="s")
             frames.append(_event_frame(served, stage, t, alive))
         return pd.concat(frames, ignore_index=True)
+
+    def orders(self, day: dt.date, events: pd.DataFrame) -> pd.DataFrame:
+        """The day's order lines in the orders contract: one per purchase event, of
+        1 + Poisson(ORDER_EXTRA_UNITS) units at the shown price (its own random stream, so the
+        events are the same with or without orders)."""
+        bought = events[events["event_type"] == "purchase"]
+        rng = self._day_rng(day, 4)
+        return pd.DataFrame(
+            {
+                "order_id": "o" + bought["event_id"].str.removeprefix("e"),
+                "user_id": bought["user_id"].to_numpy(),
+                "item_id": bought["item_id"].to_numpy(),
+                "quantity": 1 + rng.poisson(ORDER_EXTRA_UNITS, len(bought)),
+                "price": bought["price"].to_numpy(),
+                "order_time": bought["event_time"].to_numpy(),
+            }
+        )
 
     def feed(self, day: dt.date, events: pd.DataFrame) -> pd.DataFrame:
         """Real feeds carry junk: redelivered events, unknown event types, items missing from

@@ -7,7 +7,7 @@ GRANT SELECT, INSERT, DELETE ON
 TO {ingestion};
 GRANT SELECT, INSERT, UPDATE ON kafka_offsets TO {ingestion};
 -- What the shop simulator knows (written by `flywheel demo`, which plays the shop: an input).
-GRANT SELECT, INSERT, DELETE ON simulator_days TO {ingestion};
+GRANT SELECT, INSERT, DELETE ON simulator_days, simulator_demand TO {ingestion};
 -- Releases: a person fixes quarantined rows (`flywheel quarantine release`, on a login that is
 -- a member of this role) and ingestion applies them on the next run. Appended, never changed,
 -- and each one goes to the audit trail.

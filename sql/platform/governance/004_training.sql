@@ -10,5 +10,11 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON
     model_registry, model_aliases, offline_evaluations, promotion_decisions, score_samples,
     experiments, experiment_results
 TO {training};
+-- Forecasting (its own job, the same stage role): reads what was sold, writes its forecasts,
+-- backtests, replenishment advice and forecasters; moves the forecast_champion alias.
+GRANT SELECT ON orders TO {training};
+GRANT SELECT, INSERT, DELETE ON
+    demand_forecasts, forecast_backtest, replenishment_plan, forecast_models
+TO {training};
 -- History is appended, never rewritten.
 GRANT SELECT, INSERT ON alias_history, audit_log TO {training};

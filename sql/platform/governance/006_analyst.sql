@@ -46,6 +46,22 @@ CREATE OR REPLACE VIEW analyst.flywheel_health AS
     SELECT dt, requests, impressions, clicks, purchases, ctr, purchase_rate, champion,
            decision
     FROM flywheel_health;
+CREATE OR REPLACE VIEW analyst.demand_forecasts AS
+    SELECT dt, level, key, target_day, units_p10, units_p50, units_p90, revenue_p50,
+           model_version
+    FROM demand_forecasts;
+CREATE OR REPLACE VIEW analyst.forecast_backtest AS
+    SELECT dt, level, model, model_version, origins, horizon_days, mase, wape, bias,
+           coverage_80
+    FROM forecast_backtest;
+CREATE OR REPLACE VIEW analyst.replenishment_plan AS
+    SELECT dt, item_id, lead_time_days, review_days, service_level, demand_lead_time,
+           reorder_point, order_up_to, suggested_order_qty, model_version
+    FROM replenishment_plan;
+CREATE OR REPLACE VIEW analyst.forecast_models AS
+    SELECT model_version, dt, params_json, lineage_json, n_train_rows, code_version,
+           created_at
+    FROM forecast_models;
 REVOKE ALL ON SCHEMA analyst FROM PUBLIC;
 GRANT USAGE ON SCHEMA analyst TO {analyst};
 GRANT SELECT ON ALL TABLES IN SCHEMA analyst TO {analyst};
