@@ -110,3 +110,66 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--json", action="store_true", help="one JSON object per day on stdout")
     demo.set_defaults(func=_demo)
+    add_forecast_parser(sub)
+
+
+def _demo_forecast(args: argparse.Namespace) -> int:
+    from flywheel_assets.simulation.forecast_demo import run_forecast_demo
+
+    home = (
+        Path(args.home)
+        if args.home
+        else Path(".flywheel") / f"forecast-seed{args.seed}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    )
+    r = run_forecast_demo(
+        home=home.resolve(),
+        days=args.days,
+        items=args.items,
+        seed=args.seed,
+        start=dt.date.fromisoformat(args.start),
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "day": r.day.isoformat(),
+                    "model_version": r.model_version,
+                    "backtest": r.backtest.drop(columns=["dt"]).to_dict(orient="records"),
+                    "hidden_days": r.scores.to_dict(orient="records"),
+                    "fill_rate": r.fill_rate,
+                    "service_level": r.service_level,
+                },
+                default=str,
+            )
+        )
+        return 0
+    cols = ["level", "model", "mase", "wape", "bias", "coverage_80"]
+    print(f"backtest on {r.day} (4 rolling origins, 28 days each):")
+    print(r.backtest.sort_values(["level", "mase"])[cols].to_string(index=False))
+    print(f"\n{r.model_version}'s forecast made on {r.day}, on the 28 hidden days after it:")
+    print(r.scores.to_string(index=False))
+    print(
+        f"\nreplenishment plan against demand drawn from the truth: fill rate {r.fill_rate:.3f} "
+        f"(service level {r.service_level:.2f})"
+    )
+    print(
+        f"home: {home.resolve()} (source {home.resolve() / ENV_FILE} to open it)", file=sys.stderr
+    )
+    return 0
+
+
+def add_forecast_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo-forecast",
+        help="a simulated shop with only its order history: import it, forecast, and score "
+        "the forecast against the simulator's hidden next 28 days",
+    )
+    p.add_argument("--days", type=int, default=400, help="days of order history")
+    p.add_argument("--items", type=int, default=500, help="items in the catalog on the first day")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--start", default="2025-01-01", help="first day of the history")
+    p.add_argument(
+        "--home", default=None, help="a fresh folder (default: ./.flywheel/forecast-...)"
+    )
+    p.add_argument("--json", action="store_true", help="the figures as one JSON object")
+    p.set_defaults(func=_demo_forecast)

@@ -44,12 +44,15 @@ def rolling_origins(
 
 def seasonal_naive_scale(history: pd.DataFrame, season: int = 7) -> pd.DataFrame:
     """Per series (level, key): the in-sample mean absolute error of the one-step seasonal
-    naive forecast y[t - season] over the history (missing days count as zero)."""
+    naive forecast y[t - season] over the history from the series' first sale (missing days
+    count as zero; days before an item was first sold do not count)."""
     rows = []
     for (level, key), g in history.groupby(["level", "key"], sort=True):
         days = pd.to_datetime(g["day"])
         full = pd.Series(g["units"].to_numpy("float64"), index=days).sort_index()
         full = full.reindex(pd.date_range(full.index.min(), full.index.max()), fill_value=0.0)
+        if (full > 0).any():
+            full = full.loc[full.gt(0).idxmax() :]
         y = full.to_numpy()
         scale = np.abs(y[season:] - y[:-season]).mean() if len(y) > season else np.nan
         rows.append((level, key, scale))
@@ -64,11 +67,17 @@ def panel_scales(
     for level in LEVELS:
         panel = panels[level]
         u = panel.units[:, : panel.day_index(origin)].astype("float64")
-        scale = (
-            np.abs(u[:, season:] - u[:, :-season]).mean(axis=1)
-            if u.shape[1] > season
-            else np.full(panel.n_series, np.nan)
-        )
+        scale = np.full(panel.n_series, np.nan)
+        if u.shape[1] > season:
+            # From each series' first sale on: the days before an item was launched are not
+            # days of zero demand, and their zero differences would shrink its scale.
+            sold = u > 0
+            first = np.where(sold.any(axis=1), sold.argmax(axis=1), u.shape[1])
+            diffs = np.abs(u[:, season:] - u[:, :-season])
+            valid = np.arange(season, u.shape[1])[None, :] - season >= first[:, None]
+            n = valid.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = np.where(n > 0, (diffs * valid).sum(axis=1) / n, np.nan)
         frames.append(pd.DataFrame({"level": level, "key": panel.keys, "scale": scale}))
     return pd.concat(frames, ignore_index=True)
 

@@ -23,11 +23,12 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 
 import pandas as pd
 
 from flywheel_assets.forecasting.backtest import (
+    Forecaster,
     backtest,
     challenger_wins,
     rolling_origins,
@@ -35,7 +36,7 @@ from flywheel_assets.forecasting.backtest import (
 from flywheel_assets.forecasting.baselines import ets, seasonal_naive
 from flywheel_assets.forecasting.model import ForecastParams, GlobalForecaster, fit_predict
 from flywheel_assets.forecasting.panel import DemandPanel, panels_for_levels
-from flywheel_assets.forecasting.replenishment import replenishment_plan
+from flywheel_assets.forecasting.replenishment import moments_from_quantiles, replenishment_plan
 from flywheel_assets.forecasting.settings import ForecastSettings
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
 from flywheel_assets.registry.aliases import get_alias, move_alias
@@ -51,15 +52,40 @@ class NotEnoughHistory(Exception):
 
 @dataclass(frozen=True)
 class History:
-    panels: dict[str, DemandPanel]
+    """What was sold up to ``last_day``, and every price point with the day it became known."""
+
+    sales: pd.DataFrame  # item_id, day, units, revenue
+    items: pd.DataFrame  # item_id, category, brand, price
+    prices: pd.DataFrame  # item_id, day (valid from), known (known from), price
     source: str  # orders | events
     first_day: dt.date
     last_day: dt.date
-    sales_rows: int
+    horizon: int
 
     @property
     def days(self) -> int:
         return (self.last_day - self.first_day).days + 1
+
+    @property
+    def sales_rows(self) -> int:
+        return len(self.sales)
+
+    @cached_property
+    def panels(self) -> dict[str, DemandPanel]:
+        """The panels as of the day after ``last_day`` (what a forecast made today knows)."""
+        return self.panels_as_of(pd.Timestamp(self.last_day + dt.timedelta(days=1)))
+
+    def panels_as_of(self, origin: pd.Timestamp) -> dict[str, DemandPanel]:
+        """Item, category and total panels whose prices are only those known before
+        ``origin``: a backtest origin must not see a price change announced after it."""
+        known = self.prices[pd.to_datetime(self.prices["known"]) < origin]
+        return panels_for_levels(
+            self.sales,
+            self.items,
+            known[["item_id", "day", "price"]],
+            start=pd.Timestamp(self.first_day),
+            end=pd.Timestamp(self.last_day + dt.timedelta(days=self.horizon)),
+        )
 
 
 def challenger_params(settings: ForecastSettings) -> ForecastParams:
@@ -91,19 +117,40 @@ def load_history(wh: Warehouse, day: dt.date, settings: ForecastSettings) -> His
         raise NotEnoughHistory(f"no sales up to {day} (source: {source})")
     sales["day"] = pd.to_datetime(sales["day"])
     items = _items(catalog, sales)
+    prices = _price_history(prices, sales)
     listed = items.set_index("item_id")["price"]
     unpriced = sales["units_unpriced"].to_numpy("float64")
     sales["revenue"] = sales["revenue"] + unpriced * sales["item_id"].map(listed).fillna(0.0)
-    first = sales["day"].min().date()
-    prices = prices.assign(day=pd.to_datetime(prices["day"]))
-    panels = panels_for_levels(
-        sales[["item_id", "day", "units", "revenue"]],
-        items,
-        prices if len(prices) else None,
-        start=pd.Timestamp(first),
-        end=pd.Timestamp(day + dt.timedelta(days=horizon)),
+    return History(
+        sales=sales[["item_id", "day", "units", "revenue"]],
+        items=items,
+        prices=prices,
+        source=source,
+        first_day=sales["day"].min().date(),
+        last_day=day,
+        horizon=horizon,
     )
-    return History(panels, source, first, day, len(sales))
+
+
+def _price_history(catalog_prices: pd.DataFrame, sales: pd.DataFrame) -> pd.DataFrame:
+    """Each item's price points: the catalog's deliveries (known from their delivery day), and
+    what its order lines were priced at on the days it sold (known from the day after: a shop
+    with only an order history has no other price, and a catalog delivered once goes stale).
+    On one day a sale's price wins over the catalog's."""
+    priced = sales["units"] - sales["units_unpriced"]
+    sold = sales[(priced > 0) & (sales["revenue"] > 0)]
+    realised = pd.DataFrame(
+        {
+            "item_id": sold["item_id"],
+            "day": sold["day"],
+            "known": sold["day"] + pd.Timedelta(days=1),
+            "price": sold["revenue"] / priced[sold.index],
+        }
+    )
+    catalog = catalog_prices.assign(
+        day=pd.to_datetime(catalog_prices["day"]), known=pd.to_datetime(catalog_prices["known"])
+    )
+    return pd.concat([catalog, realised], ignore_index=True)
 
 
 def _items(catalog: pd.DataFrame, sales: pd.DataFrame) -> pd.DataFrame:
@@ -158,7 +205,13 @@ def run_backtest(wh: Warehouse, day: dt.date, settings: ForecastSettings) -> Bac
     n_jobs = settings.n_jobs
     forecasters["seasonal_naive"] = partial(seasonal_naive, horizon=params.horizon, n_jobs=n_jobs)
     forecasters["ets"] = partial(ets, horizon=params.horizon, n_jobs=n_jobs)
-    summary, per_origin = backtest(history.panels, forecasters, origins, params.horizon)
+    as_of = _PanelsAsOf(history)
+    summary, per_origin = backtest(
+        history.panels,
+        {name: as_of.wrap(f) for name, f in forecasters.items()},
+        origins,
+        params.horizon,
+    )
     if champion_version is not None and same:
         # One specification: its scores are the champion's too (fitting it twice would only
         # repeat the same numbers).
@@ -171,6 +224,23 @@ def run_backtest(wh: Warehouse, day: dt.date, settings: ForecastSettings) -> Bac
     return BacktestOutcome(
         summary, per_origin, origins, champion_version, same, winner, reason, history
     )
+
+
+class _PanelsAsOf:
+    """Each forecaster sees, at each origin, the panels of what was known before it (built
+    once per origin): the units are the same, the prices only those announced by then."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self.cache: dict[pd.Timestamp, dict[str, DemandPanel]] = {}
+
+    def wrap(self, forecaster: Forecaster) -> Forecaster:
+        def at_origin(_: dict[str, DemandPanel], origin: pd.Timestamp) -> pd.DataFrame:
+            if origin not in self.cache:
+                self.cache[origin] = self.history.panels_as_of(origin)
+            return forecaster(self.cache[origin], origin)
+
+        return at_origin
 
 
 def decide(summary: pd.DataFrame, champion_version: str | None, same: bool) -> tuple[str, str]:
@@ -325,7 +395,7 @@ def forecast_day(
     rows = forecast.assign(dt=day, target_day=pd.to_datetime(forecast["target_day"]).dt.date)
     rows = rows[
         ["dt", "level", "key", "target_day", "units_p10", "units_p50", "units_p90",
-         "revenue_p50", "model_version"]
+         "units_mean", "revenue_p50", "model_version"]
     ]  # fmt: skip
     with wh.begin() as conn:
         wh.delete_partition(conn, "demand_forecasts", day)
@@ -341,12 +411,17 @@ def plan_day(wh: Warehouse, day: dt.date, settings: ForecastSettings) -> pd.Data
     items = forecast[forecast["level"] == "item"]
     if items.empty:
         raise LookupError(f"no item forecast made on {day}: materialise demand_forecast first")
+    # The mean the model estimates (its calibrated weights of the quantiles), and the variance
+    # the 10-90% spread implies.
+    _, var = moments_from_quantiles(items["units_p10"], items["units_p50"], items["units_p90"])
+    version = str(items["model_version"].iloc[0])
     plan = replenishment_plan(
-        items,
+        items.assign(units_var=var),
         lead_time_days=settings.lead_time_days,
         service_level=settings.service_level,
         review_days=settings.review_days,
         seed=day.toordinal(),
+        level_shape=_level_shape(wh, version),
     )
     rows = pd.DataFrame(
         {
@@ -359,10 +434,21 @@ def plan_day(wh: Warehouse, day: dt.date, settings: ForecastSettings) -> pd.Data
             "reorder_point": plan["reorder_point"],
             "order_up_to": plan["order_up_to"],
             "suggested_order_qty": plan["suggested_order_qty"],
-            "model_version": str(items["model_version"].iloc[0]),
+            "model_version": version,
         }
     )
     with wh.begin() as conn:
         wh.delete_partition(conn, "replenishment_plan", day)
         wh.insert_df(conn, "replenishment_plan", rows)
     return rows
+
+
+def _level_shape(wh: Warehouse, version: str) -> float | None:
+    """How far off an item's level can be over a week, as the forecaster measured it on days
+    it did not train on (its lineage); None for a forecaster that did not measure it."""
+    with wh.begin() as conn:
+        row = wh.query_df(conn, load_sql("forecasting/get_model"), model_version=version)
+    if row.empty:
+        return None
+    shape = json.loads(row["lineage_json"].iloc[0]).get("level_shape", {}).get("item")
+    return None if shape is None else float(shape)

@@ -64,6 +64,9 @@ class ForecastParams:
     # newest data at the price of a second fit (the adjustment was measured on the first).
     refit: bool = False
     coverage: float = 0.8
+    # Days over which a series' level error is measured for the replenishment plan: a week
+    # (measured on the simulator: 8 days, the default lead time and review, did no better).
+    lead_window: int = 7
     seed: int = 0
     nthread: int = 2
     xgb_params: dict[str, Any] = field(default_factory=_default_xgb)
@@ -209,6 +212,49 @@ def _vocabulary(panels: dict[str, DemandPanel]) -> dict[str, list[str]]:
     }
 
 
+# Swanson's rule, the prior for a level without calibration rows: mean ~ .3 p10 + .4 p50 + .3 p90.
+SWANSON = (0.3, 0.4, 0.3)
+
+
+def _adjusted(q: np.ndarray, adj: np.ndarray | float) -> np.ndarray:
+    """The raw quantiles widened (or narrowed) by the conformal adjustment, sorted, >= 0."""
+    q = q.copy()
+    q[:, 0] -= adj
+    q[:, 2] += adj
+    return np.clip(np.sort(q, axis=1), 0.0, None)
+
+
+def _mean_weights(q: np.ndarray, y: np.ndarray) -> list[float]:
+    """Non-negative weights w with y ~ q @ w on the calibration origin: the mean of a day's
+    demand estimated from its three quantiles, learnt where the outcomes are known. Swanson's
+    rule (.3/.4/.3) assumes a symmetric distribution; intermittent counts are skewed to the
+    right and it underestimates their mean (measured: by 13% on the simulator's best sellers).
+    The replenishment plan needs the mean, not the median."""
+    from scipy.optimize import nnls
+
+    if len(y) < 3 or not np.isfinite(q).all():
+        return list(SWANSON)
+    weights, _ = nnls(q, y)
+    return [float(w) for w in weights] if weights.sum() > 0 else list(SWANSON)
+
+
+def _level_shape(mean: np.ndarray, y: np.ndarray, rows: _Rows, window: int) -> float:
+    """How far off a series' level can be, as the shape k of a gamma level G (mean 1) with
+    demand ~ Poisson(mean x G) over ``window`` days: from the calibration origin's first
+    ``window`` days of each series, by the method of moments of that negative binomial,
+    Var(Y) = mu + mu^2 / k, pooled over series: k = sum mu^2 / sum((Y - mu)^2 - mu). The
+    daily quantiles say how much one day varies; a lead time needs how much a whole week can
+    be off, which is mostly the level (measured on the simulator: with the days' own spread
+    alone, an order-up-to level meant for a 95% fill rate served 80%). inf: no excess."""
+    first = rows.h <= window
+    frame = pd.DataFrame({"s": rows.series[first], "mu": mean[first], "y": y[first]})
+    sums = frame.groupby("s")[["mu", "y"]].sum()
+    excess = float(((sums["y"] - sums["mu"]) ** 2 - sums["mu"]).sum())
+    if excess <= 0:
+        return float("inf")
+    return float((sums["mu"] ** 2).sum() / excess)
+
+
 def _conformal_quantile(scores: np.ndarray, coverage: float) -> float:
     """The split-conformal quantile: the ceil((n + 1) * coverage)-th smallest score."""
     n = len(scores)
@@ -226,6 +272,10 @@ class GlobalForecaster:
         self.booster: xgb.Booster | None = None
         self.vocab: dict[str, list[str]] = {"category": [], "brand": []}
         self.calibration: dict[str, float] = {}
+        # Per level: weights of (p10, p50, p90) whose sum estimates the mean (see _mean_weights).
+        self.mean_weights: dict[str, list[float]] = {}
+        # Per level: the gamma shape of a series' level error over a week (see _level_shape).
+        self.level_shape: dict[str, float] = {}
         self._lineage: dict[str, Any] = {}
 
     # -- training -------------------------------------------------------------------------
@@ -307,6 +357,11 @@ class GlobalForecaster:
                 self.calibration[level] = adj
                 before[level] = float(np.mean(scores <= 0))
                 after[level] = float(np.mean(scores <= adj))
+                final = _adjusted(q, adj * rows.scale)
+                self.mean_weights[level] = _mean_weights(final, y_cal)
+                self.level_shape[level] = _level_shape(
+                    final @ np.asarray(self.mean_weights[level]), y_cal, rows, p.lead_window
+                )
             if p.refit:
                 train = sorted(train + [cal])
                 x, y, _ = self._stack(panels, train)
@@ -326,6 +381,8 @@ class GlobalForecaster:
                 "rows_available": int(rows_available),
                 "series": {level: int(panels[level].n_series) for level in LEVELS},
                 "calibration_adjustment": dict(self.calibration),
+                "mean_weights": dict(self.mean_weights),
+                "level_shape": dict(self.level_shape),
                 "calibration_coverage_raw": before,
                 "calibration_coverage_adjusted": after,
                 "params": p.to_dict(),
@@ -358,11 +415,8 @@ class GlobalForecaster:
                     f"origin {origin}: needs history in the panels up to the day before"
                 )
             rows = panel_features(panel, o, self.params, self.vocab)
-            q = self._raw(rows)
-            adj = self.calibration.get(level, 0.0) * rows.scale
-            q[:, 0] -= adj
-            q[:, 2] += adj
-            q = np.clip(np.sort(q, axis=1), 0.0, None)
+            q = _adjusted(self._raw(rows), self.calibration.get(level, 0.0) * rows.scale)
+            weights = np.asarray(self.mean_weights.get(level, SWANSON), dtype="float64")
             frames.append(
                 pd.DataFrame(
                     {
@@ -372,6 +426,7 @@ class GlobalForecaster:
                         "units_p10": q[:, 0],
                         "units_p50": q[:, 1],
                         "units_p90": q[:, 2],
+                        "units_mean": q @ weights,
                         "revenue_p50": q[:, 1] * _unit_price(panel, o, rows),
                         "model_version": version,
                     }
@@ -391,6 +446,8 @@ class GlobalForecaster:
                 "params": self.params.to_dict(),
                 "vocab": self.vocab,
                 "calibration": self.calibration,
+                "mean_weights": self.mean_weights,
+                "level_shape": self.level_shape,
                 "lineage": self._lineage,
             },
             sort_keys=True,
@@ -408,6 +465,8 @@ class GlobalForecaster:
         model = cls(ForecastParams.from_dict(header["params"]))
         model.vocab = header["vocab"]
         model.calibration = {k: float(v) for k, v in header["calibration"].items()}
+        model.mean_weights = header.get("mean_weights", {})
+        model.level_shape = header.get("level_shape", {})
         model._lineage = header["lineage"]
         booster = xgb.Booster()
         booster.load_model(bytearray(data[start + n :]))

@@ -126,8 +126,10 @@ def build_item_panel(
     def names(column: str) -> np.ndarray:
         if column not in items:
             return np.full(len(keys), None, dtype=object)
-        v = items[column].astype(object)
-        return v.where(v.notna(), None).map(lambda x: x if x is None else str(x)).to_numpy()
+        # Missing is None whatever the frame's dtype (NaN, pd.NA or None under pandas 2 and 3).
+        return np.array(
+            [None if pd.isna(x) else str(x) for x in items[column].tolist()], dtype=object
+        )
 
     return DemandPanel(
         level="item",

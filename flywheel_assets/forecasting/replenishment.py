@@ -51,19 +51,33 @@ def moments_from_quantiles(
 
 
 def sample_daily_demand(
-    mean: np.ndarray, var: np.ndarray, n_samples: int, rng: np.random.Generator
+    mean: np.ndarray,
+    var: np.ndarray,
+    n_samples: int,
+    rng: np.random.Generator,
+    level_shape: float | None = None,
 ) -> np.ndarray:
-    """Draws (samples, *mean.shape) of integer daily demand with the given moments: negative
-    binomial when var > mean, else Poisson (the least spread a count can have at that mean)."""
+    """Draws (samples, items, days) of integer daily demand.
+
+    Each item's demand is Poisson at the forecast's daily mean times one gamma-distributed
+    level (mean 1), drawn once per sample and item and shared by all its days: uncertainty
+    about an item's level does not cancel over a lead time (a level that is off is off every
+    day). ``level_shape`` is the gamma's shape k, as the forecaster measured it on days it did
+    not train on (``GlobalForecaster.level_shape``); without it, k is set so the days'
+    variances add up to the forecast's (sum(var - mean) = sum(mean)^2 / k). Poisson where there
+    is no spread beyond Poisson's."""
     mean = np.maximum(np.asarray(mean, dtype="float64"), 0.0)
     var = np.asarray(var, dtype="float64")
-    over = var > mean * (1 + 1e-9)
-    r = np.where(over, mean**2 / np.maximum(var - mean, 1e-12), 1.0)
-    p = np.where(over, r / (r + np.maximum(mean, 1e-12)), 1.0)
-    shape = (n_samples, *mean.shape)
-    # Gamma-Poisson mixture = negative binomial, and it draws Poisson where the gamma is a point.
-    rate = np.where(over, rng.gamma(np.maximum(r, 1e-12), (1 - p) / p, size=shape), mean)
-    return rng.poisson(np.maximum(rate, 0.0)).astype("float64")
+    total = mean.sum(axis=-1)
+    if level_shape is None:
+        extra = np.maximum(var - mean, 0.0).sum(axis=-1)
+        shape_ = np.where(extra > 1e-12, total**2 / np.maximum(extra, 1e-12), np.inf)
+    else:
+        shape_ = np.full(total.shape, float(level_shape))
+    finite = np.isfinite(shape_) & (shape_ > 0)
+    k = np.where(finite, shape_, 1.0)
+    level = np.where(finite, rng.gamma(k, 1 / k, (n_samples, *total.shape)), 1.0)
+    return rng.poisson(mean[None, ...] * level[..., None]).astype("float64")
 
 
 def _expected_shortfall(d: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -100,6 +114,7 @@ def replenishment_plan(
     inventory: pd.DataFrame | None = None,
     n_samples: int = 2000,
     seed: int = 0,
+    level_shape: float | None = None,
 ) -> pd.DataFrame:
     """Per item: the order-up-to level S, reorder point and suggested order quantity.
 
@@ -132,7 +147,7 @@ def replenishment_plan(
     var = var.reshape(len(item_ids), days_needed)
 
     rng = np.random.default_rng(seed)
-    daily = sample_daily_demand(mean, var, n_samples, rng)  # samples, items, days
+    daily = sample_daily_demand(mean, var, n_samples, rng, level_shape)  # samples, items, days
     cum = daily.cumsum(axis=2)
     d_lead = cum[:, :, lead_time_days - 1] if lead_time_days > 0 else np.zeros(cum.shape[:2])
     d_lead_review = cum[:, :, -1]
@@ -218,3 +233,22 @@ def simulate_fill_rate(
         demand=total,
         served=float(served.sum()),
     )
+
+
+def fill_rate_over_lead_time(plan: pd.DataFrame, demand: np.ndarray) -> float:
+    """The fill rate of one replenishment cycle against demand drawn from the truth, pooled
+    over the plan's items (units-weighted): with the inventory position raised to S today,
+    the review period's demand served from stock is what the lead time's demand left,
+
+        fill = 1 - sum_i (E[(D_{L+R} - S_i)+] - E[(D_L - S_i)+]) / sum_i E[D_{L+R} - D_L],
+
+    ``demand``: (samples, items in the plan's order, at least L + R days) of true demand."""
+    lead = int(plan["lead_time_days"].iloc[0])
+    review = int(plan["review_days"].iloc[0])
+    s = plan["order_up_to"].to_numpy("float64")
+    cum = demand[:, :, : lead + review].cumsum(axis=2)
+    d_lead = cum[:, :, lead - 1] if lead > 0 else np.zeros(cum.shape[:2])
+    d_all = cum[:, :, -1]
+    short = _expected_shortfall(d_all, s) - _expected_shortfall(d_lead, s)
+    cycle = (d_all - d_lead).mean(axis=0).sum()
+    return float(1.0 - short.sum() / cycle) if cycle > 0 else 1.0

@@ -42,6 +42,8 @@ class DemandHistory:
     orders: pd.DataFrame  # order lines in the orders contract (raw user ids)
     truth: pd.DataFrame  # day, item_id, expected_units
     catalog: pd.DataFrame  # every item live on the last day: item_id, title, category, brand, price
+    # What the shop's catalog feed delivered each day: new items and price changes.
+    catalog_changes: dict[dt.date, pd.DataFrame]
 
     def units(self) -> pd.DataFrame:
         """Units sold per item and day (only days with sales)."""
@@ -74,9 +76,11 @@ def demand_history(
     sim = ShopSimulator(world, start=start)
     list_price = np.zeros(n_all)
     order_frames, truth_frames = [], []
+    changes: dict[dt.date, pd.DataFrame] = {}
     for d in range(days):
         day = start + dt.timedelta(days=d)
         sim.advance_to(day)
+        changes[day] = sim.catalog_records(day)
         n = len(sim._item_cat)
         price = sim._item_price.copy()
         list_price[:n] = np.where(list_price[:n] > 0, list_price[:n], price)
@@ -114,6 +118,7 @@ def demand_history(
         orders=pd.concat(order_frames, ignore_index=True),
         truth=pd.concat(truth_frames, ignore_index=True),
         catalog=final.catalog_records(last, full=True),
+        catalog_changes=changes,
     )
 
 

@@ -262,9 +262,16 @@ def materialize_day(day: dt.date) -> None:
         )
 
 
-def record_simulator_day(wh: Warehouse, day: dt.date, oracle: float, baseline: float) -> None:
-    """What only the simulator knows (the served policy against the oracle), for the
-    flywheel_health asset's plot; replaced when a day is served again."""
+def record_simulator_day(
+    wh: Warehouse,
+    day: dt.date,
+    oracle: float,
+    baseline: float,
+    demand: pd.DataFrame | None = None,
+) -> None:
+    """What only the simulator knows (the served policy against the oracle, for the
+    flywheel_health asset's plot; each item's true expected units, for the demand forecast);
+    replaced when a day is served again."""
     with wh.begin() as conn:
         wh.delete_partition(conn, "simulator_days", day)
         wh.insert_df(
@@ -272,6 +279,11 @@ def record_simulator_day(wh: Warehouse, day: dt.date, oracle: float, baseline: f
             "simulator_days",
             pd.DataFrame([{"dt": day, "oracle_share": oracle, "baseline_share": baseline}]),
         )
+        if demand is not None and len(demand):
+            wh.delete_partition(conn, "simulator_demand", day)
+            wh.insert_df(
+                conn, "simulator_demand", demand[["item_id", "expected_units"]].assign(dt=day)
+            )
 
 
 def day_summary(wh: Warehouse, day: dt.date) -> dict[str, object]:
@@ -372,7 +384,9 @@ def _run_demo(
             wh, pseudonymiser, day, k=sim.config.slate_size, epsilon=epsilon, seed=seed
         )
         result = sim.serve_day(day, policy)
-        record_simulator_day(wh, day, result.oracle_share, result.baseline_share)
+        record_simulator_day(wh, day, result.oracle_share, result.baseline_share, result.demand)
+        # The purchases as the shop's order system delivers them (docs/orders.md).
+        write_landing(result.orders, paths.landing_dir, "orders", day, fmt)
         if kafka:
             produce_day(result.feed, *kafka, day)
             materialize_kafka()

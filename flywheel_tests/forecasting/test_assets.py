@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -31,8 +32,14 @@ SPEC = {"num_boost_round": 60, "training_origins": 4}
 WEAK = {"num_boost_round": 2, "training_origins": 4}
 
 
+# The shop is built and its first day published once for the module's tests.
+pytestmark = pytest.mark.xdist_group("forecast_shop")
+
+
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Warehouse, Path]:
+def shop(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Warehouse, Path, dg.ExecuteInProcessResult]:
     """A warehouse holding only order lines: DAYS days of a 120-item shop's history, imported
     from one export into their days (no catalog, no events)."""
     home = tmp_path_factory.mktemp("forecast-shop")
@@ -57,7 +64,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Warehouse, Path]:
             max_lateness=dt.timedelta(days=1),
         )
         ingest_day(wh, home / "landing", spec, day)
-    return wh, home
+    return wh, home, _run(wh, home, LAST, SPEC)
 
 
 def _run(wh: Warehouse, home: Path, day: dt.date, spec: dict) -> dg.ExecuteInProcessResult:
@@ -79,8 +86,7 @@ def rows(wh: Warehouse, sql: str, **params: object) -> pd.DataFrame:
 
 
 def test_a_shop_with_only_orders_gets_a_backtested_registered_forecast_and_a_plan(shop) -> None:
-    wh, home = shop
-    result = _run(wh, home, LAST, SPEC)
+    wh, home, result = shop
     assert result.success
 
     backtest = rows(wh, "SELECT * FROM forecast_backtest WHERE dt = :d", d=LAST)
@@ -151,3 +157,30 @@ def test_a_shop_with_only_orders_gets_a_backtested_registered_forecast_and_a_pla
     assert params["num_boost_round"] == SPEC["num_boost_round"]
     audit = rows(wh, "SELECT action FROM audit_log WHERE action = :a", a=f"move_{ALIAS}")
     assert len(audit) == len(moves)
+
+
+def test_the_analysts_notebook_runs_on_the_warehouse_read_only(shop) -> None:
+    """CI executes notebooks/flywheel.ipynb, so it cannot rot: on this shop it finds no ranking
+    days, and plots the best-selling item's forecast with its band."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from flywheel_tests.support.environment import restored_environment
+
+    wh, home, _ = shop
+    path = Path(__file__).resolve().parents[2] / "notebooks" / "flywheel.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    with restored_environment(["FLYWHEEL_ANALYST_URL"]):
+        os.environ.pop("FLYWHEEL_ANALYST_URL", None)
+        os.environ["FLYWHEEL_WAREHOUSE_URL"] = wh.url
+        wh.dispose()  # the notebook opens the file read-only: no writer may hold it
+        NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    text = "\n".join(
+        str(o.get("text", "")) + json.dumps(o.get("data", {}))
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+    )
+    assert "no ranking days yet" in text
+    assert "forecast for sku-" in text and "image/png" in text
+    assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))

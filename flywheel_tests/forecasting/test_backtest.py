@@ -22,6 +22,8 @@ from flywheel_tests.forecasting.synthetic import make_shop
 
 # Fewer rounds than the default keeps the folder fast; the figures barely move (measured).
 PARAMS = ForecastParams(num_boost_round=100)
+# One worker runs the module, so the backtest below is computed once (lru_cache).
+pytestmark = pytest.mark.xdist_group("forecast_backtest")
 
 
 @lru_cache(maxsize=1)
@@ -68,7 +70,7 @@ def test_summary_shape_and_origins() -> None:
 def test_model_beats_the_best_baseline_by_15_percent_at_item_level() -> None:
     model = _metric("model", "item", "mase")
     best = min(_metric("seasonal_naive", "item", "mase"), _metric("ets", "item", "mase"))
-    # Measured: model 0.698, ETS 0.851, seasonal naive 1.002 (18 % below ETS).
+    # Measured: model 0.695, ETS 0.850, seasonal naive 0.997 (18 % below ETS).
     assert model <= 0.85 * best
 
 

@@ -52,7 +52,8 @@ def test_metrics_by_hand() -> None:
 
 def test_baseline_point_forecast_is_used_when_given() -> None:
     days = pd.date_range("2024-01-01", periods=8)
-    history = pd.DataFrame({"level": "item", "key": "a", "day": days, "units": [0] * 7 + [2]})
+    # The scale counts from the first sale: |2 - 1| = 1 (the zeros before it are no demand).
+    history = pd.DataFrame({"level": "item", "key": "a", "day": days, "units": [1] + [0] * 6 + [2]})
     fc = pd.DataFrame(
         {
             "level": ["item"],
@@ -68,7 +69,7 @@ def test_baseline_point_forecast_is_used_when_given() -> None:
         {"level": ["item"], "key": ["a"], "day": [pd.Timestamp("2024-01-09")], "units": [1.0]}
     )
     m = forecast_metrics(fc, act, history).iloc[0]
-    assert m["mase"] == pytest.approx(2.0 / 2.0) and m["bias"] == pytest.approx(2.0)
+    assert m["mase"] == pytest.approx(2.0 / 1.0) and m["bias"] == pytest.approx(2.0)
 
 
 def test_rolling_origins_only_forecast_observed_days() -> None:

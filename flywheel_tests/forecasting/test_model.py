@@ -89,6 +89,7 @@ def test_forecast_frame_is_well_formed() -> None:
         "units_p10",
         "units_p50",
         "units_p90",
+        "units_mean",
         "revenue_p50",
         "model_version",
     ]

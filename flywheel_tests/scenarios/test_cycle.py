@@ -255,7 +255,7 @@ def test_accounting_table_balances_every_source_and_day(demo_home):
         landed = wh.query_df(
             conn, "SELECT dt, source, SUM(rows_read) AS n FROM ingested_files GROUP BY dt, source"
         )
-    assert len(book) == 3 * len(rows)  # events, catalog and users for every day
+    assert len(book) == 4 * len(rows)  # events, catalog, users and orders for every day
     assert (
         book["rows_read"]
         == book["rows_accepted"] + book["rows_quarantined"] + book["rows_duplicate"]
@@ -264,6 +264,14 @@ def test_accounting_table_balances_every_source_and_day(demo_home):
     assert (merged["rows_read"] == merged["n"]).all()
     events = book[book["source"] == "events"]
     assert (events["rows_accepted"] > 0).all() and (events["rows_duplicate"] > 0).all()
+    # Every purchase became an order line: the orders source counts them all in.
+    orders = book[book["source"] == "orders"].set_index("dt")["rows_accepted"]
+    with wh.begin() as conn:
+        purchases = wh.query_df(
+            conn,
+            "SELECT dt, COUNT(*) AS n FROM raw_events WHERE event_type = 'purchase' GROUP BY dt",
+        ).set_index("dt")["n"]
+    assert (orders > 0).all() and (orders <= purchases.reindex(orders.index)).all()
 
 
 def test_a_failing_blocking_check_stops_everything_downstream(demo_home):

@@ -1,7 +1,8 @@
--- Each catalog delivery's price of an item, as of the day it became valid, up to :to_day (the
--- forecast's price history, forward-filled; planned prices delivered ahead are included).
-SELECT item_id, CAST(valid_from AS DATE) AS day, MAX(price) AS price
+-- Each catalog delivery's price of an item: from the day it is valid, known from the day it was
+-- delivered (dt), up to deliveries of :to_day. A backtest origin sees only the deliveries before
+-- it; planned prices delivered ahead of their day are legitimately known in advance.
+SELECT item_id, CAST(valid_from AS DATE) AS day, dt AS known, MAX(price) AS price
 FROM items
 WHERE dt <= :to_day
-GROUP BY item_id, CAST(valid_from AS DATE)
-ORDER BY item_id, day
+GROUP BY item_id, CAST(valid_from AS DATE), dt
+ORDER BY item_id, day, known

@@ -2,7 +2,8 @@
 -- advice, the forecasters' registry, and what only the shop simulator knows (true demand).
 
 -- For each item, category and the whole shop, each of the next days: units with their 10th,
--- 50th and 90th percentiles and revenue, made on day dt by model_version (the champion).
+-- 50th and 90th percentiles and their expected value (the replenishment plan's input), and
+-- revenue, made on day dt by model_version (the champion).
 CREATE TABLE IF NOT EXISTS demand_forecasts (
     dt DATE NOT NULL,
     level VARCHAR NOT NULL,
@@ -11,6 +12,7 @@ CREATE TABLE IF NOT EXISTS demand_forecasts (
     units_p10 DOUBLE PRECISION NOT NULL,
     units_p50 DOUBLE PRECISION NOT NULL,
     units_p90 DOUBLE PRECISION NOT NULL,
+    units_mean DOUBLE PRECISION NOT NULL,
     revenue_p50 DOUBLE PRECISION NOT NULL,
     model_version VARCHAR NOT NULL
 );

@@ -24,7 +24,7 @@ forecast_cycle = dg.define_asset_job(
 
 @dg.schedule(
     job=forecast_cycle,
-    # After the flywheel cycle's default 02:00 UTC: the day's orders are ingested by then.
+    # After the flywheel cycle (01:00 UTC by default): the day's orders are ingested by then.
     cron_schedule="0 4 * * *",
     execution_timezone="UTC",
     name="daily_forecast_cycle",

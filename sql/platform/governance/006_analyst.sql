@@ -47,8 +47,8 @@ CREATE OR REPLACE VIEW analyst.flywheel_health AS
            decision
     FROM flywheel_health;
 CREATE OR REPLACE VIEW analyst.demand_forecasts AS
-    SELECT dt, level, key, target_day, units_p10, units_p50, units_p90, revenue_p50,
-           model_version
+    SELECT dt, level, key, target_day, units_p10, units_p50, units_p90, units_mean,
+           revenue_p50, model_version
     FROM demand_forecasts;
 CREATE OR REPLACE VIEW analyst.forecast_backtest AS
     SELECT dt, level, model, model_version, origins, horizon_days, mase, wape, bias,
