@@ -64,6 +64,8 @@ class ForecastParams:
     # newest data at the price of a second fit (the adjustment was measured on the first).
     refit: bool = False
     coverage: float = 0.8
+    # How much fewer rows weigh: see _level_weights (0 none, 1 every level equally).
+    level_balance: float = 0.5
     # Days over which a series' level error is measured for the replenishment plan: a week
     # (measured on the simulator: 8 days, the default lead time and review, did no better).
     lead_window: int = 7
@@ -255,6 +257,20 @@ def _level_shape(mean: np.ndarray, y: np.ndarray, rows: _Rows, window: int) -> f
     return float((sums["mu"] ** 2).sum() / excess)
 
 
+def _level_weights(levels: np.ndarray, balance: float) -> np.ndarray:
+    """Row weights: a level with n rows weighs (n_item / n) ** balance per row. A shop has
+    one total and a few categories against thousands of items: unweighted, the trees fit the
+    items and the shop's total is an afterthought. 0 is no weighting, 1 gives every level the
+    same total weight; the default, 0.5, sits between. Measured on `flywheel demo-forecast`'s
+    shop: total-level MASE 4.04 (0), 3.53 (0.5), 3.28 (1); item level 0.765, 0.764, 0.783. It
+    helps the total only a little: the total's real trouble is the yearly season a 400-day
+    history cannot teach (docs/forecasting.md, Limits)."""
+    counts = {code: int((levels == code).sum()) for code in np.unique(levels)}
+    item = counts.get(LEVEL_CODES["item"], max(counts.values()))
+    per_level = {code: (item / n) ** balance for code, n in counts.items()}
+    return np.array([per_level[code] for code in levels], dtype="float32")
+
+
 def _conformal_quantile(scores: np.ndarray, coverage: float) -> float:
     """The split-conformal quantile: the ceil((n + 1) * coverage)-th smallest score."""
     n = len(scores)
@@ -313,18 +329,23 @@ class GlobalForecaster:
                 levels.append(np.full(len(y), LEVEL_CODES[level]))
         return np.vstack(xs), np.concatenate(ys), np.concatenate(levels)
 
-    def _train(self, x: np.ndarray, y: np.ndarray) -> xgb.Booster:
+    def _train(self, x: np.ndarray, y: np.ndarray, levels: np.ndarray) -> xgb.Booster:
         p = self.params
         if len(y) > p.max_training_rows:
             # Deterministic subsample (seeded, kept in row order) for bounded fit time.
             keep = np.sort(
                 np.random.default_rng(p.seed).choice(len(y), p.max_training_rows, replace=False)
             )
-            x, y = x[keep], y[keep]
+            x, y, levels = x[keep], y[keep], levels[keep]
         names = feature_names(p)
         types = ["c" if f in _CATEGORICAL else "q" for f in names]
         dtrain = xgb.DMatrix(
-            x, label=y, feature_names=names, feature_types=types, nthread=p.nthread
+            x,
+            label=y,
+            weight=_level_weights(levels, p.level_balance),
+            feature_names=names,
+            feature_types=types,
+            nthread=p.nthread,
         )
         self._lineage["rows_trained"] = int(len(y))
         return xgb.train(p.booster_params(), dtrain, num_boost_round=p.num_boost_round)
@@ -340,9 +361,9 @@ class GlobalForecaster:
         train, cal = self._origins(o)
         if not train:
             raise ValueError(f"not enough history before {origin} to train")
-        x, y, _ = self._stack(panels, train)
+        x, y, levels = self._stack(panels, train)
         rows_available = len(y)
-        self.booster = self._train(x, y)
+        self.booster = self._train(x, y, levels)
         self.calibration = {level: 0.0 for level in LEVELS}
         before: dict[str, float] = {}
         after: dict[str, float] = {}
@@ -364,9 +385,9 @@ class GlobalForecaster:
                 )
             if p.refit:
                 train = sorted(train + [cal])
-                x, y, _ = self._stack(panels, train)
+                x, y, levels = self._stack(panels, train)
                 rows_available = len(y)
-                self.booster = self._train(x, y)
+                self.booster = self._train(x, y, levels)
         days = panels["item"].days
         self._lineage.update(
             {
