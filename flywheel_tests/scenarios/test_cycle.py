@@ -321,6 +321,8 @@ def test_demo_is_deterministic(demo_home, small_shop_home: DemoHome):
     assert len(rows) == SMALL_SHOP_DAYS and small_shop_home.rows == rows
 
 
+# Two more demo days on PostgreSQL (about a minute): .ci/run's second run, not the README's.
+@pytest.mark.long
 def test_the_same_cycle_runs_on_postgresql(demo_home, tmp_path, clean_env, pg_database):
     """The warehouse and Dagster's own storage both on PostgreSQL (dagster.production.yaml, as
     in production): the same figures as the embedded default for the same seed, every run and

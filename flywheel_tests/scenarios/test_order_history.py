@@ -45,7 +45,9 @@ def _counts(wh: Warehouse) -> dict[str, int]:
 def test_a_two_year_export_alone_is_imported_once_and_forecast(tmp_path: Path) -> None:
     last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     start = last - dt.timedelta(days=729)
-    history = demand_history(start, 730, seed=9, n_items=60, new_items_per_day=0)
+    history = demand_history(
+        start, 730, seed=9, n_items=60, new_items_per_day=0, units_per_day=90.0
+    )
     # The shop's own export: its column names, a cancellation and an unreadable time in it.
     export = history.orders.rename(
         columns={
