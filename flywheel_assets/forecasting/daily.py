@@ -20,7 +20,6 @@ re-run replaces its rows. The decision rule (docs/forecasting.md, "Promotion"):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property, partial
@@ -371,16 +370,14 @@ def fit_champion(
 
 
 def load_champion(wh: Warehouse) -> tuple[str, GlobalForecaster]:
-    from upath import UPath
+    from flywheel_assets.training.model import read_artefact
 
     with wh.begin() as conn:
         version = get_alias(conn, ALIAS)
         if version is None:
             raise LookupError(f"no {ALIAS} yet: the forecast_model asset has not run")
         row = wh.query_df(conn, load_sql("forecasting/get_model"), model_version=version).iloc[0]
-    data = UPath(row["artefact_uri"]).read_bytes()
-    if hashlib.sha256(data).hexdigest() != row["sha256"]:
-        raise RuntimeError(f"forecast artefact {row['artefact_uri']} was altered (SHA-256 differs)")
+    data = read_artefact(row["artefact_uri"], row["sha256"])
     return version, GlobalForecaster.from_bytes(data)
 
 

@@ -452,6 +452,13 @@ def normalise_users(
     )
 
 
+def order_times(records: pd.DataFrame, field_map: FieldMap | None = None) -> np.ndarray:
+    """Each record's order time as the contract reads it (naive UTC ``datetime64[us]``, NaT
+    where missing or unreadable): what `flywheel import orders` splits an export by."""
+    cols, _ = _canonical_columns(records, field_map or FieldMap.default("orders"), ["order_time"])
+    return _parse_time(cols["order_time"])
+
+
 def normalise_orders(
     records: pd.DataFrame,
     *,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flywheel_assets.ingestion.contract import FieldMap, _canonical_columns, _parse_time
+from flywheel_assets.ingestion.contract import FieldMap, order_times
 from flywheel_assets.ingestion.landing import LINE_NO, partition_dir, read_landing_file
 from flywheel_assets.ingestion.triggers import SELF_INGESTED_PREFIX
 from flywheel_assets.platform.files import write_atomically
@@ -73,11 +73,9 @@ class ImportResult:
 def plan_import(export: Path, field_map: FieldMap | None = None) -> ImportPlan:
     """Read an export (CSV, JSONL or Parquet, gzip allowed) and group its records by the day
     of their order time; raises LandingFileError for a file that cannot be read at all."""
-    fm = field_map or FieldMap.default("orders")
     parsed = read_landing_file(export)
     records = parsed.records
-    cols, _ = _canonical_columns(records, fm, ["order_time"])
-    times = _parse_time(cols["order_time"])
+    times = order_times(records, field_map)
     days = times.astype("datetime64[D]")
     dated = ~np.isnat(times)
     out = records.drop(columns=[LINE_NO]).astype(object)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from flywheel_assets.forecasting.panel import LEVELS
 from flywheel_assets.forecasting.replenishment import fill_rate_over_lead_time
 from flywheel_assets.forecasting.settings import ForecastSettings
 from flywheel_assets.ingestion.imports import plan_import, write_import
@@ -147,6 +148,12 @@ def _materialize_forecast(day: dt.date) -> None:
         raise SystemExit(f"the forecast run for {day} failed; see it in the Dagster UI")
 
 
+def _at_level(frame: pd.DataFrame, value: str, level: str, catalog: pd.Series) -> pd.DataFrame:
+    """Per-item daily ``value`` (item_id, day) summed to ``level``'s series (key, day)."""
+    key = {"item": frame["item_id"], "category": frame["item_id"].map(catalog), "total": "total"}
+    return frame.assign(key=key[level]).groupby(["key", "day"], as_index=False)[value].sum()
+
+
 def score(wh: Warehouse, history: DemandHistory, day: dt.date) -> ForecastDemoResult:
     """The day's published forecast and plan against the hidden days that followed."""
     with wh.begin() as conn:
@@ -161,20 +168,8 @@ def score(wh: Warehouse, history: DemandHistory, day: dt.date) -> ForecastDemoRe
     units = units[units["day"] > after]
     truth = history.truth[history.truth["day"] > after]
     catalog = history.catalog.set_index("item_id")["category"]
-    by_level = {
-        "item": units.rename(columns={"item_id": "key"}),
-        "category": units.assign(key=units["item_id"].map(catalog))
-        .groupby(["key", "day"], as_index=False)["units"]
-        .sum(),
-        "total": units.groupby("day", as_index=False)["units"].sum().assign(key="total"),
-    }
-    truth_by_level = {
-        "item": truth.rename(columns={"item_id": "key"}),
-        "category": truth.assign(key=truth["item_id"].map(catalog))
-        .groupby(["key", "day"], as_index=False)["expected_units"]
-        .sum(),
-        "total": truth.groupby("day", as_index=False)["expected_units"].sum().assign(key="total"),
-    }
+    by_level = {level: _at_level(units, "units", level, catalog) for level in LEVELS}
+    truth_by_level = {level: _at_level(truth, "expected_units", level, catalog) for level in LEVELS}
     rows = []
     for level, actual in by_level.items():
         f = forecast[forecast["level"] == level]

@@ -331,16 +331,22 @@ def save_artefact(data: bytes, models_dir: str | os.PathLike[str], name: str) ->
     return uri, sha
 
 
-def load_artefact(uri: str, sha256: str) -> xgb.Booster:
-    """Load a model from its URI (file:// or any fsspec URL), refusing one whose bytes do not
-    match the registered SHA-256."""
-    path = UPath(uri)
-    data = path.read_bytes()
+def read_artefact(uri: str, sha256: str) -> bytes:
+    """An artefact's bytes from its URI (file:// or any fsspec URL), refusing bytes that do
+    not match the registered SHA-256."""
+    data = UPath(uri).read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         raise RuntimeError(
             f"model artefact {uri} has SHA-256 {actual}, registry says {sha256}: it was altered"
         )
+    return data
+
+
+def load_artefact(uri: str, sha256: str) -> xgb.Booster:
+    """Load a model from its URI, refusing one whose bytes do not match the registered
+    SHA-256."""
+    data = read_artefact(uri, sha256)
     booster = xgb.Booster()
     booster.load_model(bytearray(data))
     return booster
