@@ -69,7 +69,8 @@ def main() -> None:
         for name in forecasters:
             print(
                 f"items={n} backtest model={name} seconds={seconds[name]:.1f} "
-                f"mase={item.loc[name, 'mase']:.3f} coverage_80={item.loc[name, 'coverage_80']:.3f}",
+                f"mase={item.loc[name, 'mase']:.3f} coverage_80={item.loc[name, 'coverage_80']:.3f} "
+                f"coverage_80_discrete={item.loc[name, 'coverage_80_discrete']:.3f}",
                 flush=True,
             )
     print("reproduce: " + " ".join([".venv/bin/python -m bench.forecast", *sys.argv[1:]]))

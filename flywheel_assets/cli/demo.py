@@ -143,10 +143,10 @@ def _demo_forecast(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    cols = ["level", "model", "mase", "wape", "bias", "coverage_80"]
+    cols = ["level", "model", "mase", "wape", "bias", "coverage_80", "coverage_80_discrete"]
     print(f"backtest on {r.day} (4 rolling origins, 28 days each):")
     print(r.backtest.sort_values(["level", "mase"])[cols].to_string(index=False))
-    print(f"\n{r.model_version}'s forecast made on {r.day}, on the 28 hidden days after it:")
+    print(f"\nthe forecast made on {r.day} (champion {r.model_version}), on the 28 hidden days:")
     print(r.scores.to_string(index=False))
     print(
         f"\nreplenishment plan against demand drawn from the truth: fill rate {r.fill_rate:.3f} "

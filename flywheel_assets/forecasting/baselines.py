@@ -98,11 +98,12 @@ def seasonal_naive(
     origin: pd.Timestamp | str,
     horizon: int = 28,
     n_jobs: int = 1,
+    levels: tuple[str, ...] = LEVELS,
 ) -> pd.DataFrame:
     """Each day's forecast is the same weekday of the last observed week."""
     del n_jobs  # vectorised: one process is enough
     frames = []
-    for level in LEVELS:
+    for level in levels:
         panel = panels[level]
         o = panel.day_index(origin)
         point, q = _seasonal_naive_arrays(panel.units[:, :o].astype("float64"), horizon)
@@ -144,11 +145,12 @@ def ets(
     origin: pd.Timestamp | str,
     horizon: int = 28,
     n_jobs: int = 1,
+    levels: tuple[str, ...] = LEVELS,
 ) -> pd.DataFrame:
     """Additive ETS (ANA) with a weekly season, per series; ``n_jobs`` processes."""
     frames = []
     days = pd.date_range(pd.Timestamp(origin).normalize(), periods=horizon, freq="D")
-    for level in LEVELS:
+    for level in levels:
         panel = panels[level]
         o = panel.day_index(origin)
         u = panel.units[:, :o].astype("float64")

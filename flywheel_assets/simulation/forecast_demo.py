@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from flywheel_assets.forecasting.backtest import interval_coverage
 from flywheel_assets.forecasting.panel import LEVELS
 from flywheel_assets.forecasting.replenishment import fill_rate_over_lead_time
 from flywheel_assets.forecasting.settings import ForecastSettings
@@ -179,15 +180,20 @@ def score(wh: Warehouse, history: DemandHistory, day: dt.date) -> ForecastDemoRe
         j["units"] = j["units"].fillna(0.0)
         j["expected_units"] = j["expected_units"].fillna(0.0)
         y = j["units"].to_numpy()
+        # The median count: the floor of the jittered median (docs/forecasting.md).
+        point = np.floor(j["units_p50"].to_numpy())
+        lo, hi = j["units_p10"].to_numpy(), j["units_p90"].to_numpy()
         rows.append(
             {
                 "level": level,
+                "published_by": str(f["model_version"].iloc[0]),
                 "series": j["key"].nunique(),
-                "wape": float(np.abs(j["units_p50"] - y).sum() / max(y.sum(), 1e-9)),
+                "wape": float(np.abs(point - y).sum() / max(y.sum(), 1e-9)),
                 "wape_truth": float(np.abs(j["expected_units"] - y).sum() / max(y.sum(), 1e-9)),
-                "bias": float((j["units_p50"] - y).sum() / max(y.sum(), 1e-9)),
-                "coverage_80": float(((y >= j["units_p10"]) & (y <= j["units_p90"])).mean()),
-                "mae_vs_truth": float(np.abs(j["units_p50"] - j["expected_units"]).mean()),
+                "bias": float((point - y).sum() / max(y.sum(), 1e-9)),
+                "coverage_80": float(interval_coverage(y, lo, hi).mean()),
+                "coverage_80_discrete": float(((y >= np.floor(lo)) & (y <= np.floor(hi))).mean()),
+                "mae_vs_truth": float(np.abs(point - j["expected_units"]).mean()),
             }
         )
     settings = ForecastSettings.resolve()
@@ -209,5 +215,5 @@ def score(wh: Warehouse, history: DemandHistory, day: dt.date) -> ForecastDemoRe
         fill_rate=fill,
         service_level=settings.service_level,
         day=day,
-        model_version=str(forecast["model_version"].iloc[0]),
+        model_version=str(forecast.loc[forecast["level"] == "item", "model_version"].iloc[0]),
     )

@@ -16,7 +16,7 @@ import pytest
 
 from flywheel_assets.defs.forecasting.assets import FORECAST_ASSETS, forecast_beats_seasonal_naive
 from flywheel_assets.defs.resources import ForecastConfig, PathsConfig, WarehouseResource
-from flywheel_assets.forecasting.daily import ALIAS
+from flywheel_assets.forecasting.daily import ALIAS, MODEL, level_publishers
 from flywheel_assets.ingestion.contract import FieldMap
 from flywheel_assets.ingestion.imports import plan_import, write_import
 from flywheel_assets.ingestion.ingest import ingest_day, orders_source
@@ -29,7 +29,9 @@ DAYS = 150
 LAST = START + dt.timedelta(days=DAYS - 1)
 # Small and quick, but the same model: fewer trees and training origins than the defaults.
 SPEC = {"num_boost_round": 60, "training_origins": 4}
-WEAK = {"num_boost_round": 2, "training_origins": 4}
+# A challenger whose "80 %" interval is calibrated to cover 60 %: it loses whatever its MASE
+# (the rule's MASE half is test_metrics.test_decision_rule).
+NARROW = {**SPEC, "coverage": 0.6}
 
 
 # The shop is built and its first day published once for the module's tests.
@@ -110,7 +112,12 @@ def test_a_shop_with_only_orders_gets_a_backtested_registered_forecast_and_a_pla
     assert len(moves) == 1 and moves["reason"].iloc[0].startswith("first forecaster")
 
     forecast = rows(wh, "SELECT * FROM demand_forecasts WHERE dt = :d", d=LAST)
-    assert (forecast["model_version"] == version).all()
+    # Each level is published by the champion, or by a baseline that beat it there.
+    publishers = level_publishers(backtest)
+    assert publishers["item"] == MODEL
+    for level, name in publishers.items():
+        published = forecast.loc[forecast["level"] == level, "model_version"]
+        assert (published == (version if name == MODEL else name)).all()
     days = pd.to_datetime(forecast["target_day"])
     assert days.min() == pd.Timestamp(LAST + dt.timedelta(days=1)) and days.nunique() == 28
     per_level = forecast.groupby("level")["key"].nunique().to_dict()
@@ -118,9 +125,9 @@ def test_a_shop_with_only_orders_gets_a_backtested_registered_forecast_and_a_pla
     assert (forecast["units_p10"] <= forecast["units_p50"]).all()
     assert (forecast["units_p50"] <= forecast["units_p90"]).all()
     assert (forecast["units_p10"] >= 0).all()
-    # The shop's total and the sum of its items come from one model: they agree roughly.
-    total = forecast[forecast["level"] == "total"]["units_p50"].sum()
-    items = forecast[forecast["level"] == "item"]["units_p50"].sum()
+    # The shop's total and the sum of its items agree roughly (means: medians do not add).
+    total = forecast[forecast["level"] == "total"]["units_mean"].sum()
+    items = forecast[forecast["level"] == "item"]["units_mean"].sum()
     assert 0.6 < items / total < 1.4
 
     plan = rows(wh, "SELECT * FROM replenishment_plan WHERE dt = :d", d=LAST)
@@ -128,8 +135,8 @@ def test_a_shop_with_only_orders_gets_a_backtested_registered_forecast_and_a_pla
     assert (plan["order_up_to"] >= plan["reorder_point"]).all()
     assert (plan["suggested_order_qty"] >= 0).all() and (plan["model_version"] == version).all()
 
-    # Only a winner replaces the champion's specification: a far weaker challenger loses, and
-    # the champion's specification is refitted on the newer day instead.
+    # Only a winner replaces the champion's specification: a challenger with a miscalibrated
+    # interval loses, and the champion's specification is refitted on the newer day instead.
     next_day = LAST + dt.timedelta(days=1)
     with wh.begin() as conn:
         history = demand_history(
@@ -141,7 +148,7 @@ def test_a_shop_with_only_orders_gets_a_backtested_registered_forecast_and_a_pla
             "orders",
             extra.assign(dt=next_day, source_file="test", line_no=range(len(extra)), user_id="u"),
         )
-    assert _run(wh, home, next_day, WEAK).success
+    assert _run(wh, home, next_day, NARROW).success
     second = rows(wh, "SELECT * FROM forecast_backtest WHERE dt = :d", d=next_day)
     assert {"champion", "challenger"} <= set(second["model"])
     assert (second.loc[second["model"] == "champion", "model_version"] == version).all()
@@ -154,7 +161,9 @@ def test_a_shop_with_only_orders_gets_a_backtested_registered_forecast_and_a_pla
             v=moves["to_version"].iloc[-1],
         )["params_json"].iloc[0]
     )
-    assert params["num_boost_round"] == SPEC["num_boost_round"]
+    assert params["coverage"] == 0.8 and params["num_boost_round"] == SPEC["num_boost_round"]
+    challenger = second[(second["model"] == "challenger") & (second["level"] == "item")]
+    assert float(challenger["coverage_80"].iloc[0]) < 0.7
     audit = rows(wh, "SELECT action FROM audit_log WHERE action = :a", a=f"move_{ALIAS}")
     assert len(audit) == len(moves)
 

@@ -60,6 +60,7 @@ def test_summary_shape_and_origins() -> None:
         "wape",
         "bias",
         "coverage_80",
+        "coverage_80_discrete",
     ]
     assert len(summary) == 9 and (summary["origins"] == 4).all()
     assert (summary["horizon_days"] == 28).all()
@@ -70,7 +71,7 @@ def test_summary_shape_and_origins() -> None:
 def test_model_beats_the_best_baseline_by_15_percent_at_item_level() -> None:
     model = _metric("model", "item", "mase")
     best = min(_metric("seasonal_naive", "item", "mase"), _metric("ets", "item", "mase"))
-    # Measured: model 0.695, ETS 0.850, seasonal naive 0.997 (18 % below ETS).
+    # Measured: model 0.669, ETS 0.850, seasonal naive 0.997 (21 % below ETS).
     assert model <= 0.85 * best
 
 
@@ -81,8 +82,12 @@ def test_model_beats_seasonal_naive_at_every_level() -> None:
 
 
 def test_item_interval_covers_77_to_83_percent() -> None:
-    # Measured: 0.811 (raw quantile regression before the conformal step: below 0.77).
+    # Of jittered counts (docs/forecasting.md, Intervals for counts). Measured: 0.807; the
+    # same model trained on the counts themselves: 0.743 of jittered counts, 0.816 of counts.
     assert 0.77 <= _metric("model", "item", "coverage_80") <= 0.83
+    # The integer band floor(p10)..floor(p90) is the count's own quantile interval: it covers
+    # at least 80 % of counts (measured: 0.942; 0.480 of counts fall in [p10, p90] itself).
+    assert _metric("model", "item", "coverage_80_discrete") >= 0.8
 
 
 def test_decisions_on_the_backtest() -> None:

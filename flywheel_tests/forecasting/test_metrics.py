@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from flywheel_assets.forecasting.backtest import (
     challenger_wins,
     forecast_metrics,
+    interval_coverage,
     rolling_origins,
     worse_than_seasonal_naive,
 )
@@ -46,8 +48,11 @@ def test_metrics_by_hand() -> None:
     # |err| = 2 + 1 + 1 + 0 = 4 over 5 units; signed = -2 + 1 + 1 + 0 = 0.
     assert m["wape"] == pytest.approx(4 / 5)
     assert m["bias"] == pytest.approx(0.0)
-    # inside: 4 in [0,3]? no; 1 in [1.5,3]? no; 0 in [0,1] yes; 0 in [0,0.5] yes -> 2/4.
+    # Jittered: the length of each interval within [y, y + 1]: [4,5] & [0,3] = 0,
+    # [1,2] & [1.5,3] = 0.5, [0,1] & [0,1] = 1, [0,1] & [0,0.5] = 0.5 -> 2/4.
     assert m["coverage_80"] == pytest.approx(0.5)
+    # Counts in the integer bands 0..3, 1..3, 0..1, 0..0: 4 no, 1 yes, 0 yes, 0 yes -> 3/4.
+    assert m["coverage_80_discrete"] == pytest.approx(0.75)
 
 
 def test_baseline_point_forecast_is_used_when_given() -> None:
@@ -116,3 +121,16 @@ def test_decision_rule() -> None:
     assert not worse_than_seasonal_naive(s, "champ")
     with pytest.raises(KeyError):
         challenger_wins(s, "champ", "missing")
+
+
+def test_interval_coverage_of_counts_is_exact_where_most_days_sell_nothing() -> None:
+    # An item selling nothing on 85 % of days: its count's own 80 % interval is [0, 0] and
+    # covers 85 %; the jittered count's interval covers 80 %, as a calibrated one must.
+    rng = np.random.default_rng(2)
+    y = rng.choice([0.0, 1.0, 2.0], size=400_000, p=[0.85, 0.1, 0.05])
+    z = y + rng.random(len(y))
+    lo, hi = np.quantile(z, 0.1), np.quantile(z, 0.9)
+    assert interval_coverage(y, lo, hi).mean() == pytest.approx(0.8, abs=0.005)
+    assert ((y >= 0) & (y <= 0)).mean() == pytest.approx(0.85, abs=0.005)
+    # Its integer band floor(lo)..floor(hi) is the count's quantile interval: 0..1 units.
+    assert (np.floor(lo), np.floor(hi)) == (0.0, 1.0)

@@ -13,6 +13,7 @@ from flywheel_assets.forecasting.model import (
     ForecastParams,
     GlobalForecaster,
     feature_names,
+    jitter_counts,
     panel_features,
 )
 from flywheel_assets.forecasting.panel import DemandPanel, panels_for_levels
@@ -90,6 +91,7 @@ def test_forecast_frame_is_well_formed() -> None:
         "units_p50",
         "units_p90",
         "units_mean",
+        "units_point",
         "revenue_p50",
         "model_version",
     ]
@@ -99,13 +101,15 @@ def test_forecast_frame_is_well_formed() -> None:
     assert fc["target_day"].min() == ORIGIN
     assert fc["target_day"].max() == ORIGIN + pd.Timedelta(days=27)
     assert fc["model_version"].nunique() == 1 and fc["model_version"][0] == model.model_version
-    # Item revenue: p50 times the (planned) list price of the target day.
+    # The point is the median count: the floor of the jittered count's median.
+    np.testing.assert_array_equal(fc["units_point"], np.floor(fc["units_p50"]))
+    # Item revenue: the median count times the (planned) list price of the target day.
     item = fc[fc["level"] == "item"].reset_index(drop=True)
     p = panels["item"]
     cols = p.day_index(ORIGIN) + np.tile(np.arange(28), p.n_series)
     np.testing.assert_allclose(
         item["revenue_p50"],
-        item["units_p50"] * p.price[np.repeat(np.arange(60), 28), cols],
+        item["units_point"] * p.price[np.repeat(np.arange(60), 28), cols],
         rtol=1e-6,
     )
     # The total's forecast is in the total's units: far above any item's.
@@ -133,3 +137,19 @@ def test_lineage_is_json_and_says_what_was_used() -> None:
 def test_fitting_needs_history() -> None:
     with pytest.raises(ValueError):
         GlobalForecaster(PARAMS).fit(_panels(), _shop().days[10])
+
+
+def test_a_model_stored_before_jittering_reads_as_unjittered() -> None:
+    stored = ForecastParams().to_dict()
+    del stored["jitter"]
+    assert ForecastParams.from_dict(stored).jitter is False
+    assert ForecastParams.from_dict(ForecastParams().to_dict()).jitter is True
+
+
+def test_floor_of_a_jittered_quantile_is_the_count_quantile() -> None:
+    # Machado & Santos Silva (2005): floor(Q_{Y+U}(tau)) = Q_Y(tau) for a count Y.
+    rng = np.random.default_rng(5)
+    y = rng.negative_binomial(0.4, 0.5, 200_000).astype("float64")  # 70 % zeros
+    z = jitter_counts(y, rng)
+    for tau in (0.1, 0.5, 0.8, 0.9, 0.95):
+        assert np.floor(np.quantile(z, tau)) == np.quantile(y, tau, method="inverted_cdf")

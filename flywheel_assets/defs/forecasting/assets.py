@@ -29,14 +29,51 @@ from flywheel_assets.platform.plots import backtest_markdown, forecast_markdown
 _FORECASTING = daily_asset("forecasting", {"xgboost", "python"})
 
 
+def _backtest_metadata(day: dt.date, outcome: daily.BacktestOutcome) -> dict[str, object]:
+    """The backtest's scores for the UI: a table per level and model, the item-level figures
+    of each model, each model's time and item MASE by origin."""
+    s = outcome.summary
+    table = s.sort_values(["level", "mase"])[
+        ["level", "model", "mase", "wape", "bias", "coverage_80", "coverage_80_discrete"]
+    ]
+    item = s[s["level"] == "item"].set_index("model")
+    seconds = (
+        outcome.per_origin.drop_duplicates(["model", "origin"]).groupby("model")["seconds"].sum()
+    )
+    return {
+        "backtested": True,
+        "dagster/row_count": dg.MetadataValue.int(len(s)),
+        "origins": ", ".join(str(o.date()) for o in outcome.origins),
+        "history_days": dg.MetadataValue.int(outcome.history.days),
+        "sales_source": outcome.history.source,
+        "winner": outcome.winner,
+        "reason": outcome.reason,
+        **{
+            f"item_mase_{m}": dg.MetadataValue.float(float(item.loc[m, "mase"])) for m in item.index
+        },
+        "item_coverage_80": dg.MetadataValue.float(
+            float(item.loc[daily.CHALLENGER, "coverage_80"])
+        ),
+        "item_coverage_80_discrete": dg.MetadataValue.float(
+            float(item.loc[daily.CHALLENGER, "coverage_80_discrete"])
+        ),
+        "scores": dg.MetadataValue.md(md_table(table)),
+        "seconds_per_model": dg.MetadataValue.md(md_table(seconds.round(1).reset_index())),
+        "mase_by_origin": dg.MetadataValue.md(
+            backtest_markdown(outcome.per_origin, f"{day}: item MASE at each origin")
+        ),
+    }
+
+
 @dg.asset(
     **_FORECASTING,
     deps=[orders, accepted_events, catalog_items],
     description=(
         "The challenger's and the champion's forecasting specifications, seasonal naive and "
         "ETS, each refitted and scored on the same rolling origins ending on the day: MASE, "
-        "WAPE, bias and 80% coverage per level (item, category, total). Decides which "
-        "specification forecasts next."
+        "WAPE, bias and the 80% interval's coverage (of jittered counts, and of whole-unit "
+        "bands) per level (item, category, total). Decides which specification forecasts next "
+        "and which forecaster publishes the category and total levels."
     ),
 )
 def forecast_backtest(
@@ -54,37 +91,7 @@ def forecast_backtest(
                 wh.delete_partition(conn, "forecast_backtest", day)
             return {"backtested": False, "reason": str(exc)}
         daily.write_backtest(wh, day, outcome)
-        s = outcome.summary
-        table = s.sort_values(["level", "mase"])[
-            ["level", "model", "mase", "wape", "bias", "coverage_80"]
-        ]
-        item = s[s["level"] == "item"].set_index("model")
-        seconds = (
-            outcome.per_origin.drop_duplicates(["model", "origin"])
-            .groupby("model")["seconds"]
-            .sum()
-        )
-        return {
-            "backtested": True,
-            "dagster/row_count": dg.MetadataValue.int(len(s)),
-            "origins": ", ".join(str(o.date()) for o in outcome.origins),
-            "history_days": dg.MetadataValue.int(outcome.history.days),
-            "sales_source": outcome.history.source,
-            "winner": outcome.winner,
-            "reason": outcome.reason,
-            **{
-                f"item_mase_{m}": dg.MetadataValue.float(float(item.loc[m, "mase"]))
-                for m in item.index
-            },
-            "item_coverage_80": dg.MetadataValue.float(
-                float(item.loc[daily.CHALLENGER, "coverage_80"])
-            ),
-            "scores": dg.MetadataValue.md(md_table(table)),
-            "seconds_per_model": dg.MetadataValue.md(md_table(seconds.round(1).reset_index())),
-            "mase_by_origin": dg.MetadataValue.md(
-                backtest_markdown(outcome.per_origin, f"{day}: item MASE at each origin")
-            ),
-        }
+        return _backtest_metadata(day, outcome)
 
     return materialize_days(context, build)
 
@@ -178,9 +185,11 @@ def forecast_model(
     **_FORECASTING,
     deps=[forecast_model],
     description=(
-        "The champion's forecast made on the day: units (10th, 50th, 90th percentiles) and "
-        "revenue per item, category and the whole shop for each of the next days "
-        "(demand_forecasts)."
+        "The champion's forecast made on the day: units (10th, 50th, 90th percentiles of the "
+        "jittered count) and revenue per item, category and the whole shop for each of the "
+        "next days (demand_forecasts). A category or total level where a baseline beat the "
+        "champion in the day's backtest is published by that baseline (its name in "
+        "model_version)."
     ),
 )
 def demand_forecast(
@@ -198,6 +207,7 @@ def demand_forecast(
         total = rows[rows["level"] == "total"]
         past = history.panels["total"].long(day - dt.timedelta(days=55), day)
         levels = rows.groupby("level").agg(
+            published_by=("model_version", "first"),
             series=("key", "nunique"),
             units_p50=("units_p50", "sum"),
             revenue=("revenue_p50", "sum"),
@@ -205,7 +215,7 @@ def demand_forecast(
         return {
             "forecast": True,
             "dagster/row_count": dg.MetadataValue.int(len(rows)),
-            "model_version": str(rows["model_version"].iloc[0]),
+            "model_version": str(rows.loc[rows["level"] == "item", "model_version"].iloc[0]),
             "horizon_days": dg.MetadataValue.int(int(rows["target_day"].nunique())),
             "shop_units_next_horizon": dg.MetadataValue.float(float(total["units_p50"].sum())),
             "shop_revenue_next_horizon": dg.MetadataValue.float(float(total["revenue_p50"].sum())),

@@ -52,7 +52,7 @@ CREATE OR REPLACE VIEW analyst.demand_forecasts AS
     FROM demand_forecasts;
 CREATE OR REPLACE VIEW analyst.forecast_backtest AS
     SELECT dt, level, model, model_version, origins, horizon_days, mase, wape, bias,
-           coverage_80
+           coverage_80, coverage_80_discrete
     FROM forecast_backtest;
 CREATE OR REPLACE VIEW analyst.replenishment_plan AS
     SELECT dt, item_id, lead_time_days, review_days, service_level, demand_lead_time,
