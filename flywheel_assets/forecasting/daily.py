@@ -161,16 +161,16 @@ def _price_history(catalog_prices: pd.DataFrame, sales: pd.DataFrame) -> pd.Data
 def _items(catalog: pd.DataFrame, sales: pd.DataFrame) -> pd.DataFrame:
     """The catalog, plus items that sold but the catalog never delivered (a shop with only an
     order history): no category or brand, priced at their average selling price."""
-    sold = sales.groupby("item_id", as_index=False)[["units", "revenue"]].sum()
+    sold = sales.groupby("item_id", as_index=False)[["units", "revenue", "units_unpriced"]].sum()
     unknown = sold[~sold["item_id"].isin(catalog["item_id"])]
+    # Only the units sold with a price say what a unit sold for.
+    priced = unknown["units"] - unknown["units_unpriced"]
     extra = pd.DataFrame(
         {
             "item_id": unknown["item_id"],
             "category": None,
             "brand": None,
-            "price": (unknown["revenue"] / unknown["units"].where(unknown["units"] > 0)).fillna(
-                0.0
-            ),
+            "price": (unknown["revenue"] / priced.where(priced > 0)).fillna(0.0),
         }
     )
     return pd.concat([catalog, extra], ignore_index=True) if len(extra) else catalog

@@ -18,7 +18,8 @@ class ForecastSettings(Settings):
     source: str = setting(
         "auto",
         "FLYWHEEL_FORECAST_SOURCE",
-        "what was sold: `orders` (order lines), `events` (purchase events, one unit each) or "
+        "what was sold: `orders` (order lines), `events` (purchase events, each of its "
+        "`quantity` units or one) or "
         "`auto` (order lines when the history has any, else purchase events)",
     )
     history_days: int = setting(

@@ -47,6 +47,8 @@ EVENT_COLUMNS = [
     "model_version",
     "variant",
     "price",
+    # Units bought, on a purchase (optional; none is one unit): docs/orders.md.
+    "quantity",
 ]
 REQUIRED_EVENT_FIELDS = ("event_id", "event_type", "event_time", "user_id", "item_id")
 ITEM_COLUMNS = ["item_id", "title", "category", "brand", "price"]
@@ -279,6 +281,11 @@ def normalise_events(
     )
     price = _to_float(cols["price"])
     checks.fail(_present(cols["price"]) & ~(np.isfinite(price) & (price >= 0)), "invalid_price")
+    quantity = _to_float(cols["quantity"])
+    checks.fail(
+        _present(cols["quantity"]) & ~_whole_quantity(quantity),
+        "invalid_quantity",
+    )
 
     # From here on only rows still valid matter: work on them alone, in Arrow.
     valid = pa.array(checks.ok)
@@ -310,6 +317,7 @@ def normalise_events(
                     "user_id": pd.arrays.ArrowExtensionArray(pseudo_users),
                     "item_id": pd.arrays.ArrowExtensionArray(cols["item_id"].filter(valid)),
                     "price": price[checks.ok],
+                    "quantity": quantity[checks.ok],
                 }
             )
             .duplicated(keep="first")
@@ -336,8 +344,9 @@ def normalise_events(
             data[name] = _arrow_series(event_type.filter(pa.array(keep)), index)
         elif name == "event_time":
             data[name] = pd.Series(event_time[keep], index=index, dtype="datetime64[us]")
-        elif name == "position":
-            data[name] = pd.Series(position[keep], index=index).astype("Int64")
+        elif name in ("position", "quantity"):
+            values = position if name == "position" else quantity
+            data[name] = pd.Series(values[keep], index=index).astype("Int64")
         elif name in ("propensity", "price"):
             values = propensity if name == "propensity" else price
             data[name] = pd.Series(values[keep], index=index, dtype="float64")
@@ -502,15 +511,7 @@ def normalise_orders(
 
     given = _present(cols["quantity"])
     quantity = np.where(given, _to_float(cols["quantity"]), 1.0)
-    checks.fail(
-        ~(
-            np.isfinite(quantity)
-            & (quantity >= 1)
-            & (quantity <= MAX_QUANTITY)
-            & (np.floor(quantity) == quantity)
-        ),
-        "invalid_quantity",
-    )
+    checks.fail(~_whole_quantity(quantity), "invalid_quantity")
     price = _to_float(cols["price"])
     checks.fail(_present(cols["price"]) & ~(np.isfinite(price) & (price >= 0)), "invalid_price")
 
@@ -578,7 +579,20 @@ def scrub_bad_lines(
 
 # ----- helpers ------------------------------------------------------------------------------
 
-_TYPED_EVENT_COLUMNS = ("event_time", "position", "propensity", "price")
+
+def _whole_quantity(quantity: np.ndarray) -> np.ndarray:
+    """A quantity of units sold: a whole number from 1 to MAX_QUANTITY (a return or a
+    cancellation is not a sale)."""
+    with np.errstate(invalid="ignore"):
+        return (
+            np.isfinite(quantity)
+            & (quantity >= 1)
+            & (quantity <= MAX_QUANTITY)
+            & (np.floor(quantity) == quantity)
+        )
+
+
+_TYPED_EVENT_COLUMNS = ("event_time", "position", "propensity", "price", "quantity")
 _TEXT_EVENT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c not in _TYPED_EVENT_COLUMNS)
 
 

@@ -100,6 +100,7 @@ def test_valid_event_is_typed_trimmed_and_pseudonymised() -> None:
         "model_version": "string[pyarrow]",
         "variant": "string[pyarrow]",
         "price": "float64",
+        "quantity": "Int64",
     }
 
 
@@ -111,6 +112,18 @@ def test_optional_fields_may_be_absent() -> None:
     assert len(acc) == 1
     assert pd.isna(acc["position"].iloc[0]) and np.isnan(acc["price"].iloc[0])
     assert pd.isna(acc["variant"].iloc[0])
+    # No quantity is not "zero units": it stays missing, and a purchase without one is one unit.
+    assert pd.isna(acc["quantity"].iloc[0])
+
+
+def test_a_purchase_may_say_how_many_units_it_bought() -> None:
+    rows = [
+        _event(event_id="a", event_type="purchase", quantity="3"),
+        _event(event_id="b", event_type="purchase", quantity="2.0"),
+        _event(event_id="c", event_type="purchase"),
+    ]
+    acc = _events(rows).accepted
+    assert acc["quantity"].tolist()[:2] == [3, 2] and pd.isna(acc["quantity"].iloc[2])
 
 
 def test_accepted_keeps_record_index_for_line_numbers() -> None:
@@ -187,6 +200,11 @@ def test_future_tolerance_is_measured_from_the_earlier_of_now_and_partition_end(
         ({"price": "inf"}, "invalid_price"),
         ({"price": "1e400"}, "invalid_price"),
         ({"price": "12,50"}, "invalid_price"),
+        ({"quantity": "0"}, "invalid_quantity"),
+        ({"quantity": "-1"}, "invalid_quantity"),
+        ({"quantity": "1.5"}, "invalid_quantity"),
+        ({"quantity": "two"}, "invalid_quantity"),
+        ({"quantity": "1e9"}, "invalid_quantity"),
     ],
 )
 def test_each_rejection_reason(overrides: dict, reason: str) -> None:

@@ -27,9 +27,9 @@ pytestmark = pytest.mark.xdist_group("quality.test_suites")
 
 EVENT_COLUMNS = [
     "event_id", "event_type", "event_time", "user_id", "item_id", "session_id", "request_id",
-    "position", "propensity", "model_version", "variant", "price", "dt",
+    "position", "propensity", "model_version", "variant", "price", "quantity", "dt",
 ]  # fmt: skip
-N_ERROR_EXPECTATIONS_EVENTS = 14
+N_ERROR_EXPECTATIONS_EVENTS = 15
 
 
 def clean_events(n: int = 200) -> pd.DataFrame:
@@ -53,6 +53,10 @@ def clean_events(n: int = 200) -> pd.DataFrame:
             "model_version": "m1",
             "variant": "A",
             "price": np.round(rng.uniform(1, 100, n), 2),
+            # Purchases say how many units (a missing quantity is one unit).
+            "quantity": pd.Series(1 + np.arange(n) % 3, dtype="Int64").where(
+                pd.Series(event_type == "purchase"), pd.NA
+            ),
             "dt": "2026-01-01",
             # Relational facts computed by sql/quality/events_partition.sql.
             "item_in_catalog_at_event_time": 1,
@@ -122,6 +126,10 @@ def _negative_position(df: pd.DataFrame) -> None:
     df.loc[10, "position"] = -1.0
 
 
+def _zero_quantity(df: pd.DataFrame) -> None:
+    df.loc[[4, 9], "quantity"] = [0, -2]  # rows 4 and 9 are purchases
+
+
 @pytest.mark.parametrize(
     ("mutate", "expectation", "column", "unexpected", "sample"),
     [
@@ -133,6 +141,7 @@ def _negative_position(df: pd.DataFrame) -> None:
         (_raw_user_id, "expect_column_values_to_match_regex", "user_id", 2, "12345"),
         (_null_event_id, "expect_column_values_to_not_be_null", "event_id", 1, None),
         (_negative_position, "expect_column_values_to_be_between", "position", 1, -1.0),
+        (_zero_quantity, "expect_column_values_to_be_between", "quantity", 2, -2),
     ],
 )
 def test_injected_violation_fails_the_right_expectation(

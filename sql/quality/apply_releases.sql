@@ -3,10 +3,10 @@
 -- has the line, or now passes by itself, leaves its release unused rather than doubled).
 INSERT INTO raw_events (dt, event_id, event_type, event_time, user_id, item_id, session_id,
                         request_id, position, propensity, model_version, variant, price,
-                        source_file, line_no)
+                        quantity, source_file, line_no)
 SELECT r.dt, r.event_id, r.event_type, r.event_time, r.user_id, r.item_id, r.session_id,
        r.request_id, r.position, r.propensity, r.model_version, r.variant, r.price,
-       r.source_file, r.line_no
+       r.quantity, r.source_file, r.line_no
 FROM quarantine_releases r
 WHERE r.dt = :dt
   AND EXISTS (SELECT 1 FROM quarantine q

@@ -5,7 +5,7 @@
 --     the same session (same user when the session is unknown), on this day or the day before
 --     (sessions cross midnight). 1 for every other event type.
 SELECT e.dt, e.event_id, e.event_type, e.event_time, e.user_id, e.item_id, e.session_id,
-       e.request_id, e.position, e.propensity, e.model_version, e.variant, e.price,
+       e.request_id, e.position, e.propensity, e.model_version, e.variant, e.price, e.quantity,
        CASE WHEN EXISTS (SELECT 1 FROM items i
                          WHERE i.item_id = e.item_id AND i.dt <= :dt
                            AND i.valid_from <= e.event_time)

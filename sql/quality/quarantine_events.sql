@@ -10,7 +10,8 @@ SELECT r.dt, 'events', 'quality', r.source_file, r.line_no,
                      OR r.event_time IS DISTINCT FROM r.first_time
                      OR r.user_id IS DISTINCT FROM r.first_user
                      OR r.item_id IS DISTINCT FROM r.first_item
-                     OR r.price IS DISTINCT FROM r.first_price) THEN 'event_id_conflict'
+                     OR r.price IS DISTINCT FROM r.first_price
+                     OR r.quantity IS DISTINCT FROM r.first_quantity) THEN 'event_id_conflict'
            WHEN r.copy_no > 1 THEN 'duplicate_event_id'
            WHEN EXISTS (SELECT 1 FROM events e WHERE e.event_id = r.event_id AND e.dt <> :dt)
                THEN 'duplicate_event_id_other_day'
@@ -25,7 +26,8 @@ FROM (
            FIRST_VALUE(raw.event_time) OVER w AS first_time,
            FIRST_VALUE(raw.user_id) OVER w AS first_user,
            FIRST_VALUE(raw.item_id) OVER w AS first_item,
-           FIRST_VALUE(raw.price) OVER w AS first_price
+           FIRST_VALUE(raw.price) OVER w AS first_price,
+           FIRST_VALUE(raw.quantity) OVER w AS first_quantity
     FROM raw_events raw
     WHERE raw.dt = :dt
     WINDOW w AS (PARTITION BY raw.event_id ORDER BY raw.source_file, raw.line_no)

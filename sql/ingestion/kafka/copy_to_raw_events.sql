@@ -3,9 +3,9 @@
 -- points to its source.
 INSERT INTO raw_events (dt, event_id, event_type, event_time, user_id, item_id, session_id,
                         request_id, position, propensity, model_version, variant, price,
-                        source_file, line_no)
+                        quantity, source_file, line_no)
 SELECT dt, event_id, event_type, event_time, user_id, item_id, session_id,
-       request_id, position, propensity, model_version, variant, price,
+       request_id, position, propensity, model_version, variant, price, quantity,
        'kafka://' || topic || '/' || CAST(kafka_partition AS VARCHAR), kafka_offset
 FROM kafka_events
 WHERE dt = :dt AND consumed_at <= :watermark

@@ -8,7 +8,7 @@ CREATE SCHEMA IF NOT EXISTS analyst AUTHORIZATION {owner};
 ALTER SCHEMA analyst OWNER TO {owner};
 CREATE OR REPLACE VIEW analyst.events AS
     SELECT dt, event_id, event_type, event_time, user_id, item_id, session_id, request_id,
-           position, propensity, model_version, variant, price
+           position, propensity, model_version, variant, price, quantity
     FROM events;
 CREATE OR REPLACE VIEW analyst.items AS
     SELECT dt, item_id, title, category, brand, price, valid_from
