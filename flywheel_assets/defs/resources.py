@@ -20,6 +20,7 @@ from flywheel_assets.forecasting.settings import ForecastSettings
 from flywheel_assets.ingestion.contract import FieldMap
 from flywheel_assets.ingestion.field_maps import FieldMapError
 from flywheel_assets.ingestion.settings import IngestionSettings, KafkaTopicSettings
+from flywheel_assets.likelihood.settings import LikelihoodSettings
 from flywheel_assets.orchestration.executor import flywheel_executor
 from flywheel_assets.platform.config import Settings, SettingsError
 from flywheel_assets.platform.connect import open_warehouse
@@ -141,6 +142,7 @@ FeaturesConfig = stage_config(FeatureSettings, "FeaturesConfig")
 TrainingConfig = stage_config(TrainingSettings, "TrainingConfig")
 ExperimentsConfig = stage_config(ExperimentSettings, "ExperimentsConfig")
 ForecastConfig = stage_config(ForecastSettings, "ForecastConfig")
+LikelihoodConfig = stage_config(LikelihoodSettings, "LikelihoodConfig")
 
 
 class PseudonymResource(dg.ConfigurableResource):
@@ -165,6 +167,7 @@ def resources() -> dict[str, object]:
         "training": TrainingConfig(),
         "experiments": ExperimentsConfig(),
         "forecasting": ForecastConfig(),
+        "likelihood": LikelihoodConfig(),
         "pseudonyms": PseudonymResource(key=dg.EnvVar("FLYWHEEL_PSEUDONYM_KEY")),
     }
 

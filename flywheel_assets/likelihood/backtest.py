@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
 
 from flywheel_assets.likelihood.history import UserHistory, labels
-from flywheel_assets.likelihood.metrics import auc, lift_at, scores
+from flywheel_assets.likelihood.metrics import auc, calibration, gains, lift_at, scores
 from flywheel_assets.likelihood.model import LikelihoodModel, LikelihoodParams, Snapshots, as_of_day
 from flywheel_assets.likelihood.rfm import rfm_score
 
 RFM = "rfm"
 SUMMARY_COLUMNS = [
     "horizon_days", "model", "days", "rows", "base_rate", "auc", "log_loss", "ece", "lift_top10",
+    "reliability_json", "gains_json",
 ]  # fmt: skip
 
 
@@ -82,11 +84,22 @@ def summarise(rows: pd.DataFrame, model_names: list[str]) -> pd.DataFrame:
         base = {"horizon_days": int(h), "days": int(g["day"].nunique())}
         for name in model_names:
             if name in g and g[name].notna().all():
-                out.append({**base, "model": name, **scores(y, g[name].to_numpy())})
+                p = g[name].to_numpy()
+                out.append(
+                    {
+                        **base,
+                        "model": name,
+                        **scores(y, p),
+                        "reliability_json": _json(calibration(y, p)[1]),
+                        "gains_json": _json(gains(y, p)),
+                    }
+                )
         out.append(
             {
                 **base,
                 "model": RFM,
+                "reliability_json": None,
+                "gains_json": _json(gains(y, g[RFM].to_numpy())),
                 "auc": auc(y, g[RFM].to_numpy()),
                 "log_loss": np.nan,
                 "ece": np.nan,
@@ -96,3 +109,7 @@ def summarise(rows: pd.DataFrame, model_names: list[str]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out)[SUMMARY_COLUMNS]
+
+
+def _json(frame: pd.DataFrame) -> str:
+    return json.dumps(frame.to_dict(orient="list"))

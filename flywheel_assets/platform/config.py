@@ -205,6 +205,7 @@ def all_settings() -> list[type[Settings]]:
     from flywheel_assets.features.settings import FeatureSettings
     from flywheel_assets.forecasting.settings import ForecastSettings
     from flywheel_assets.ingestion.settings import IngestionSettings, KafkaTopicSettings
+    from flywheel_assets.likelihood.settings import LikelihoodSettings
     from flywheel_assets.platform.settings import (
         AlertSettings,
         CycleSettings,
@@ -232,6 +233,7 @@ def all_settings() -> list[type[Settings]]:
         ExperimentSettings,
         ServingSettings,
         ForecastSettings,
+        LikelihoodSettings,
         AlertSettings,
         DevSettings,
     ]

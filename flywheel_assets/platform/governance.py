@@ -53,6 +53,7 @@ GROUP_STAGE = {
     "evaluation": "training",
     "promotion": "training",
     "forecasting": "training",
+    "likelihood": "training",
     "serving": "serving",
 }
 ASSET_STAGE = {

@@ -59,6 +59,22 @@ def reliability_markdown(tables: dict[str, Any], title: str) -> str:
     return png_markdown(fig, title)
 
 
+def gains_markdown(curves: dict[str, Any], title: str) -> str:
+    """Cumulative gains: the share of buyers reached by the top share of users, one line per
+    model (frames with ``users`` and ``buyers``), beside a random campaign's diagonal."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=90)
+    for label, g in curves.items():
+        ax.plot([0.0, *g["users"]], [0.0, *g["buyers"]], marker="o", ms=3, label=label)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="random")
+    ax.set_xlabel("share of users contacted (by score)", fontsize=8)
+    ax.set_ylabel("share of buyers reached", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7)
+    return png_markdown(fig, title)
+
+
 def effect_over_looks_markdown(looks: Any, title: str) -> str:
     """The primary effect per daily look with its always-valid confidence band."""
     plt = pyplot()

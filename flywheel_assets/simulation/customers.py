@@ -73,6 +73,44 @@ class CustomerHistory:
         return 1.0 - f.sum(axis=1)
 
 
+def activity_events(activity: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """The accepted-events rows behind per-user daily activity (``ACTIVITY_COLUMNS``): one
+    view, click or add_to_cart event per count and one purchase event per purchase (priced
+    at its share of the day's revenue), at seeded times of the day, in the day's sessions
+    (for loading a simulated history into the warehouse's ``events`` table)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for kind, col in (("view", "views"), ("click", "clicks"), ("add_to_cart", "carts"),
+                      ("purchase", "purchases")):  # fmt: skip
+        n = activity[col].to_numpy("int64")
+        rows = activity.loc[activity.index.repeat(n)]
+        price = np.nan
+        if kind == "purchase":
+            price = (rows["revenue"] / rows["purchases"]).round(2).to_numpy()
+        sessions = np.maximum(rows["sessions"].to_numpy("int64"), 1)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "dt": rows["dt"].to_numpy(),
+                    "event_type": kind,
+                    "event_time": pd.to_datetime(rows["day"]).to_numpy()
+                    + rng.integers(0, 86_400, len(rows)).astype("timedelta64[s]"),
+                    "user_id": rows["user_id"].to_numpy(),
+                    "item_id": "i" + pd.Series(rng.integers(0, 500, len(rows))).astype(str),
+                    "session_id": rows["user_id"].to_numpy()
+                    + "-"
+                    + pd.Series(rows["day"].astype(str).to_numpy())
+                    + "-"
+                    + pd.Series(rng.integers(0, sessions)).astype(str).to_numpy(),
+                    "price": price,
+                }
+            )
+        )
+    events = pd.concat(frames, ignore_index=True)
+    events["event_id"] = "ev" + pd.Series(np.arange(len(events))).astype(str)
+    return events
+
+
 def customer_history(
     start: dt.date, days: int, *, n_users: int = 4000, seed: int = 1
 ) -> CustomerHistory:

@@ -16,5 +16,10 @@ GRANT SELECT ON orders TO {training};
 GRANT SELECT, INSERT, DELETE ON
     demand_forecasts, forecast_backtest, replenishment_plan, forecast_models
 TO {training};
+-- Purchase likelihood (its own job, the same stage role): reads activity and order lines,
+-- writes its backtests, models and the day's probabilities; moves its champion alias.
+GRANT SELECT, INSERT, DELETE ON
+    purchase_likelihood, likelihood_backtest, likelihood_models
+TO {training};
 -- History is appended, never rewritten.
 GRANT SELECT, INSERT ON alias_history, audit_log TO {training};
