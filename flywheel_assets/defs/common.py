@@ -2,6 +2,7 @@
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -206,3 +207,27 @@ def accounting_metadata(counts: dict[str, int]) -> dict[str, object]:
             )
         ),
     }
+
+
+def day_before_schedule(
+    job: Any, *, cron: str, name: str, description: str
+) -> dg.ScheduleDefinition:
+    """A daily schedule (UTC) running ``job`` for the day before, one run per day (run key
+    ``<job>-<day>``); a day outside the daily partitions is skipped, saying so."""
+
+    @dg.schedule(
+        job=job,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        name=name,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=description,
+    )
+    def _day_before(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        day = context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+        key = day.isoformat()
+        if not daily.has_partition_key(key):
+            return dg.SkipReason(f"{key} is not one of the daily partitions: nothing to run")
+        return dg.RunRequest(run_key=f"{job.name}-{key}", partition_key=key)
+
+    return _day_before

@@ -44,7 +44,7 @@ from flywheel_assets.forecasting.panel import LEVELS, DemandPanel, panels_for_le
 from flywheel_assets.forecasting.replenishment import moments_from_quantiles, replenishment_plan
 from flywheel_assets.forecasting.settings import ForecastSettings
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
-from flywheel_assets.registry.aliases import get_alias, move_alias
+from flywheel_assets.registry.aliases import get_alias, register_and_point
 
 ALIAS = "forecast_champion"
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -355,23 +355,27 @@ def fit_champion(
     version = model.model_version
     uri, sha = save_artefact(data, models_dir, version)  # type: ignore[arg-type]
     lineage = {**model.lineage(), "source": history.source, "sales_rows": history.sales_rows}
-    with wh.begin() as conn:
-        if wh.query_df(conn, load_sql("forecasting/get_model"), model_version=version).empty:
-            wh.run(
-                conn,
-                "forecasting/insert_model",
-                model_version=version,
-                dt=day,
-                artefact_uri=uri,
-                sha256=sha,
-                params_json=json.dumps(params.to_dict(), sort_keys=True),
-                lineage_json=json.dumps(lineage, sort_keys=True, default=str),
-                n_train_rows=int(lineage.get("rows_available", 0)),
-                code_version=code_version,
-                created_at=now,
-                created_by=actor,
-            )
-        moved = move_alias(conn, ALIAS, version, actor=actor, reason=reason, now=now, day=day)
+    moved = register_and_point(
+        wh,
+        "forecasting",
+        ALIAS,
+        {
+            "model_version": version,
+            "dt": day,
+            "artefact_uri": uri,
+            "sha256": sha,
+            "params_json": json.dumps(params.to_dict(), sort_keys=True),
+            "lineage_json": json.dumps(lineage, sort_keys=True, default=str),
+            "n_train_rows": int(lineage.get("rows_available", 0)),
+            "code_version": code_version,
+            "created_at": now,
+            "created_by": actor,
+        },
+        actor=actor,
+        reason=reason,
+        now=now,
+        day=day,
+    )
     return FittedChampion(version, moved, reason, lineage, int(lineage.get("rows_available", 0)))
 
 

@@ -29,7 +29,7 @@ from flywheel_assets.likelihood.history import ACTIVITY_COLUMNS, UserHistory, sn
 from flywheel_assets.likelihood.model import LikelihoodModel, LikelihoodParams
 from flywheel_assets.likelihood.settings import LikelihoodSettings
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
-from flywheel_assets.registry.aliases import get_alias, move_alias
+from flywheel_assets.registry.aliases import get_alias, register_and_point
 
 ALIAS = "purchase_likelihood_champion"
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -204,23 +204,27 @@ def fit_champion(
     version = model.model_version
     uri, sha = save_artefact(data, models_dir, version)  # type: ignore[arg-type]
     lineage = model.lineage()
-    with wh.begin() as conn:
-        if wh.query_df(conn, load_sql("likelihood/get_model"), model_version=version).empty:
-            wh.run(
-                conn,
-                "likelihood/insert_model",
-                model_version=version,
-                dt=day,
-                artefact_uri=uri,
-                sha256=sha,
-                params_json=json.dumps(params.to_dict(), sort_keys=True),
-                lineage_json=json.dumps(lineage, sort_keys=True, default=str),
-                metrics_json=json.dumps(metrics, sort_keys=True, default=str),
-                code_version=code_version,
-                created_at=now,
-                created_by=actor,
-            )
-        moved = move_alias(conn, ALIAS, version, actor=actor, reason=reason, now=now, day=day)
+    moved = register_and_point(
+        wh,
+        "likelihood",
+        ALIAS,
+        {
+            "model_version": version,
+            "dt": day,
+            "artefact_uri": uri,
+            "sha256": sha,
+            "params_json": json.dumps(params.to_dict(), sort_keys=True),
+            "lineage_json": json.dumps(lineage, sort_keys=True, default=str),
+            "metrics_json": json.dumps(metrics, sort_keys=True, default=str),
+            "code_version": code_version,
+            "created_at": now,
+            "created_by": actor,
+        },
+        actor=actor,
+        reason=reason,
+        now=now,
+        day=day,
+    )
     return version, moved, lineage
 
 

@@ -64,6 +64,28 @@ def move_alias(
     return True
 
 
+def register_and_point(
+    wh: Warehouse,
+    registry: str,
+    alias: str,
+    row: dict[str, object],
+    *,
+    actor: str,
+    reason: str,
+    now: dt.datetime,
+    day: dt.date,
+) -> bool:
+    """In one transaction: register a model (``row`` through ``<registry>/insert_model``,
+    once: a model with its version registered already is kept as it is), then point
+    ``alias`` at it. Returns whether the alias moved. ``registry`` names the SQL folder of a
+    model family with its own table (forecasting, likelihood)."""
+    version = row["model_version"]
+    with wh.begin() as conn:
+        if wh.query_df(conn, load_sql(f"{registry}/get_model"), model_version=version).empty:
+            wh.run(conn, f"{registry}/insert_model", **row)
+        return move_alias(conn, alias, str(version), actor=actor, reason=reason, now=now, day=day)
+
+
 def alias_history(conn: Connection, alias: str) -> pd.DataFrame:
     """Every move of ``alias``, oldest first: from_version, to_version, moved_at, moved_by,
     reason, dt (the decision day, for moves a decision made). A missing value (the cold-start

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import dagster as dg
 
-from flywheel_assets.defs.common import daily
+from flywheel_assets.defs.common import daily, day_before_schedule
 from flywheel_assets.defs.forecasting.assets import FORECAST_ASSETS, forecast_beats_seasonal_naive
 from flywheel_assets.orchestration.executor import flywheel_executor
 
@@ -22,20 +20,10 @@ forecast_cycle = dg.define_asset_job(
 )
 
 
-@dg.schedule(
-    job=forecast_cycle,
-    # After the flywheel cycle (01:00 UTC by default): the day's orders are ingested by then.
-    cron_schedule="0 4 * * *",
-    execution_timezone="UTC",
+# After the flywheel cycle (01:00 UTC by default): the day's orders are ingested by then.
+daily_forecast_schedule = day_before_schedule(
+    forecast_cycle,
+    cron="0 4 * * *",
     name="daily_forecast_cycle",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="At 04:00 UTC, the forecast for the day before: backtest, fit, forecast, plan.",
 )
-def daily_forecast_schedule(
-    context: dg.ScheduleEvaluationContext,
-) -> dg.RunRequest | dg.SkipReason:
-    day = context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)
-    key = day.isoformat()
-    if not daily.has_partition_key(key):
-        return dg.SkipReason(f"{key} is not one of the daily partitions: nothing to run")
-    return dg.RunRequest(run_key=f"forecast-{key}", partition_key=key)
