@@ -16,6 +16,7 @@ from flywheel_tests.support.environment import (  # noqa: E402
     PG_ADMIN_URL,
     restored_environment,
 )
+from flywheel_tests.support.governed import Governed, governed_warehouse  # noqa: E402
 from flywheel_tests.support.homes import (  # noqa: E402
     SMALL_SHOP,
     SMALL_SHOP_DAYS,
@@ -136,3 +137,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             else 1,
         )
     )
+
+
+@pytest.fixture
+def governed(pg_database: str) -> Iterator[Governed]:
+    """A migrated warehouse with its own roles, a pipeline login in the four stage roles and
+    an analyst login (flywheel_tests/support/governed.py)."""
+    with governed_warehouse(pg_database) as g:
+        yield g

@@ -7,6 +7,7 @@ import argparse
 from flywheel_assets.cli import (
     demo,
     doctor,
+    exports,
     imports,
     models,
     quarantine,
@@ -17,7 +18,7 @@ from flywheel_assets.cli import (
 )
 
 # In the order `flywheel --help` lists them.
-COMMANDS = (demo, imports, quarantine, models, warehouse, status, doctor, serve, stream)
+COMMANDS = (demo, imports, exports, quarantine, models, warehouse, status, doctor, serve, stream)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import dagster as dg
 import pytest
@@ -18,6 +16,7 @@ from flywheel_assets.platform.governance import STAGES, GovernanceError, Roles, 
 from flywheel_assets.platform.warehouse import Warehouse, WarehouseError
 from flywheel_assets.simulation.demo import run_demo
 from flywheel_tests.scenarios.test_cycle import counts
+from flywheel_tests.support.governed import Governed, drop_roles, login_url
 from flywheel_tests.support.homes import (
     SMALL_SHOP,
     SMALL_SHOP_GROUP,
@@ -25,70 +24,6 @@ from flywheel_tests.support.homes import (
     SMALL_SHOP_START,
     DemoHome,
 )
-
-
-@dataclass
-class Governed:
-    admin_url: str
-    pipeline_url: str
-    reader_url: str
-    roles: Roles
-
-
-def _login_url(admin_url: str, user: str) -> str:
-    return sa.engine.make_url(admin_url).set(username=user).render_as_string(hide_password=False)
-
-
-@pytest.fixture
-def governed(pg_database: str) -> Iterator[Governed]:
-    """A migrated warehouse with its own roles (a unique prefix: roles are server-wide and
-    tests run in parallel), a pipeline login in the four stage roles and an analyst login."""
-    roles = Roles(f"fw{uuid.uuid4().hex[:8]}")
-    pipeline, reader = f"{roles.prefix}_pipeline", f"{roles.prefix}_reader"
-    admin = Warehouse(pg_database)
-    with admin.begin() as conn:
-        for login in (pipeline, reader):
-            conn.execute(sa.text(f"CREATE ROLE {login} LOGIN"))
-    try:
-        admin.migrate(applied_by="test admin")
-        apply_grants(
-            admin,
-            roles,
-            actor="test admin",
-            why="least privilege for the test",
-            logins={pipeline: list(STAGES), reader: ["analyst"]},
-        )
-        yield Governed(
-            pg_database, _login_url(pg_database, pipeline), _login_url(pg_database, reader), roles
-        )
-    finally:
-        admin.dispose()
-        _drop_roles(pg_database, [*roles.names().values(), pipeline, reader])
-
-
-def _drop_roles(admin_url: str, names: list[str]) -> None:
-    """Roles are server-wide: drop what a test created (its database goes with the fixture)."""
-    admin = Warehouse(admin_url)
-    with admin.begin() as conn:
-        for name in names:
-            if conn.execute(
-                sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": name}
-            ).first():
-                conn.execute(sa.text(f"REASSIGN OWNED BY {name} TO CURRENT_USER"))
-                conn.execute(sa.text(f"DROP OWNED BY {name}"))
-    # Sessions of the logins must end before their roles can go.
-    with admin.begin() as conn:
-        conn.execute(
-            sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE usename = ANY(:names) AND pid <> pg_backend_pid()"
-            ),
-            {"names": names},
-        )
-    with admin.begin() as conn:
-        for name in names:
-            conn.execute(sa.text(f"DROP ROLE IF EXISTS {name}"))
-    admin.dispose()
 
 
 def test_first_install_as_in_production(pg_database: str) -> None:
@@ -108,13 +43,13 @@ def test_first_install_as_in_production(pg_database: str) -> None:
                 conn.execute(sa.text(f"CREATE ROLE {login} LOGIN"))
             conn.execute(sa.text("CREATE TABLE other_app (a INT)"))
             conn.execute(sa.text("GRANT SELECT ON other_app TO PUBLIC"))
-        admin = Warehouse(_login_url(pg_database, dba))
+        admin = Warehouse(login_url(pg_database, dba))
         first = apply_grants(
             admin, roles, actor="dba", why="first install",
             logins={migrator: ["owner"], pipeline: list(STAGES)},
         )  # fmt: skip
         assert first["schema_ready"] is False
-        migrator_wh = Warehouse(_login_url(pg_database, migrator))
+        migrator_wh = Warehouse(login_url(pg_database, migrator))
         applied = migrator_wh.migrate(applied_by=migrator, owner_role=roles.name("owner"))
         migrator_wh.dispose()
         assert "schema/001_core" in applied
@@ -132,7 +67,7 @@ def test_first_install_as_in_production(pg_database: str) -> None:
             )).fetchall())  # fmt: skip
         assert owners.pop("other_app") == "postgres"
         assert set(owners.values()) == {roles.name("owner")}
-        url = _login_url(pg_database, pipeline)
+        url = login_url(pg_database, pipeline)
         assert _try(url, None, "SELECT COUNT(*) FROM other_app") is None  # PUBLIC's grant kept
         assert _try(url, roles.name("ingestion"), "SELECT COUNT(*) FROM raw_events") is None
         assert "permission denied" in str(
@@ -140,7 +75,7 @@ def test_first_install_as_in_production(pg_database: str) -> None:
         )
     finally:
         superuser.dispose()
-        _drop_roles(pg_database, [*roles.names().values(), dba, migrator, pipeline])
+        drop_roles(pg_database, [*roles.names().values(), dba, migrator, pipeline])
 
 
 ALERT_ROW = (
