@@ -111,6 +111,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--json", action="store_true", help="one JSON object per day on stdout")
     demo.set_defaults(func=_demo)
     add_forecast_parser(sub)
+    add_likelihood_parser(sub)
 
 
 def _demo_forecast(args: argparse.Namespace) -> int:
@@ -173,3 +174,61 @@ def add_forecast_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="the figures as one JSON object")
     p.set_defaults(func=_demo_forecast)
+
+
+def _demo_likelihood(args: argparse.Namespace) -> int:
+    from flywheel_assets.simulation.likelihood_demo import run_likelihood_demo
+
+    home = (
+        Path(args.home)
+        if args.home
+        else Path(".flywheel") / f"likelihood-seed{args.seed}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    )
+    r = run_likelihood_demo(
+        home=home.resolve(),
+        days=args.days,
+        users=args.users,
+        seed=args.seed,
+        start=dt.date.fromisoformat(args.start),
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "day": r.day.isoformat(),
+                    "model_version": r.model_version,
+                    "backtest": r.backtest.drop(
+                        columns=["dt", "reliability_json", "gains_json"]
+                    ).to_dict(orient="records"),
+                    "hidden_days": r.hidden.to_dict(orient="records"),
+                },
+                default=str,
+            )
+        )
+        return 0
+    cols = ["horizon_days", "model", "rows", "base_rate", "auc", "log_loss", "ece", "lift_top10"]
+    print(f"backtest on {r.day} (held-out days a week apart):")
+    print(r.backtest.sort_values(["horizon_days", "model"])[cols].to_string(index=False))
+    print(f"\nthe scores published on {r.day} ({r.model_version}), on the hidden days after it:")
+    print(r.hidden.to_string(index=False))
+    print(
+        f"home: {home.resolve()} (source {home.resolve() / ENV_FILE} to open it)", file=sys.stderr
+    )
+    return 0
+
+
+def add_likelihood_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo-likelihood",
+        help="a simulated customer base: who will buy in 7 and 30 days, scored against what "
+        "the users then did and the simulator's exact chances",
+    )
+    p.add_argument("--days", type=int, default=300, help="days of history")
+    p.add_argument("--users", type=int, default=20_000, help="customers (signing up over time)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--start", default="2025-01-01", help="first day of the history")
+    p.add_argument(
+        "--home", default=None, help="a fresh folder (default: ./.flywheel/likelihood-...)"
+    )
+    p.add_argument("--json", action="store_true", help="the figures as one JSON object")
+    p.set_defaults(func=_demo_likelihood)
