@@ -114,14 +114,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_likelihood_parser(sub)
 
 
+def _new_home(args: argparse.Namespace, kind: str) -> Path:
+    """``--home``, else a new folder under ./.flywheel named by the demo, seed and time."""
+    if args.home:
+        return Path(args.home)
+    return Path(".flywheel") / f"{kind}-seed{args.seed}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+
+
 def _demo_forecast(args: argparse.Namespace) -> int:
     from flywheel_assets.simulation.forecast_demo import run_forecast_demo
 
-    home = (
-        Path(args.home)
-        if args.home
-        else Path(".flywheel") / f"forecast-seed{args.seed}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    )
+    home = _new_home(args, "forecast")
     r = run_forecast_demo(
         home=home.resolve(),
         days=args.days,
@@ -179,11 +182,7 @@ def add_forecast_parser(sub: argparse._SubParsersAction) -> None:
 def _demo_likelihood(args: argparse.Namespace) -> int:
     from flywheel_assets.simulation.likelihood_demo import run_likelihood_demo
 
-    home = (
-        Path(args.home)
-        if args.home
-        else Path(".flywheel") / f"likelihood-seed{args.seed}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    )
+    home = _new_home(args, "likelihood")
     r = run_likelihood_demo(
         home=home.resolve(),
         days=args.days,

@@ -417,3 +417,25 @@ def _run_demo(
         if on_day:
             on_day(row)
     return rows
+
+
+def run_job_for_day(job_name: str, day: dt.date, source: str) -> None:
+    """Run one of the code location's jobs for ``day`` in this process, on the home's Dagster
+    instance (so the run is in its UI), quietly; exits saying where to look when it fails."""
+    import dagster as dg
+
+    from flywheel_assets.definitions import loaded
+
+    result = (
+        loaded()
+        .resolve_job_def(job_name)
+        .execute_in_process(
+            partition_key=day.isoformat(),
+            instance=dg.DagsterInstance.get(),
+            tags={"flywheel/source": source},
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+    )
+    if not result.success:
+        raise SystemExit(f"the {job_name} run for {day} failed; see it in the Dagster UI")

@@ -28,7 +28,12 @@ from flywheel_assets.forecasting.settings import ForecastSettings
 from flywheel_assets.ingestion.imports import plan_import, write_import
 from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.simulation.demand import DemandHistory, demand_history
-from flywheel_assets.simulation.demo import prepare_home, write_env_file, write_landing
+from flywheel_assets.simulation.demo import (
+    prepare_home,
+    run_job_for_day,
+    write_env_file,
+    write_landing,
+)
 from flywheel_assets.simulation.simulator import ORDER_EXTRA_UNITS
 
 HORIZON = 28
@@ -129,24 +134,9 @@ def _materialize_history(start: dt.date, last: dt.date) -> None:
 
 
 def _materialize_forecast(day: dt.date) -> None:
-    import dagster as dg
-
-    from flywheel_assets.definitions import loaded
     from flywheel_assets.defs.forecasting.jobs import forecast_cycle
 
-    result = (
-        loaded()
-        .resolve_job_def(forecast_cycle.name)
-        .execute_in_process(
-            partition_key=day.isoformat(),
-            instance=dg.DagsterInstance.get(),
-            tags={"flywheel/source": "demo-forecast"},
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            raise_on_error=False,
-        )
-    )
-    if not result.success:
-        raise SystemExit(f"the forecast run for {day} failed; see it in the Dagster UI")
+    run_job_for_day(forecast_cycle.name, day, "demo-forecast")
 
 
 def _at_level(frame: pd.DataFrame, value: str, level: str, catalog: pd.Series) -> pd.DataFrame:

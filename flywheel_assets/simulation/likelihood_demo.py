@@ -24,7 +24,7 @@ from flywheel_assets.likelihood.metrics import calibration, lift_at, scores
 from flywheel_assets.likelihood.rfm import rfm_score
 from flywheel_assets.platform.warehouse import Warehouse
 from flywheel_assets.simulation.customers import activity_events, customer_history
-from flywheel_assets.simulation.demo import prepare_home, write_env_file
+from flywheel_assets.simulation.demo import prepare_home, run_job_for_day, write_env_file
 
 
 @dataclass(frozen=True)
@@ -104,21 +104,6 @@ def run_likelihood_demo(
 
 
 def _materialize(day: dt.date) -> None:
-    import dagster as dg
-
-    from flywheel_assets.definitions import loaded
     from flywheel_assets.defs.likelihood.jobs import likelihood_cycle
 
-    result = (
-        loaded()
-        .resolve_job_def(likelihood_cycle.name)
-        .execute_in_process(
-            partition_key=day.isoformat(),
-            instance=dg.DagsterInstance.get(),
-            tags={"flywheel/source": "demo-likelihood"},
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            raise_on_error=False,
-        )
-    )
-    if not result.success:
-        raise SystemExit(f"the likelihood run for {day} failed; see it in the Dagster UI")
+    run_job_for_day(likelihood_cycle.name, day, "demo-likelihood")
