@@ -44,7 +44,7 @@ from flywheel_assets.forecasting.panel import LEVELS, DemandPanel, panels_for_le
 from flywheel_assets.forecasting.replenishment import moments_from_quantiles, replenishment_plan
 from flywheel_assets.forecasting.settings import ForecastSettings
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
-from flywheel_assets.registry.aliases import get_alias, register_and_point
+from flywheel_assets.registry.aliases import alias_as_of, register_and_point
 
 ALIAS = "forecast_champion"
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -202,7 +202,7 @@ def run_backtest(wh: Warehouse, day: dt.date, settings: ForecastSettings) -> Bac
             f"{history.days} days of sales up to {day}: the backtest's oldest origin "
             f"({origins[0].date()}) needs {needed} days before it; it has {max(oldest, 0)}"
         )
-    champion_version, champion_params = _champion(wh)
+    champion_version, champion_params = _champion(wh, day)
     same = champion_params is None or champion_params.to_dict() == params.to_dict()
     forecasters = {CHALLENGER: partial(fit_predict, params=params)}
     if not same:
@@ -307,14 +307,18 @@ def read_backtest(wh: Warehouse, day: dt.date) -> pd.DataFrame:
         return wh.read_partition(conn, "forecast_backtest", day)
 
 
-def _champion(wh: Warehouse) -> tuple[str | None, ForecastParams | None]:
+def _champion(wh: Warehouse, day: dt.date) -> tuple[str | None, ForecastParams | None]:
+    """The champion that day ``day`` is decided against: where the alias pointed for the day
+    before (so a re-run of the day, or of an old day, decides as its first run did)."""
     with wh.begin() as conn:
-        version = get_alias(conn, ALIAS)
+        version = alias_as_of(conn, ALIAS, day - dt.timedelta(days=1))
         if version is None:
             return None, None
         row = wh.query_df(conn, load_sql("forecasting/get_model"), model_version=version)
     if row.empty:
-        raise RuntimeError(f"{ALIAS} points at {version}, which forecast_models does not hold")
+        raise RuntimeError(
+            f"{ALIAS} points at {version}, which forecasting's registry does not hold"
+        )
     return version, ForecastParams.from_dict(json.loads(row["params_json"].iloc[0]))
 
 
@@ -344,7 +348,7 @@ def fit_champion(
     from flywheel_assets.training.model import save_artefact
 
     history = load_history(wh, day, settings)
-    _, champion_params = _champion(wh)
+    _, champion_params = _champion(wh, day)
     params = (
         champion_params
         if winner == CHAMPION and champion_params is not None
@@ -379,16 +383,19 @@ def fit_champion(
     return FittedChampion(version, moved, reason, lineage, int(lineage.get("rows_available", 0)))
 
 
-def load_champion(wh: Warehouse) -> tuple[str, GlobalForecaster]:
+def load_champion(wh: Warehouse, day: dt.date) -> tuple[str, GlobalForecaster]:
+    """The champion for ``day``: the model fitted for that day, else where the alias pointed
+    once the day was decided. A backfill scores each day with its own day's model, never one
+    trained on later days, and a re-run old day with the model it refitted."""
     from flywheel_assets.training.model import read_artefact
 
     with wh.begin() as conn:
-        version = get_alias(conn, ALIAS)
+        version = wh.scalar(conn, load_sql("forecasting/model_for_day"), dt=day)
+        version = str(version) if version is not None else alias_as_of(conn, ALIAS, day)
         if version is None:
-            raise LookupError(f"no {ALIAS} yet: the forecast_model asset has not run")
+            raise LookupError(f"no {ALIAS} for {day} yet: the forecast_model asset has not run")
         row = wh.query_df(conn, load_sql("forecasting/get_model"), model_version=version).iloc[0]
-    data = read_artefact(row["artefact_uri"], row["sha256"])
-    return version, GlobalForecaster.from_bytes(data)
+    return version, GlobalForecaster.from_bytes(read_artefact(row["artefact_uri"], row["sha256"]))
 
 
 MODEL = "model"
@@ -437,7 +444,7 @@ def forecast_day(
     replaced); with the history it was made from. Each level's rows come from who publishes
     it (``level_publishers``), named in model_version: the champion's version, or a
     baseline's name at a level where it won the day's backtest."""
-    version, model = load_champion(wh)
+    version, model = load_champion(wh, day)
     history = load_history(wh, day, settings)
     origin = pd.Timestamp(day + dt.timedelta(days=1))
     forecast = model.predict(history.panels, origin)

@@ -396,9 +396,10 @@ class GlobalForecaster:
                 before[level] = float(np.mean(scores <= 0))
                 after[level] = float(np.mean(scores <= adj))
                 final = _adjusted(q, adj * rows.scale)
-                self.mean_weights[level] = _mean_weights(final, y_cal)
+                basis = self._mean_basis(final)
+                self.mean_weights[level] = _mean_weights(basis, y_cal)
                 self.level_shape[level] = _level_shape(
-                    final @ np.asarray(self.mean_weights[level]), y_cal, rows, p.lead_window
+                    basis @ np.asarray(self.mean_weights[level]), y_cal, rows, p.lead_window
                 )
             if p.refit:
                 train = sorted(train + [cal])
@@ -427,6 +428,13 @@ class GlobalForecaster:
             }
         )
         return self
+
+    def _mean_basis(self, q: np.ndarray) -> np.ndarray:
+        """What the mean is estimated from: the quantiles of the count itself. A jittered
+        quantile is about half a unit above the count's (E[Y + U] = E[Y] + 1/2), and weights
+        without an intercept cannot take that half back for an item that mostly sells
+        nothing (its quantiles near 0.1, 0.5, 0.9 against a mean near 0.05)."""
+        return np.clip(q - 0.5, 0.0, None) if self.params.jitter else q
 
     # -- forecasting ----------------------------------------------------------------------
 
@@ -467,7 +475,7 @@ class GlobalForecaster:
                         "units_p10": q[:, 0],
                         "units_p50": q[:, 1],
                         "units_p90": q[:, 2],
-                        "units_mean": q @ weights,
+                        "units_mean": self._mean_basis(q) @ weights,
                         "units_point": point,
                         "revenue_p50": point * _unit_price(panel, o, rows),
                         "model_version": version,

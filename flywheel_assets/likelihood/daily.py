@@ -29,7 +29,7 @@ from flywheel_assets.likelihood.history import ACTIVITY_COLUMNS, UserHistory, sn
 from flywheel_assets.likelihood.model import LikelihoodModel, LikelihoodParams
 from flywheel_assets.likelihood.settings import LikelihoodSettings
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
-from flywheel_assets.registry.aliases import get_alias, register_and_point
+from flywheel_assets.registry.aliases import alias_as_of, register_and_point
 
 ALIAS = "purchase_likelihood_champion"
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -48,10 +48,26 @@ def challenger_params(settings: LikelihoodSettings) -> LikelihoodParams:
     return LikelihoodParams.from_dict({**base, **overrides})
 
 
+def required_days(params: LikelihoodParams, backtest_days: int) -> int:
+    """Days of history a day's backtest and fit read: from the oldest training snapshot of the
+    oldest held-out day, a year of features before it. Fewer would give the training
+    snapshots shorter 365-day windows than the day that is scored."""
+    h, step = max(params.horizons), params.step
+    held_out = h + step * (backtest_days - 1)
+    calibration = h + step * (params.calibration_days - 1)
+    training = h + step * (params.training_days - 1)
+    return held_out + calibration + training + 365
+
+
 def load_history(wh: Warehouse, day: dt.date, settings: LikelihoodSettings) -> UserHistory:
-    """Every user's activity that arrived in the ``history_days`` partitions up to ``day``,
-    purchases from order lines or purchase events (``source``), and the signup dates."""
-    bounds = {"from_dt": day - dt.timedelta(days=settings.history_days - 1), "to_dt": day}
+    """Every user's activity that arrived in the partitions up to ``day`` (at least
+    ``history_days``, and as many as ``required_days`` asks), purchases from order lines or
+    purchase events (``source``), and the signup dates."""
+    days = max(
+        settings.history_days,
+        required_days(challenger_params(settings), settings.backtest_days),
+    )
+    bounds = {"from_dt": day - dt.timedelta(days=days - 1), "to_dt": day}
     with wh.begin() as conn:
         source = settings.source
         if source == "auto":
@@ -95,7 +111,7 @@ def run_backtest(wh: Warehouse, day: dt.date, settings: LikelihoodSettings) -> B
     held-out days ending on ``day``; decide which specification serves next."""
     history = load_history(wh, day, settings)
     params = challenger_params(settings)
-    champion_version, champion_params = _champion(wh)
+    champion_version, champion_params = _champion(wh, day)
     models = {CHALLENGER: params}
     if champion_params is not None and champion_params.to_dict() != params.to_dict():
         models[CHAMPION] = champion_params
@@ -164,14 +180,18 @@ def decide_from_table(summary: pd.DataFrame, max_ece: float) -> tuple[str, str]:
     return decide(summary, version, max_ece)
 
 
-def _champion(wh: Warehouse) -> tuple[str | None, LikelihoodParams | None]:
+def _champion(wh: Warehouse, day: dt.date) -> tuple[str | None, LikelihoodParams | None]:
+    """The champion that day ``day`` is decided against: where the alias pointed for the day
+    before (so a re-run of the day, or of an old day, decides as its first run did)."""
     with wh.begin() as conn:
-        version = get_alias(conn, ALIAS)
+        version = alias_as_of(conn, ALIAS, day - dt.timedelta(days=1))
         if version is None:
             return None, None
         row = wh.query_df(conn, load_sql("likelihood/get_model"), model_version=version)
     if row.empty:
-        raise RuntimeError(f"{ALIAS} points at {version}, which likelihood_models does not hold")
+        raise RuntimeError(
+            f"{ALIAS} points at {version}, which likelihood's registry does not hold"
+        )
     return version, LikelihoodParams.from_dict(json.loads(row["params_json"].iloc[0]))
 
 
@@ -193,7 +213,7 @@ def fit_champion(
     from flywheel_assets.training.model import save_artefact
 
     history = load_history(wh, day, settings)
-    _, champion_params = _champion(wh)
+    _, champion_params = _champion(wh, day)
     params = (
         champion_params
         if winner == CHAMPION and champion_params is not None
@@ -228,13 +248,19 @@ def fit_champion(
     return version, moved, lineage
 
 
-def load_champion(wh: Warehouse) -> tuple[str, LikelihoodModel]:
+def load_champion(wh: Warehouse, day: dt.date) -> tuple[str, LikelihoodModel]:
+    """The champion for ``day``: the model fitted for that day, else where the alias pointed
+    once the day was decided. A backfill scores each day with its own day's model, never one
+    trained on later days, and a re-run old day with the model it refitted."""
     from flywheel_assets.training.model import read_artefact
 
     with wh.begin() as conn:
-        version = get_alias(conn, ALIAS)
+        version = wh.scalar(conn, load_sql("likelihood/model_for_day"), dt=day)
+        version = str(version) if version is not None else alias_as_of(conn, ALIAS, day)
         if version is None:
-            raise LookupError(f"no {ALIAS} yet: the purchase_likelihood_model asset has not run")
+            raise LookupError(
+                f"no {ALIAS} for {day} yet: the purchase_likelihood_model asset has not run"
+            )
         row = wh.query_df(conn, load_sql("likelihood/get_model"), model_version=version).iloc[0]
     return version, LikelihoodModel.from_bytes(read_artefact(row["artefact_uri"], row["sha256"]))
 
@@ -242,7 +268,7 @@ def load_champion(wh: Warehouse) -> tuple[str, LikelihoodModel]:
 def score_day(wh: Warehouse, day: dt.date, settings: LikelihoodSettings) -> pd.DataFrame:
     """The champion's probabilities for every user active in the window up to ``day``,
     written to purchase_likelihood (the day's rows replaced)."""
-    version, model = load_champion(wh)
+    version, model = load_champion(wh, day)
     history = load_history(wh, day, settings)
     features = snapshot(history, day, model.params.active_days)
     p = model.predict(features)

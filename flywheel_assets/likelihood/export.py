@@ -8,9 +8,10 @@ its own copy of the keyed mapping; that is exactly why not everyone may take the
   export is refused before anything is read or written;
 - the file is written beside its target and renamed into place (never half a file), readable
   by its owner only;
-- every export is recorded in the audit trail in the same run: who, why, which day, how many
-  rows, the model version and the file's SHA-256. If the record cannot be written the file is
-  removed: nothing leaves without its record.
+- every export is recorded in the audit trail: who, why, the login, which day, how many rows,
+  the model version and the file's SHA-256. The file is renamed into place inside the
+  transaction that writes the record, and removed if that transaction fails: nothing leaves
+  without its record.
 """
 
 from __future__ import annotations
@@ -76,12 +77,17 @@ def export_scores(
     sha = hashlib.sha256(data).hexdigest()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, out)
     version = str(rows["model_version"].iloc[0])
+    placed = False
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        # The record and the file go together: the rename happens inside the transaction
+        # that writes the audit row, so a failed record leaves no new file, and a file in
+        # place means its record is being committed.
         with wh.begin() as conn:
             wh.run(
                 conn,
@@ -104,9 +110,14 @@ def export_scores(
                 ),
                 why=why,
             )
-    except Exception:
-        out.unlink(missing_ok=True)
+            os.replace(tmp, out)
+            placed = True
+    except BaseException:
+        if placed:  # the commit failed after the rename: no file without its record
+            out.unlink(missing_ok=True)
         raise
+    finally:
+        tmp.unlink(missing_ok=True)
     return ExportResult(out, len(rows), sha, version, actor)
 
 

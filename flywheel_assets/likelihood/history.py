@@ -83,10 +83,25 @@ class UserHistory:
             return self.through
         return max(pd.to_datetime(self.activity["dt"]).max().date(), self._users_last())
 
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(arrival day, activity day, user code, user ids by code) of every activity row,
+        computed once: snapshots of many days reuse them."""
+        cached = self.__dict__.get("_arrays")
+        if cached is None:
+            a = self.activity
+            codes, names = pd.factorize(a["user_id"], sort=False)
+            cached = (_days(a["dt"]), _days(a["day"]), codes, np.asarray(names, dtype=object))
+            # A frozen dataclass: the cache goes around __setattr__, like cached_property.
+            self.__dict__["_arrays"] = cached
+        return cached
+
     def _users_last(self) -> dt.date:
         if self.users.empty:
             return dt.date.min
         return pd.to_datetime(self.users["dt"]).max().date()
+
+
+_COUNTS = ("views", "clicks", "carts", "sessions", "purchases", "revenue")
 
 
 def _days(values: pd.Series) -> np.ndarray:
@@ -95,66 +110,77 @@ def _days(values: pd.Series) -> np.ndarray:
 
 def snapshot(history: UserHistory, day: dt.date, active_days: int = ACTIVE_DAYS) -> pd.DataFrame:
     """Features of every user active in the ``active_days`` days up to ``day``, as known at
-    the end of ``day``: user_id and ``FEATURES``, sorted by user_id."""
+    the end of ``day``: user_id and ``FEATURES``, sorted by user_id.
+
+    Vectorised over users with ``np.bincount`` on integer user codes: a backtest builds dozens
+    of snapshots, and a group-by per feature and window cost 10 times the boosting
+    (docs/benchmarks.md, bench/likelihood)."""
     d = np.datetime64(day, "D")
+    arrived, when, codes, names = history.arrays()
+    n = len(names)
+    known = (arrived <= d) & (when <= d)
+    age = (d - when).astype("int64")  # 0 = the snapshot day itself
+    first_seen = np.full(n, np.iinfo("int64").min)
+    np.maximum.at(first_seen, codes[known], age[known])  # the oldest age known
+    sel = known & (age < 365)
     a = history.activity
-    arrived, when = _days(a["dt"]), _days(a["day"])
-    a = a[(arrived <= d) & (when <= d)]
-    age = (d - _days(a["day"])).astype("int64")  # 0 = the snapshot day itself
-    a = a.assign(age=age)
-    recent = a[a["age"] < active_days]
-    active = recent.loc[(recent[["views", "clicks", "carts", "purchases"]].sum(axis=1) > 0)]
-    users = np.sort(active["user_id"].unique())
-    a = a[a["user_id"].isin(users) & (a["age"] < 365)]
     # One row per (user, day): two arrivals of one day add up.
-    a = a.groupby(["user_id", "age"], as_index=False)[
-        ["views", "clicks", "carts", "sessions", "purchases", "revenue"]
-    ].sum()
-    out = pd.DataFrame(index=pd.Index(users, name="user_id"))
+    daily = (
+        pd.DataFrame(
+            {
+                "u": codes[sel],
+                "age": age[sel],
+                **{c: a[c].to_numpy("float64")[sel] for c in _COUNTS},
+            }
+        )
+        .groupby(["u", "age"], sort=False, as_index=False)
+        .sum()
+    )
+    u, ag = daily["u"].to_numpy(), daily["age"].to_numpy()
+    col = {c: daily[c].to_numpy() for c in _COUNTS}
+    bought = col["purchases"] > 0
+    visited = (col["views"] + col["clicks"] + col["carts"]) > 0
 
-    def window(col: str, days: int) -> pd.Series:
-        w = a[a["age"] < days]
-        return w.groupby("user_id")[col].sum().reindex(users, fill_value=0).astype("float64")
+    def total(values: np.ndarray, days: int) -> np.ndarray:
+        m = ag < days
+        return np.bincount(u[m], weights=values[m], minlength=n)
 
-    def last_age(mask: pd.Series) -> pd.Series:
-        return a[mask].groupby("user_id")["age"].min().reindex(users).astype("float64")
+    def newest(mask: np.ndarray) -> np.ndarray:
+        out = np.full(n, np.inf)
+        np.minimum.at(out, u[mask], ag[mask].astype("float64"))
+        return out
 
-    bought = a["purchases"] > 0
-    visited = (a["views"] + a["clicks"] + a["carts"]) > 0
-    out["days_since_purchase"] = last_age(bought).fillna(NEVER).to_numpy()
-    out["days_since_visit"] = last_age(visited).fillna(NEVER).to_numpy()
+    active = total((bought | visited).astype("float64"), active_days) > 0
+    f: dict[str, np.ndarray] = {}
+    f["days_since_purchase"] = np.where(np.isinf(p := newest(bought)), NEVER, p)
+    f["days_since_visit"] = np.where(np.isinf(v := newest(visited)), NEVER, v)
     for h in (7, 30, 90, 365):
-        out[f"purchases_{h}d"] = window("purchases", h).to_numpy()
-    out["purchase_days_365d"] = (
-        a[bought].groupby("user_id").size().reindex(users, fill_value=0).astype("float64")
-    ).to_numpy()
-    out["revenue_30d"] = window("revenue", 30).to_numpy()
-    out["revenue_365d"] = window("revenue", 365).to_numpy()
+        f[f"purchases_{h}d"] = total(col["purchases"], h)
+    f["purchase_days_365d"] = total(bought.astype("float64"), 365)
+    f["revenue_30d"] = total(col["revenue"], 30)
+    f["revenue_365d"] = total(col["revenue"], 365)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["avg_order_value_365d"] = np.where(
-            out["purchases_365d"] > 0, out["revenue_365d"] / out["purchases_365d"], np.nan
+        f["avg_order_value_365d"] = np.where(
+            f["purchases_365d"] > 0, f["revenue_365d"] / f["purchases_365d"], np.nan
         )
-    out["views_1d"] = window("views", 1).to_numpy()
+    f["views_1d"] = total(col["views"], 1)
     for h in (7, 30):
-        for col in ("views", "clicks", "carts", "sessions"):
-            out[f"{col}_{h}d"] = window(col, h).to_numpy()
-        act = a[(a["age"] < h) & (visited | bought)]
-        out[f"active_days_{h}d"] = (
-            act.groupby("user_id").size().reindex(users, fill_value=0).astype("float64").to_numpy()
-        )
-    out["views_trend"] = (out["views_7d"] + 1.0) / (out["views_30d"] * 7 / 30 + 1.0)
-    first_seen = (
-        history.activity.assign(_a=arrived, _w=when)
-        .loc[lambda f: (f["_a"] <= d) & (f["_w"] <= d)]
-        .groupby("user_id")["_w"]
-        .min()
-        .reindex(users)
-    )
-    out["days_since_first_seen"] = (
-        (d - first_seen.to_numpy("datetime64[D]")).astype("int64").astype("float64")
-    )
+        for c in ("views", "clicks", "carts", "sessions"):
+            f[f"{c}_{h}d"] = total(col[c], h)
+        f[f"active_days_{h}d"] = total((visited | bought).astype("float64"), h)
+    f["views_trend"] = (f["views_7d"] + 1.0) / (f["views_30d"] * 7 / 30 + 1.0)
+    # Capped at the year the other windows see: a longer history must not make the same user
+    # look older when scored than in the training snapshots.
+    f["days_since_first_seen"] = np.minimum(first_seen, 364).astype("float64")
+    keep = np.flatnonzero(active)
+    keep = keep[np.argsort(names[keep], kind="stable")]
+    users = names[keep]
+    out = pd.DataFrame({"user_id": users})
+    for name in FEATURES:
+        if name != "days_since_signup":
+            out[name] = f[name][keep]
     out["days_since_signup"] = _signup_age(history.users, users, d)
-    return out[FEATURES].reset_index()
+    return out[["user_id", *FEATURES]]
 
 
 def _signup_age(users: pd.DataFrame, ids: np.ndarray, d: np.datetime64) -> np.ndarray:
@@ -179,10 +205,10 @@ def labels(
             f"labels of {day} need days up to {day + dt.timedelta(days=max(horizons))}; "
             f"the history ends on {history.last_day}"
         )
-    a = history.activity
-    when = _days(a["day"])
+    _, when, codes, names = history.arrays()
+    purchased = history.activity["purchases"].to_numpy() > 0
     out = pd.DataFrame({"user_id": users})
     for h in horizons:
-        bought = a[(a["purchases"] > 0) & (when > d) & (when <= d + h)]["user_id"].unique()
-        out[f"y_{h}d"] = np.isin(users, bought).astype("int8")
+        m = purchased & (when > d) & (when <= d + h)
+        out[f"y_{h}d"] = np.isin(users, names[np.unique(codes[m])]).astype("int8")
     return out

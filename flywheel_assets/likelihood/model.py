@@ -107,9 +107,12 @@ class Calibrator:
         p = np.asarray(p, dtype="float64")
         y = np.asarray(y, dtype="float64")
         if kind == "isotonic":
-            order = np.argsort(p, kind="stable")
-            fitted = isotonic_regression(y[order]).x
-            xs, ys = p[order], fitted
+            # Tied scores are one point (their mean outcome, weighted by their count): the
+            # booster's scores are piecewise constant, so ties are the rule, and a step
+            # function must not give two values at one score.
+            xs, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
+            means = np.bincount(inverse, weights=y) / counts
+            ys = isotonic_regression(means, weights=counts.astype("float64")).x
             # Knots where the fitted step changes (each block's ends): same function, smaller.
             change = np.flatnonzero(np.diff(ys) != 0)
             keep = np.unique(np.concatenate([[0, len(xs) - 1], change, change + 1]))
@@ -324,8 +327,9 @@ def as_of_day(history: UserHistory, day: dt.date) -> UserHistory:
     """What had arrived by the end of ``day``."""
     a = history.activity
     u = history.users
+    arrived = history.arrays()[0]
     return UserHistory(
-        activity=a[pd.to_datetime(a["dt"]).dt.date <= day],
+        activity=a[arrived <= np.datetime64(day, "D")],
         users=u[pd.to_datetime(u["dt"]).dt.date <= day] if len(u) else u,
         through=day,
     )

@@ -22,7 +22,10 @@ class LikelihoodSettings(Settings):
         "events",
     )
     history_days: int = setting(
-        400, "FLYWHEEL_LIKELIHOOD_HISTORY_DAYS", "days of user activity the model reads"
+        400,
+        "FLYWHEEL_LIKELIHOOD_HISTORY_DAYS",
+        "days of user activity the model reads at least (more when its windows need them: a "
+        "year of features before its oldest training day, 532 days with the defaults)",
     )
     backtest_days: int = setting(
         4, "FLYWHEEL_LIKELIHOOD_BACKTEST_DAYS", "held-out days per horizon, a week apart"

@@ -77,13 +77,24 @@ def register_and_point(
 ) -> bool:
     """In one transaction: register a model (``row`` through ``<registry>/insert_model``,
     once: a model with its version registered already is kept as it is), then point
-    ``alias`` at it. Returns whether the alias moved. ``registry`` names the SQL folder of a
-    model family with its own table (forecasting, likelihood)."""
+    ``alias`` at it, unless the alias was already moved for a later day (re-running an old
+    day must not send the live alias back in time; that day's model stays registered).
+    Returns whether the alias moved. ``registry`` names the SQL folder of a model family with
+    its own table (forecasting, likelihood)."""
     version = row["model_version"]
     with wh.begin() as conn:
         if wh.query_df(conn, load_sql(f"{registry}/get_model"), model_version=version).empty:
             wh.run(conn, f"{registry}/insert_model", **row)
+        last = Warehouse.scalar(conn, load_sql("registry/alias_last_day"), alias=alias)
+        if last is not None and pd.Timestamp(last).date() > day:
+            return False
         return move_alias(conn, alias, str(version), actor=actor, reason=reason, now=now, day=day)
+
+
+def alias_as_of(conn: Connection, alias: str, day: dt.date) -> str | None:
+    """The version ``alias`` pointed at for ``day``: its latest move made for a day up to it."""
+    value = Warehouse.scalar(conn, load_sql("registry/alias_as_of"), alias=alias, dt=day)
+    return None if value is None else str(value)
 
 
 def alias_history(conn: Connection, alias: str) -> pd.DataFrame:

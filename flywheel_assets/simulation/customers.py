@@ -50,6 +50,8 @@ class CustomerHistory:
         """P(at least one purchase on day + 1 .. day + horizon | each user's state at the end
         of ``day``): a forward pass of the chain with the days' no-purchase chances."""
         t = (day - self.start).days
+        if not 0 <= t < len(self.state):
+            raise ValueError(f"{day} is outside the simulated days ({self.start} on)")
         index = pd.Series(np.arange(len(self.user_ids)), index=self.user_ids)
         u = index.reindex(user_ids).to_numpy()
         if np.isnan(u.astype("float64")).any():

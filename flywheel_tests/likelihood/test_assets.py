@@ -22,6 +22,7 @@ from flywheel_assets.simulation.customers import activity_events, customer_histo
 START = dt.date(2025, 1, 1)
 DAYS = 240
 LAST = START + dt.timedelta(days=DAYS - 1)
+LATER = LAST + dt.timedelta(days=2)  # the days after the first decided one
 SPEC = {"num_boost_round": 60, "training_days": 4}
 pytestmark = pytest.mark.xdist_group("likelihood_shop")
 
@@ -29,18 +30,25 @@ pytestmark = pytest.mark.xdist_group("likelihood_shop")
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Warehouse, Path, object]:
     home = tmp_path_factory.mktemp("likelihood-shop")
-    world = customer_history(START, DAYS + 1, n_users=3000, seed=4)
+    world = customer_history(START, DAYS + 3, n_users=3000, seed=4)
     events = activity_events(world.history.activity, seed=4)
     wh = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
     wh.migrate()
     users = world.history.users.assign(region="eu", device="web")
     with wh.begin() as conn:
-        wh.insert_df(conn, "events", events[events["dt"] <= LAST])
+        wh.insert_df(conn, "events", events[events["dt"] <= LATER])
         wh.insert_df(
-            conn, "users", users[users["dt"] <= LAST][["dt", "user_id", "region", "device",
-                                                        "signup_date"]]
+            conn, "users", users[users["dt"] <= LATER][["dt", "user_id", "region", "device",
+                                                         "signup_date"]]
         )  # fmt: skip
     return wh, home, world
+
+
+@pytest.fixture(scope="module")
+def decided(shop) -> dg.ExecuteInProcessResult:
+    """The first day decided: the shop's first champion, its scores."""
+    wh, home, _ = shop
+    return _run(wh, home, LAST, params=json.dumps(SPEC))
 
 
 def _run(wh: Warehouse, home: Path, day: dt.date, **config: object) -> dg.ExecuteInProcessResult:
@@ -62,9 +70,9 @@ def rows(wh: Warehouse, sql: str, **params: object) -> pd.DataFrame:
         return wh.query_df(conn, sql, **params)
 
 
-def test_a_day_backtests_registers_and_scores_every_active_user(shop) -> None:
-    wh, home, _ = shop
-    result = _run(wh, home, LAST, params=json.dumps(SPEC))
+def test_a_day_backtests_registers_and_scores_every_active_user(shop, decided) -> None:
+    wh, _, _ = shop
+    result = decided
     assert result.success
     [check] = result.get_asset_check_evaluations()
     assert check.passed
@@ -96,16 +104,17 @@ def test_a_day_backtests_registers_and_scores_every_active_user(shop) -> None:
     assert top >= scores[scores["decile"] == 2]["p_30d"].max()
 
 
-def test_only_a_winner_replaces_the_champion(shop) -> None:
+def test_only_a_winner_replaces_the_champion(shop, decided) -> None:
     wh, home, _ = shop
-    day = LAST - dt.timedelta(days=1)
+    day = LAST + dt.timedelta(days=1)
     # Uncalibrated probabilities, pushed up: a worse log loss and a larger ECE.
     worse = {**SPEC, "calibration": "none", "xgb_params": {"scale_pos_weight": 4.0}}
-    _run(wh, home, day, params=json.dumps(SPEC))  # the same champion specification
     result = _run(wh, home, day, params=json.dumps(worse))
     assert result.success
+    [fitted] = result.asset_materializations_for_node("purchase_likelihood_model")
+    assert "does not win" in fitted.metadata["reason"].value
     moves = rows(wh, "SELECT * FROM alias_history WHERE alias = :a ORDER BY moved_at", a=ALIAS)
-    assert "does not win" in moves["reason"].iloc[-1]
+    assert moves["dt"].astype(str).tolist() == [str(LAST), str(day)]
     params = json.loads(
         rows(
             wh,
@@ -120,11 +129,33 @@ def test_only_a_winner_replaces_the_champion(shop) -> None:
     assert (ch["log_loss"] > cp["log_loss"]).all()
     audit = rows(wh, "SELECT action FROM audit_log WHERE action = :a", a=f"move_{ALIAS}")
     assert len(audit) == len(moves)
+    # Scores of a day come from that day's champion, whatever the alias says now.
+    first = rows(wh, "SELECT DISTINCT model_version FROM purchase_likelihood WHERE dt = :d", d=LAST)
+    assert first["model_version"].tolist() == [moves["to_version"].iloc[0]]
 
 
-def test_a_day_over_the_calibration_bound_publishes_nothing(shop) -> None:
+def test_re_running_an_old_day_leaves_the_live_alias_alone(shop, decided) -> None:
     wh, home, _ = shop
-    day = LAST - dt.timedelta(days=2)
+    live = rows(wh, "SELECT model_version FROM model_aliases WHERE alias = :a", a=ALIAS)
+    n_moves = len(rows(wh, "SELECT * FROM alias_history WHERE alias = :a", a=ALIAS))
+    other = {**SPEC, "num_boost_round": 61}  # a different model for the old day
+    assert _run(wh, home, LAST - dt.timedelta(days=3), params=json.dumps(other)).success
+    assert rows(wh, "SELECT model_version FROM model_aliases WHERE alias = :a", a=ALIAS).equals(
+        live
+    )
+    assert len(rows(wh, "SELECT * FROM alias_history WHERE alias = :a", a=ALIAS)) == n_moves
+    # ... and the old day is scored by the model it refitted.
+    old = LAST - dt.timedelta(days=3)
+    [version] = rows(wh, "SELECT model_version FROM likelihood_models WHERE dt = :d", d=old)[
+        "model_version"
+    ]
+    scored = rows(wh, "SELECT DISTINCT model_version FROM purchase_likelihood WHERE dt = :d", d=old)
+    assert scored["model_version"].tolist() == [version]
+
+
+def test_a_day_over_the_calibration_bound_publishes_nothing(shop, decided) -> None:
+    wh, home, _ = shop
+    day = LATER
     result = _run(wh, home, day, params=json.dumps(SPEC), max_ece=1e-6)
     [check] = result.get_asset_check_evaluations()
     assert not check.passed and "not published" in check.description

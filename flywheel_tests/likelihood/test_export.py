@@ -78,6 +78,15 @@ def test_refusals_write_nothing(wh, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("x.*")) and _audit(wh).empty
 
 
+def test_no_file_without_its_record(wh, tmp_path: Path) -> None:
+    out = tmp_path / "s.csv"
+    with wh.begin() as conn:  # the audit trail goes away: the record cannot be written
+        wh.execute(conn, "ALTER TABLE audit_log RENAME TO audit_log_gone")
+    with pytest.raises(Exception, match="audit_log"):
+        export_scores(wh, DAY, out, actor="a", why="w", now=NOW)
+    assert not out.exists() and not list(tmp_path.glob("*s.csv*"))
+
+
 def test_on_postgresql_a_login_without_the_grant_is_refused(
     governed: Governed, tmp_path: Path
 ) -> None:

@@ -51,6 +51,19 @@ def test_calibrators_fix_a_miscalibrated_score() -> None:
     assert chosen.kind in ("isotonic", "platt") and losses[chosen.kind] < losses["none"]
 
 
+def test_isotonic_pools_tied_scores() -> None:
+    # A booster's scores are piecewise constant: two groups of tied scores, with their own
+    # rates, must come out as those rates (not a step drawn inside a tie).
+    rng = np.random.default_rng(1)
+    p = np.repeat([0.2, 0.4], 5000)
+    truth = np.repeat([0.09, 0.33], 5000)
+    y = (rng.random(len(p)) < truth).astype(float)
+    cal = Calibrator.fit("isotonic", p, y)
+    fixed = cal(np.array([0.2, 0.4]))
+    np.testing.assert_allclose(fixed, [y[:5000].mean(), y[5000:].mean()])
+    assert abs(fixed[0] - 0.09) < 0.015 and abs(fixed[1] - 0.33) < 0.02
+
+
 def test_fit_is_deterministic_to_the_byte_and_round_trips() -> None:
     history = _shop().history
     as_of = dt.date(2025, 9, 10)

@@ -4,7 +4,7 @@
 SELECT user_id,
        dt,
        CAST(order_time AS DATE) AS day,
-       COUNT(DISTINCT order_id) AS purchases,
+       CAST(COUNT(DISTINCT order_id) AS BIGINT) AS purchases,
        CAST(COALESCE(SUM(quantity * price), 0) AS DOUBLE PRECISION) AS revenue
 FROM orders
 WHERE dt >= :from_dt AND dt <= :to_dt
