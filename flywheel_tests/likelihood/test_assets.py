@@ -85,6 +85,13 @@ def test_a_day_backtests_registers_and_scores_every_active_user(shop, decided) -
     assert (model["ece"] <= 0.03).all() and (model["auc"] > 0.6).all()
     assert len(json.loads(model.loc[7, "reliability_json"])["predicted"]) == 10
 
+    # The model's page: the reliability plot and the gains chart of each horizon, beside RFM.
+    [page] = result.asset_materializations_for_node("purchase_likelihood_model")
+    for h in (7, 30):
+        for plot in (f"reliability_{h}d", f"gains_{h}d"):
+            assert page.metadata[plot].value.startswith(f"![{LAST}: {h}-day")
+            assert "data:image/png;base64," in page.metadata[plot].value
+        assert page.metadata[f"lift_top10_{h}d_vs_rfm"].value > 0
     models = rows(wh, "SELECT * FROM likelihood_models")
     assert len(models) == 1
     version = models["model_version"].iloc[0]
