@@ -44,7 +44,11 @@ from flywheel_assets.forecasting.panel import LEVELS, DemandPanel, panels_for_le
 from flywheel_assets.forecasting.replenishment import moments_from_quantiles, replenishment_plan
 from flywheel_assets.forecasting.settings import ForecastSettings
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
-from flywheel_assets.registry.aliases import alias_as_of, register_and_point
+from flywheel_assets.registry.aliases import (
+    decided_against,
+    register_and_point,
+    serving_for_day,
+)
 
 ALIAS = "forecast_champion"
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -308,18 +312,11 @@ def read_backtest(wh: Warehouse, day: dt.date) -> pd.DataFrame:
 
 
 def _champion(wh: Warehouse, day: dt.date) -> tuple[str | None, ForecastParams | None]:
-    """The champion that day ``day`` is decided against: where the alias pointed for the day
-    before (so a re-run of the day, or of an old day, decides as its first run did)."""
-    with wh.begin() as conn:
-        version = alias_as_of(conn, ALIAS, day - dt.timedelta(days=1))
-        if version is None:
-            return None, None
-        row = wh.query_df(conn, load_sql("forecasting/get_model"), model_version=version)
-    if row.empty:
-        raise RuntimeError(
-            f"{ALIAS} points at {version}, which forecasting's registry does not hold"
-        )
-    return version, ForecastParams.from_dict(json.loads(row["params_json"].iloc[0]))
+    """The champion that day ``day`` is decided against, and its specification."""
+    version, row = decided_against(wh, "forecasting", ALIAS, day)
+    if row is None:
+        return None, None
+    return version, ForecastParams.from_dict(json.loads(row["params_json"]))
 
 
 @dataclass(frozen=True)
@@ -384,17 +381,10 @@ def fit_champion(
 
 
 def load_champion(wh: Warehouse, day: dt.date) -> tuple[str, GlobalForecaster]:
-    """The champion for ``day``: the model fitted for that day, else where the alias pointed
-    once the day was decided. A backfill scores each day with its own day's model, never one
-    trained on later days, and a re-run old day with the model it refitted."""
+    """The model that serves ``day`` (``registry.aliases.serving_for_day``), loaded."""
     from flywheel_assets.training.model import read_artefact
 
-    with wh.begin() as conn:
-        version = wh.scalar(conn, load_sql("forecasting/model_for_day"), dt=day)
-        version = str(version) if version is not None else alias_as_of(conn, ALIAS, day)
-        if version is None:
-            raise LookupError(f"no {ALIAS} for {day} yet: the forecast_model asset has not run")
-        row = wh.query_df(conn, load_sql("forecasting/get_model"), model_version=version).iloc[0]
+    version, row = serving_for_day(wh, "forecasting", ALIAS, day, "forecast_model")
     return version, GlobalForecaster.from_bytes(read_artefact(row["artefact_uri"], row["sha256"]))
 
 

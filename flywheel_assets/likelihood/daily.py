@@ -29,7 +29,11 @@ from flywheel_assets.likelihood.history import ACTIVITY_COLUMNS, UserHistory, sn
 from flywheel_assets.likelihood.model import LikelihoodModel, LikelihoodParams
 from flywheel_assets.likelihood.settings import LikelihoodSettings
 from flywheel_assets.platform.warehouse import Warehouse, load_sql
-from flywheel_assets.registry.aliases import alias_as_of, register_and_point
+from flywheel_assets.registry.aliases import (
+    decided_against,
+    register_and_point,
+    serving_for_day,
+)
 
 ALIAS = "purchase_likelihood_champion"
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -181,18 +185,11 @@ def decide_from_table(summary: pd.DataFrame, max_ece: float) -> tuple[str, str]:
 
 
 def _champion(wh: Warehouse, day: dt.date) -> tuple[str | None, LikelihoodParams | None]:
-    """The champion that day ``day`` is decided against: where the alias pointed for the day
-    before (so a re-run of the day, or of an old day, decides as its first run did)."""
-    with wh.begin() as conn:
-        version = alias_as_of(conn, ALIAS, day - dt.timedelta(days=1))
-        if version is None:
-            return None, None
-        row = wh.query_df(conn, load_sql("likelihood/get_model"), model_version=version)
-    if row.empty:
-        raise RuntimeError(
-            f"{ALIAS} points at {version}, which likelihood's registry does not hold"
-        )
-    return version, LikelihoodParams.from_dict(json.loads(row["params_json"].iloc[0]))
+    """The champion that day ``day`` is decided against, and its specification."""
+    version, row = decided_against(wh, "likelihood", ALIAS, day)
+    if row is None:
+        return None, None
+    return version, LikelihoodParams.from_dict(json.loads(row["params_json"]))
 
 
 def fit_champion(
@@ -249,19 +246,10 @@ def fit_champion(
 
 
 def load_champion(wh: Warehouse, day: dt.date) -> tuple[str, LikelihoodModel]:
-    """The champion for ``day``: the model fitted for that day, else where the alias pointed
-    once the day was decided. A backfill scores each day with its own day's model, never one
-    trained on later days, and a re-run old day with the model it refitted."""
+    """The model that serves ``day`` (``registry.aliases.serving_for_day``), loaded."""
     from flywheel_assets.training.model import read_artefact
 
-    with wh.begin() as conn:
-        version = wh.scalar(conn, load_sql("likelihood/model_for_day"), dt=day)
-        version = str(version) if version is not None else alias_as_of(conn, ALIAS, day)
-        if version is None:
-            raise LookupError(
-                f"no {ALIAS} for {day} yet: the purchase_likelihood_model asset has not run"
-            )
-        row = wh.query_df(conn, load_sql("likelihood/get_model"), model_version=version).iloc[0]
+    version, row = serving_for_day(wh, "likelihood", ALIAS, day, "purchase_likelihood_model")
     return version, LikelihoodModel.from_bytes(read_artefact(row["artefact_uri"], row["sha256"]))
 
 

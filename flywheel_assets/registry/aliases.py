@@ -97,6 +97,38 @@ def alias_as_of(conn: Connection, alias: str, day: dt.date) -> str | None:
     return None if value is None else str(value)
 
 
+def decided_against(
+    wh: Warehouse, registry: str, alias: str, day: dt.date
+) -> tuple[str | None, pd.Series | None]:
+    """The registered model (version, its ``<registry>/get_model`` row) that day ``day`` is
+    decided against: where ``alias`` pointed for the day before, so a re-run of the day, or of
+    an old day, decides as its first run did. (None, None) before the first model."""
+    with wh.begin() as conn:
+        version = alias_as_of(conn, alias, day - dt.timedelta(days=1))
+        if version is None:
+            return None, None
+        row = wh.query_df(conn, load_sql(f"{registry}/get_model"), model_version=version)
+    if row.empty:
+        raise RuntimeError(f"{alias} points at {version}, which the {registry} registry lacks")
+    return version, row.iloc[0]
+
+
+def serving_for_day(
+    wh: Warehouse, registry: str, alias: str, day: dt.date, asset: str
+) -> tuple[str, pd.Series]:
+    """The registered model that serves ``day``: the one fitted for that day, else where
+    ``alias`` pointed once the day was decided. A backfill serves each day with its own day's
+    model, never one trained on later days, and a re-run old day with the model it refitted.
+    Raises LookupError, naming ``asset``, before any model was fitted."""
+    with wh.begin() as conn:
+        version = wh.scalar(conn, load_sql(f"{registry}/model_for_day"), dt=day)
+        version = str(version) if version is not None else alias_as_of(conn, alias, day)
+        if version is None:
+            raise LookupError(f"no {alias} for {day} yet: the {asset} asset has not run")
+        row = wh.query_df(conn, load_sql(f"{registry}/get_model"), model_version=version)
+    return version, row.iloc[0]
+
+
 def alias_history(conn: Connection, alias: str) -> pd.DataFrame:
     """Every move of ``alias``, oldest first: from_version, to_version, moved_at, moved_by,
     reason, dt (the decision day, for moves a decision made). A missing value (the cold-start
