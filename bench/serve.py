@@ -1,28 +1,33 @@
-"""bench/serve: the ranking service, k=20 out of 500 candidates, next to bare XGBoost.
+"""bench/serve: the ranking service, k=20 out of 500 candidates, next to bare XGBoost, for
+growing numbers of users; the feature snapshot mapped from disk against the same snapshot
+held in each replica's memory.
 
-Setup (not measured): a synthetic serving home with a published feature bundle the size of a
-mid-sized shop (``--users`` 100,000 users with 5 category and 5 brand affinities each, 10
-user x item pairs each, ``--items`` 20,000 items in 50 categories and 200 brands, 10 regions)
-and a champion: an XGBoost model with the production parameters (``DEFAULT_PARAMS``, depth 4)
-and a fixed ``--rounds`` (default 500; the pipeline's early stopping allows up to 1,000) on the
+Setup per size (not measured): a synthetic serving home with a published feature bundle
+(``--users`` N users with 5 category and 5 brand affinities each, 10 user x item pairs each,
+``--items`` 20,000 items in 50 categories and 200 brands, 10 regions), written as
+``online_features`` writes it (Parquet files and their ``mapped/`` form, decision 87), and a
+champion: an XGBoost model with the production parameters (``DEFAULT_PARAMS``, depth 4) and a
+fixed ``--rounds`` (default 500; the pipeline's early stopping allows up to 1,000) on the
 production feature schema (44 numeric, 4 categorical features).
 
-Then, in one run, each over the same 500-candidate requests of random users:
+Then, per size, each over the same 500-candidate requests of random users:
   - bare: ``booster.inplace_predict`` on the request's 500 x 48 float32 matrix, built before
     the timing (what scoring alone costs; the floor);
   - service in process: ``RankingService.rank`` (pseudonymise the user, assemble the features
-    from the bundle, predict, sample the epsilon-greedy slate with propensities, log 20
-    impressions to a landing file) without HTTP;
-  - HTTP, one client: ``flywheel serve`` (uvicorn, 1 worker) in its own process, one
-    keep-alive client sending requests one after another (latency);
-  - HTTP, 4 clients: the same server, 4 client threads (throughput; client and server share
-    the 2 cores).
-Reported: p50/p99 latency in ms and requests/s; ratios of the service to bare in the same run.
-Goal (issue 9): p99 over HTTP at most 10 ms on 2 cores. Also the bundle's load time (what a hot
-reload costs) and the memory it takes.
+    from the mapped bundle, predict, sample the epsilon-greedy slate with propensities, log
+    20 impressions to a landing file) without HTTP;
+  - HTTP, two replicas: two ``flywheel serve`` processes (uvicorn, 1 worker each) on the same
+    home, one keep-alive client sending requests one after another, alternating replicas
+    (latency); then each replica's memory from /proc: ``RssAnon`` (its own), ``RssFile``
+    (mapped pages it touched, shared through the page cache) and ``Pss`` (its fair share);
+  - the same two replicas on a copy of the bundle without ``mapped/``, which the service
+    builds in memory (the snapshot before decision 87, its arrays in each replica).
+Reported: p50/p99 latency in ms, ratios to bare in the same run, memory per replica, and how
+each grows with users. Goals (issues 9 and 24): p99 over HTTP at most 10 ms on 2 cores;
+memory per replica not growing with users beyond a small index.
 
-    .venv/bin/python bench/serve.py                    # ~2 minutes
-    .venv/bin/python bench/serve.py --requests 500     # quick look
+    .venv/bin/python bench/serve.py                                 # ~15 minutes
+    .venv/bin/python bench/serve.py --users 20000,50000 --requests 300   # quick look
 """
 
 from __future__ import annotations
@@ -32,11 +37,10 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
+import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -50,7 +54,11 @@ from benchkit import code_version, log  # noqa: E402
 from flywheel_assets.platform.dev_broker import free_port  # noqa: E402
 from flywheel_assets.platform.pseudonym import Pseudonymiser  # noqa: E402
 from flywheel_assets.serving.event_sink import LandingSink  # noqa: E402
-from flywheel_assets.serving.online_features import SUCCESS, FeatureSnapshot  # noqa: E402
+from flywheel_assets.serving.online_features import (  # noqa: E402
+    MAPPED,
+    SUCCESS,
+    FeatureSnapshot,
+)
 from flywheel_assets.serving.service import RankingService  # noqa: E402
 from flywheel_assets.simulation.live_shop import wait_until_ready  # noqa: E402
 from flywheel_assets.training.model import (  # noqa: E402
@@ -127,6 +135,9 @@ def build_bundle(serving: Path, n_users: int, n_items: int, rng: np.random.Gener
     for name, df in frames.items():
         df.to_parquet(bundle / f"{name}.parquet", index=False)
     rows = {k: len(v) for k, v in frames.items()}
+    t0 = time.perf_counter()  # what online_features adds to the export for serving
+    FeatureSnapshot.from_frames(FEATURE_DT, frames).save_mapped(bundle / MAPPED)
+    compile_s = time.perf_counter() - t0
     (bundle / SUCCESS).write_text(json.dumps({"feature_dt": FEATURE_DT.isoformat(), "rows": rows}))
     return {
         "rows": rows,
@@ -134,6 +145,7 @@ def build_bundle(serving: Path, n_users: int, n_items: int, rng: np.random.Gener
         "brands": brands,
         "regions": regions,
         "bundle": bundle,
+        "compile_s": compile_s,
     }
 
 
@@ -183,34 +195,97 @@ def pct(values: list[float]) -> tuple[float, float]:
     return float(np.percentile(a, 50)), float(np.percentile(a, 99))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--users", type=int, default=100_000)
-    ap.add_argument("--items", type=int, default=20_000)
-    ap.add_argument("--rounds", type=int, default=500)
-    ap.add_argument("--requests", type=int, default=3_000)
-    ap.add_argument("--candidates", type=int, default=500)
-    ap.add_argument("--k", type=int, default=20)
-    ap.add_argument("--workers", type=int, default=1, help="flywheel serve --workers")
-    args = ap.parse_args()
-    rng = np.random.default_rng(0)
-    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+def memory_mb(pid: int) -> dict[str, float]:
+    """A process's resident memory from /proc: its own (RssAnon), mapped files it touched
+    (RssFile, shared through the page cache) and its proportional share of all (Pss)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "RssAnon", "RssFile"):
+            out[name] = int(value.split()[0]) / 1024
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            out["Pss"] = int(line.split()[1]) / 1024
+    return out
+
+
+def memory_copy(home: Path, work: Path) -> Path:
+    """A second home serving the same bundle without its mapped form: the service builds
+    that snapshot in memory (as every bundle was served before decision 87)."""
+    other = work / "home-memory"
+    (other / "serving").mkdir(parents=True)
+    (other / "models").symlink_to(home / "models")
+    (other / "serving" / "champion.json").write_bytes(
+        (home / "serving" / "champion.json").read_bytes()
+    )
+    src = home / "serving" / "features" / f"dt={FEATURE_DT}"
+    dst = other / "serving" / "features" / src.name
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file():
+            (dst / f.name).symlink_to(f)
+    return other
+
+
+def http_replicas(home: Path, work: Path, name: str, requests: list, k: int) -> dict:
+    """Two ``flywheel serve`` replicas on ``home``; one client alternating between them.
+    Returns the client's latencies, the time to ready, and each replica's memory."""
+    import httpx
+
+    procs, urls = [], []
+    env = {**os.environ, "FLYWHEEL_HOME": str(home), "FLYWHEEL_PSEUDONYM_KEY": KEY,
+           "FLYWHEEL_LANDING_DIR": str(work / f"landing-{name}")}  # fmt: skip
+    t0 = time.perf_counter()
+    try:
+        for _ in range(2):
+            port = free_port()
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "flywheel_assets.cli", "serve", "--port", str(port),
+                 "--log-level", "warning"], env=env))  # fmt: skip
+            urls.append(f"http://127.0.0.1:{port}")
+        for url, proc in zip(urls, procs, strict=True):
+            wait_until_ready(url, 900, alive=lambda p=proc: p.poll() is None)
+        ready_s = time.perf_counter() - t0
+        bodies = [{"user_id": u, "k": k, "candidates": c} for u, c in requests]
+        clients = [httpx.Client(base_url=u) for u in urls]
+        try:
+            for n, b in enumerate(bodies[:100]):  # warm-up
+                clients[n % 2].post("/rank", json=b)
+            lat = []
+            for n, b in enumerate(bodies):
+                t = time.perf_counter()
+                r = clients[n % 2].post("/rank", json=b)
+                lat.append((time.perf_counter() - t) * 1000)
+                assert r.status_code == 200, r.text
+            served = clients[0].get("/metrics").json()["latency"]
+        finally:
+            for c in clients:
+                c.close()
+        return {"lat": lat, "ready_s": ready_s, "memory": [memory_mb(p.pid) for p in procs],
+                "server": served}  # fmt: skip
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
+
+
+def run_size(args: argparse.Namespace, n_users: int, rng: np.random.Generator) -> dict:
+    work = Path(tempfile.mkdtemp(prefix=f"bench-serve-{n_users}-"))
     home = work / "home"
     (home / "serving").mkdir(parents=True)
-    log(f"building a bundle of {args.users:,} users and {args.items:,} items in {work}")
-    info = build_bundle(home / "serving", args.users, args.items, rng)
-    log(f"training the champion ({args.rounds} rounds)")
+    log(f"[{n_users:,} users] building the bundle in {work}")
+    info = build_bundle(home / "serving", n_users, args.items, rng)
+    log(f"[{n_users:,} users] training the champion ({args.rounds} rounds)")
     champion = train_champion(home, info, args.rounds, rng)
+    disk_mb = sum(f.stat().st_size for f in (info["bundle"] / MAPPED).iterdir()) / 2**20
 
-    # hot-reload cost: load the bundle as the service does, and the memory it takes
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     snap = FeatureSnapshot.load(info["bundle"])
-    load_s = time.perf_counter() - t0
-    rss_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
-
+    mapped_load_s = time.perf_counter() - t0
+    assert snap.mapped
     requests = [
-        (f"u{int(rng.integers(args.users))}",
+        (f"u{int(rng.integers(n_users))}",
          [f"i{i}" for i in rng.choice(args.items, args.candidates, replace=False)])
         for _ in range(args.requests)
     ]  # fmt: skip
@@ -222,16 +297,15 @@ def main() -> None:
     booster = champion["booster"]
     booster.set_param({"nthread": 1})
     results: dict[str, dict] = {}
-
-    log("bare inplace_predict")
+    log(f"[{n_users:,} users] bare inplace_predict")
     lat = []
     for x in matrices:
         t = time.perf_counter()
         booster.inplace_predict(x)
         lat.append((time.perf_counter() - t) * 1000)
-    results["bare inplace_predict"] = {"lat": lat, "rps": 1000 / np.mean(lat)}
+    results["bare inplace_predict"] = {"lat": lat}
 
-    log("service in process")
+    log(f"[{n_users:,} users] service in process (mapped)")
     svc = RankingService(home / "serving", pseudo, LandingSink(work / "landing"), seed=0)
     svc.reload(force=True)
     lat = []
@@ -240,90 +314,85 @@ def main() -> None:
         svc.rank(u, k=args.k, candidates=c)
         lat.append((time.perf_counter() - t) * 1000)
     svc.sink.close()
-    results["service, in process"] = {"lat": lat, "rps": 1000 / np.mean(lat)}
+    results["service in process, mapped"] = {"lat": lat}
+    del svc, snap, matrices
 
-    import httpx
+    log(f"[{n_users:,} users] HTTP, two replicas, mapped")
+    results["HTTP, mapped"] = http_replicas(home, work, "mapped", requests, args.k)
+    if n_users <= args.memory_max:
+        log(f"[{n_users:,} users] HTTP, two replicas, snapshot in memory")
+        other = memory_copy(home, work)
+        results["HTTP, in memory"] = http_replicas(other, work, "memory", requests, args.k)
+    shutil.rmtree(work, ignore_errors=True)
+    return {"users": n_users, "rows": info["rows"], "results": results, "disk_mb": disk_mb,
+            "mapped_load_s": mapped_load_s, "compile_s": info["compile_s"]}  # fmt: skip
 
-    port = free_port()
-    env = {**os.environ, "FLYWHEEL_HOME": str(home), "FLYWHEEL_PSEUDONYM_KEY": KEY,
-           "FLYWHEEL_LANDING_DIR": str(work / "landing-http")}  # fmt: skip
-    server = subprocess.Popen(
-        [sys.executable, "-m", "flywheel_assets.cli", "serve", "--port", str(port),
-         "--log-level", "warning", "--workers", str(args.workers)],
-        env=env,
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--users", default="100000,300000,1000000", help="sizes, comma-separated")
+    ap.add_argument("--items", type=int, default=20_000)
+    ap.add_argument("--rounds", type=int, default=500)
+    ap.add_argument("--requests", type=int, default=2_000)
+    ap.add_argument("--candidates", type=int, default=500)
+    ap.add_argument("--k", type=int, default=20)
+    ap.add_argument(
+        "--memory-max", type=int, default=1_000_000,
+        help="largest size at which to also serve the snapshot from memory",
     )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_ready(url, 120, alive=lambda: server.poll() is None)
-        bodies = [{"user_id": u, "k": args.k, "candidates": c} for u, c in requests]
-        log("HTTP, one client")
-        with httpx.Client(base_url=url) as client:
-            for b in bodies[:100]:  # warm-up
-                client.post("/rank", json=b)
-            lat = []
-            t_all = time.perf_counter()
-            for b in bodies:
-                t = time.perf_counter()
-                r = client.post("/rank", json=b)
-                lat.append((time.perf_counter() - t) * 1000)
-                assert r.status_code == 200, r.text
-            results["HTTP, 1 client"] = {
-                "lat": lat,
-                "rps": len(bodies) / (time.perf_counter() - t_all),
-            }
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.users.split(",")]
+    runs = [run_size(args, n, np.random.default_rng(0)) for n in sizes]
 
-        log("HTTP, 4 clients")
-        lat4: list[float] = []
-        lock = threading.Lock()
-
-        def client_thread(part: list[dict]) -> None:
-            mine = []
-            with httpx.Client(base_url=url) as client:
-                for b in part:
-                    t = time.perf_counter()
-                    r = client.post("/rank", json=b)
-                    mine.append((time.perf_counter() - t) * 1000)
-                    assert r.status_code == 200, r.text
-            with lock:
-                lat4.extend(mine)
-
-        threads = [threading.Thread(target=client_thread, args=(bodies[i::4],)) for i in range(4)]
-        t_all = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        results["HTTP, 4 clients"] = {
-            "lat": lat4,
-            "rps": len(bodies) / (time.perf_counter() - t_all),
-        }
-        served = httpx.get(f"{url}/metrics").json()["latency"]
-    finally:
-        server.terminate()
-        server.wait(30)
-
-    bare50, bare99 = pct(results["bare inplace_predict"]["lat"])
-    print(f"\n## bench/serve: k={args.k} of {args.candidates} candidates, {args.requests:,} requests each, "
-          f"{args.workers} server worker(s)")  # fmt: skip
+    print(f"\n## bench/serve: k={args.k} of {args.candidates} candidates, {args.requests:,} "
+          f"requests per path, {args.items:,} items, model {args.rounds} rounds, depth 4")  # fmt: skip
     print(f"commit {code_version()}; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores; python {platform.python_version()}, xgboost {xgb.__version__}")  # fmt: skip
-    print(f"bundle: {args.users:,} users, {args.items:,} items, {info['rows']['user_item']:,} "
-          f"user x item pairs; load {load_s:.2f} s, +{rss_mb:,.0f} MB RSS; model {args.rounds} rounds, depth 4\n")  # fmt: skip
-    print("| path | p50 ms | p99 ms | requests/s | p50 / bare | p99 / bare |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, r in results.items():
-        p50, p99 = pct(r["lat"])
-        print(
-            f"| {name} | {p50:.2f} | {p99:.2f} | {r['rps']:,.0f} | {p50 / bare50:.1f} | {p99 / bare99:.1f} |"
-        )
-    print("\nserver-side time per request (its /metrics, all HTTP requests): " + ", ".join(
-        f"{v}: p50 {m['p50_ms']:.2f} ms, p99 {m['p99_ms']:.2f} ms" for v, m in served.items()))  # fmt: skip
-    p99_http = pct(results["HTTP, 1 client"]["lat"])[1]
-    print(
-        f"\ngoal: p99 over HTTP <= 10 ms: {'met' if p99_http <= 10 else 'NOT met'} ({p99_http:.2f} ms, one client)"
-    )
+          f"{os.cpu_count()} cores; python {platform.python_version()}, xgboost {xgb.__version__}\n")  # fmt: skip
+    print("| users | user x item pairs | path | p50 ms | p99 ms | p50 / bare | p99 / bare |")
+    print("|---:|---:|---|---:|---:|---:|---:|")
+    for run in runs:
+        bare50, bare99 = pct(run["results"]["bare inplace_predict"]["lat"])
+        for name, r in run["results"].items():
+            p50, p99 = pct(r["lat"])
+            print(f"| {run['users']:,} | {run['rows']['user_item']:,} | {name} | {p50:.2f} | "
+                  f"{p99:.2f} | {p50 / bare50:.2f} | {p99 / bare99:.2f} |")  # fmt: skip
+    print("\nMemory per replica after the requests (MB; two replicas on one host, the mean):\n")
+    print("| users | snapshot | RssAnon (own) | RssFile (mapped, shared) | Pss | time to ready s |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for run in runs:
+        for name in ("HTTP, mapped", "HTTP, in memory"):
+            r = run["results"].get(name)
+            if r is None:
+                continue
+            m = {k: np.mean([x[k] for x in r["memory"]]) for k in r["memory"][0]}
+            print(f"| {run['users']:,} | {name.split(', ')[1]} | {m['RssAnon']:,.0f} | "
+                  f"{m['RssFile']:,.0f} | {m['Pss']:,.0f} | {r['ready_s']:.1f} |")  # fmt: skip
+    print("\nThe mapped form: size on disk, time to write it (online_features), time to map it:\n")
+    print("| users | mapped/ MB | compile s | map s |")
+    print("|---:|---:|---:|---:|")
+    for run in runs:
+        print(f"| {run['users']:,} | {run['disk_mb']:,.0f} | {run['compile_s']:.1f} | "
+              f"{run['mapped_load_s']:.3f} |")  # fmt: skip
+    if len(runs) > 1:
+        first, last = runs[0], runs[-1]
+
+        def anon(run: dict, name: str) -> float:
+            return float(np.mean([x["RssAnon"] for x in run["results"][name]["memory"]]))
+
+        growth = last["users"] / first["users"]
+        print(f"\ngrowth {first['users']:,} -> {last['users']:,} users ({growth:.0f}x): "
+              f"mapped replica's own memory {anon(first, 'HTTP, mapped'):,.0f} -> "
+              f"{anon(last, 'HTTP, mapped'):,.0f} MB; p99 over HTTP "
+              f"{pct(first['results']['HTTP, mapped']['lat'])[1]:.2f} -> "
+              f"{pct(last['results']['HTTP, mapped']['lat'])[1]:.2f} ms")  # fmt: skip
+        if "HTTP, in memory" in last["results"]:
+            print(f"in memory: {anon(first, 'HTTP, in memory'):,.0f} -> "
+                  f"{anon(last, 'HTTP, in memory'):,.0f} MB per replica")  # fmt: skip
+    p99_http = max(pct(r["results"]["HTTP, mapped"]["lat"])[1] for r in runs)
+    print(f"\ngoal: p99 over HTTP <= 10 ms at every size: "
+          f"{'met' if p99_http <= 10 else 'NOT met'} (worst {p99_http:.2f} ms)")  # fmt: skip
     print(f"reproduce: .venv/bin/python bench/serve.py --users {args.users} --items {args.items} "
-          f"--rounds {args.rounds} --requests {args.requests} --workers {args.workers}")  # fmt: skip
+          f"--rounds {args.rounds} --requests {args.requests} --memory-max {args.memory_max}")  # fmt: skip
 
 
 if __name__ == "__main__":

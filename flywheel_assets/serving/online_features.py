@@ -1,11 +1,13 @@
-"""Serving-time features: a published snapshot of the feature tables, held in memory.
+"""Serving-time features: a published snapshot of the feature tables.
 
 The pipeline's ``online_features`` asset exports snapshot D (the feature tables as of the end
-of day D, which is what serving on D + 1 may use) as Parquet files to
-``FLYWHEEL_HOME/serving/features/dt=D/``, with ``_SUCCESS`` written last. The ranking service
-loads the newest complete bundle into memory and assembles a request's feature vectors with
-numpy: no database on the request path, and none in the serving process at all (with the
-embedded DuckDB warehouse, a second process holding the file would block the pipeline).
+of day D, which is what serving on D + 1 may use) to ``FLYWHEEL_HOME/serving/features/dt=D/``:
+the tables as Parquet files, the same rows as flat arrays in ``mapped/`` for the service, and
+``_SUCCESS`` written last. The ranking service maps the newest complete bundle (decision 87)
+and assembles a request's feature vectors with numpy: no database on the request path, and
+none in the serving process at all (with the embedded DuckDB warehouse, a second process
+holding the file would block the pipeline). What grows with users stays in the page cache,
+shared by the replicas on a host, and is read a few pages per request.
 
 What the bundle holds and how a vector is assembled both come from the one declaration of the
 feature vector, ``features/vector.py``, which the training SQL is generated from too: the
@@ -37,6 +39,9 @@ from flywheel_assets.realtime.store import CatalogSizes
 from flywheel_assets.training.model import FeatureSchema
 
 SUCCESS = "_SUCCESS"
+MAPPED = "mapped"  # the bundle's arrays for serving, mapped by FeatureSnapshot.load
+MAPPED_META = "meta.json"
+MAPPED_FORMAT = 1
 KEEP_BUNDLES = 3
 # The computed features (features/vector.py) and categoricals this module assembles itself;
 # a feature declared later must be added here (the plan refuses to serve it as missing).
@@ -60,11 +65,14 @@ def export_snapshot(wh: Warehouse, feature_dt: dt.date, serving_dir: Path) -> di
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     counts: dict[str, int] = {}
+    frames: dict[str, pd.DataFrame] = {}
     with wh.begin() as conn:
         for source in BUNDLE_SOURCES:
             df = _export(wh, conn, source, feature_dt)
             df.to_parquet(staging / f"{source.name}.parquet", index=False)
             counts[source.name] = len(df)
+            frames[source.name] = df
+    FeatureSnapshot.from_frames(feature_dt, frames).save_mapped(staging / MAPPED)
     (staging / SUCCESS).write_text(
         json.dumps({"feature_dt": feature_dt.isoformat(), "rows": counts}, indent=2)
     )
@@ -129,11 +137,11 @@ class _Table:
     values: np.ndarray
 
     @classmethod
-    def of(cls, df: pd.DataFrame, source: Source) -> _Table:
+    def of(cls, df: pd.DataFrame, source: Source, dtype: type = np.float64) -> _Table:
         """``source``'s numeric features (features/vector.py) as floats; a column the bundle
         lacks (one written before the feature was declared) is missing."""
         cols = [f.name for f in vector.of_source(source) if f.kind == vector.NUMERIC]
-        values = np.full((len(df) + 1, len(cols)), np.nan)
+        values = np.full((len(df) + 1, len(cols)), np.nan, dtype=dtype)
         present = [c for c in cols if c in df.columns]
         if len(df) and present:
             idx = [cols.index(c) for c in present]
@@ -142,8 +150,43 @@ class _Table:
 
 
 @dataclass
+class _PerUser:
+    """One user's rows of a user x (category | brand | item) table, as compressed sparse rows:
+    user key k owns table rows ``offsets[k]:offsets[k + 1]``, whose codes are sorted."""
+
+    offsets: np.ndarray
+    codes: np.ndarray
+
+    def rows(self, key: int, wanted: np.ndarray) -> np.ndarray:
+        """Table row of each ``wanted`` code for user ``key``; -1 where absent."""
+        if key < 0:
+            return np.full(len(wanted), -1, dtype=np.int64)
+        start, end = int(self.offsets[key]), int(self.offsets[key + 1])
+        if start == end:
+            return np.full(len(wanted), -1, dtype=np.int64)
+        codes = np.asarray(self.codes[start:end])
+        pos = np.minimum(np.searchsorted(codes, wanted), end - start - 1)
+        # code -1 is "not in the snapshot" on both sides: such items never match
+        return np.where((codes[pos] == wanted) & (wanted >= 0), start + pos, -1)
+
+    def codes_of(self, key: int) -> np.ndarray:
+        if key < 0:
+            return np.empty(0, dtype=np.int64)
+        return np.asarray(self.codes[int(self.offsets[key]) : int(self.offsets[key + 1])])
+
+
+PER_USER = {"user_category": "category", "user_brand": "brand", "user_item": "item_id"}
+
+
+@dataclass
 class FeatureSnapshot(CatalogSizes):
-    """One bundle in memory, indexed for per-request lookups."""
+    """One bundle, indexed for per-request lookups.
+
+    Everything that grows with users (the user ids, the per-user tables) is a flat array
+    that :meth:`load` maps from the bundle's ``mapped/`` folder (decision 87): a replica's own
+    memory is the catalog (items, categories, brands, regions), and the users' pages are read
+    on demand from the operating system's page cache, which every replica on a host shares.
+    A user is found by binary search in the sorted ids (``keys``)."""
 
     feature_dt: dt.date
     path: Path | None
@@ -153,27 +196,37 @@ class FeatureSnapshot(CatalogSizes):
     categories: list[str]
     brands: list[str]
     regions: list[str]
+    devices: list[str]
     item_category: np.ndarray  # code into categories; len(categories) = unknown
     item_brand: np.ndarray
-    user_index: dict[str, int]
-    user_region: list[str | None]
-    user_device: list[str | None]
+    keys: np.ndarray  # sorted user ids (UTF-8 bytes) of every per-user table
+    user_row: np.ndarray  # key -> row in the users table, -1 for none
+    user_region: np.ndarray  # users row -> code into regions; len(regions) = none
+    user_device: np.ndarray  # users row -> code into devices; len(devices) = none
     tables: dict[str, _Table]
-    # per user: (sorted category / brand / item codes, row in the table)
-    user_category_rows: dict[str, tuple[np.ndarray, np.ndarray]]
-    user_brand_rows: dict[str, tuple[np.ndarray, np.ndarray]]
-    user_item_rows: dict[str, tuple[np.ndarray, np.ndarray]]
+    per_user: dict[str, _PerUser]  # user_category, user_brand, user_item
     region_category_rows: np.ndarray  # (regions + 1, categories + 1) -> row or -1
     region_brand_rows: np.ndarray
+    mapped: bool = False
     _plans: dict[str, _Plan] = field(default_factory=dict, repr=False)
 
     @property
     def n_items(self) -> int:
         return len(self.item_ids)
 
+    @property
+    def n_users(self) -> int:
+        return len(self.user_region)
+
     @classmethod
     def load(cls, path: Path) -> FeatureSnapshot:
+        """The bundle at ``path``: mapped when it has its ``mapped/`` form (written by
+        :func:`export_snapshot`), else built in memory from its Parquet files (a bundle
+        published before decision 87)."""
         meta = json.loads((path / SUCCESS).read_text())
+        mapped = path / MAPPED
+        if (mapped / MAPPED_META).exists():
+            return cls.open_mapped(mapped, path)
         frames = {s.name: pd.read_parquet(path / f"{s.name}.parquet") for s in BUNDLE_SOURCES}
         return cls.from_frames(dt.date.fromisoformat(meta["feature_dt"]), frames, path)
 
@@ -192,26 +245,51 @@ class FeatureSnapshot(CatalogSizes):
         regions = sorted(
             {*users["region"].dropna(), *rc["region"].dropna(), *rb["region"].dropna()}
         )
+        devices = sorted({str(d) for d in users["device"].dropna()})
         cat_code = {c: i for i, c in enumerate(categories)}
         brand_code = {b: i for i, b in enumerate(brands)}
         region_code = {r: i for i, r in enumerate(regions)}
+        device_code = {d: i for i, d in enumerate(devices)}
         item_ids = items["item_id"].astype(str).to_numpy(dtype=object)
         item_index = {i: n for n, i in enumerate(item_ids)}
 
         def codes(values: pd.Series, mapping: dict[str, int]) -> np.ndarray:
             return np.array([mapping.get(v, len(mapping)) for v in values], dtype=np.int64)
 
-        def per_user(df: pd.DataFrame, col_codes: np.ndarray) -> dict[str, tuple]:
-            out: dict[str, tuple] = {}
-            if df.empty:
-                return out
-            order = np.lexsort((col_codes, df["user_id"].to_numpy(dtype=object).astype(str)))
-            users_sorted = df["user_id"].to_numpy(dtype=object)[order]
-            starts = np.flatnonzero(np.r_[True, users_sorted[1:] != users_sorted[:-1]])
-            ends = np.r_[starts[1:], len(order)]
-            for s, e in zip(starts, ends, strict=True):
-                out[users_sorted[s]] = (col_codes[order[s:e]], order[s:e])
-            return out
+        # Every user id of every per-user table, sorted by its UTF-8 bytes (which is the
+        # order of the strings' code points): a key is a position in that order.
+        pairs = {"user_category": uc, "user_brand": ub, "user_item": ui}
+        all_ids = pd.concat(
+            [users["user_id"], *(df["user_id"] for df in pairs.values())], ignore_index=True
+        ).astype(str)
+        key_of, uniques = pd.factorize(all_ids, sort=True)
+        keys = _id_bytes(list(uniques))
+        bounds = np.cumsum([0, len(users), *(len(df) for df in pairs.values())])
+        user_row = np.full(len(keys), -1, dtype=np.int64)
+        user_row[key_of[: bounds[1]]] = np.arange(len(users))
+
+        tables = {
+            s.name: _Table.of({**frames, "items": items, "users": users}[s.name], s)
+            for s in BUNDLE_SOURCES
+            if s.name not in pairs
+        }
+        per_user: dict[str, _PerUser] = {}
+        for n, (name, df) in enumerate(pairs.items()):
+            owner = key_of[bounds[n + 1] : bounds[n + 2]]
+            column = PER_USER[name]
+            if name == "user_item":  # pairs whose item left the catalog keep code -1
+                col_codes = np.array(
+                    [item_index.get(str(i), -1) for i in df[column]], dtype=np.int64
+                )
+            else:
+                col_codes = codes(df[column], cat_code if column == "category" else brand_code)
+            order = np.lexsort((col_codes, owner))
+            offsets = np.zeros(len(keys) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(owner, minlength=len(keys)), out=offsets[1:])
+            per_user[name] = _PerUser(offsets, col_codes[order])
+            source = next(s for s in BUNDLE_SOURCES if s.name == name)
+            # float32 is what the model reads; the cast here is the one assembly would do
+            tables[name] = _Table.of(df.iloc[order], source, np.float32)
 
         def region_rows(df: pd.DataFrame, col: str, mapping: dict[str, int]) -> np.ndarray:
             grid = np.full((len(regions) + 1, len(mapping) + 1), -1, dtype=np.int64)
@@ -221,8 +299,6 @@ class FeatureSnapshot(CatalogSizes):
             grid[:, len(mapping)] = -1
             return grid
 
-        ui_codes = np.array([item_index.get(str(i), -1) for i in ui["item_id"]], dtype=np.int64)
-        unique = {**frames, "items": items, "users": users}
         return cls(
             feature_dt=feature_dt,
             path=path,
@@ -232,19 +308,122 @@ class FeatureSnapshot(CatalogSizes):
             categories=categories,
             brands=brands,
             regions=regions,
+            devices=devices,
             item_category=codes(items["category"], cat_code),
             item_brand=codes(items["brand"], brand_code),
-            user_index={u: n for n, u in enumerate(users["user_id"].astype(str))},
-            user_region=[None if pd.isna(v) else str(v) for v in users["region"]],
-            user_device=[None if pd.isna(v) else str(v) for v in users["device"]],
-            tables={s.name: _Table.of(unique[s.name], s) for s in BUNDLE_SOURCES},
-            user_category_rows=per_user(uc, codes(uc["category"], cat_code)),
-            user_brand_rows=per_user(ub, codes(ub["brand"], brand_code)),
-            # pairs whose item left the catalog keep code -1 and never match a candidate
-            user_item_rows=per_user(ui, ui_codes),
+            keys=keys,
+            user_row=user_row,
+            user_region=codes(users["region"], region_code),
+            user_device=codes(
+                users["device"].map(lambda d: None if pd.isna(d) else str(d)), device_code
+            ),  # fmt: skip
+            tables=tables,
+            per_user=per_user,
             region_category_rows=region_rows(rc, "category", cat_code),
             region_brand_rows=region_rows(rb, "brand", brand_code),
         )
+
+    # ----- the mapped form ----------------------------------------------------------------
+
+    def save_mapped(self, folder: Path) -> None:
+        """Write the snapshot as flat ``.npy`` arrays and a ``meta.json`` (last) that
+        :meth:`open_mapped` maps without reading them."""
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            "item_ids": _id_bytes(list(self.item_ids)),
+            "item_price": self.item_price,
+            "item_category": self.item_category,
+            "item_brand": self.item_brand,
+            "keys": self.keys,
+            "user_row": self.user_row,
+            "user_region": self.user_region,
+            "user_device": self.user_device,
+            "region_category_rows": self.region_category_rows,
+            "region_brand_rows": self.region_brand_rows,
+            **{f"table.{name}": t.values for name, t in self.tables.items()},
+            **{f"{name}.offsets": p.offsets for name, p in self.per_user.items()},
+            **{f"{name}.codes": p.codes for name, p in self.per_user.items()},
+        }
+        for name, values in arrays.items():
+            np.save(folder / f"{name}.npy", np.ascontiguousarray(values), allow_pickle=False)
+        meta = {
+            "format": MAPPED_FORMAT,
+            "feature_dt": self.feature_dt.isoformat(),
+            "categories": self.categories,
+            "brands": self.brands,
+            "regions": self.regions,
+            "devices": self.devices,
+            "columns": {name: t.columns for name, t in self.tables.items()},
+        }
+        (folder / MAPPED_META).write_text(json.dumps(meta))
+
+    @classmethod
+    def open_mapped(cls, folder: Path, path: Path | None = None) -> FeatureSnapshot:
+        """Map a :meth:`save_mapped` folder read-only. Only the catalog is read into memory."""
+        meta = json.loads((folder / MAPPED_META).read_text())
+        if meta.get("format") != MAPPED_FORMAT:
+            raise ValueError(
+                f"{folder} is mapped format {meta.get('format')}, this service reads "
+                f"{MAPPED_FORMAT}: re-materialise online_features for {meta.get('feature_dt')}"
+            )
+
+        def arr(name: str, mmap: bool = True) -> np.ndarray:
+            return np.load(folder / f"{name}.npy", mmap_mode="r" if mmap else None)
+
+        item_ids = np.array([b.decode() for b in arr("item_ids", False)], dtype=object)
+        columns = meta["columns"]
+        return cls(
+            feature_dt=dt.date.fromisoformat(meta["feature_dt"]),
+            path=path,
+            item_ids=item_ids,
+            item_index={i: n for n, i in enumerate(item_ids)},
+            item_price=arr("item_price", False),
+            categories=meta["categories"],
+            brands=meta["brands"],
+            regions=meta["regions"],
+            devices=meta["devices"],
+            item_category=arr("item_category", False),
+            item_brand=arr("item_brand", False),
+            keys=arr("keys"),
+            user_row=arr("user_row"),
+            user_region=arr("user_region"),
+            user_device=arr("user_device"),
+            tables={name: _Table(cols, arr(f"table.{name}")) for name, cols in columns.items()},
+            per_user={
+                name: _PerUser(arr(f"{name}.offsets"), arr(f"{name}.codes")) for name in PER_USER
+            },
+            region_category_rows=arr("region_category_rows", False),
+            region_brand_rows=arr("region_brand_rows", False),
+            mapped=True,
+        )
+
+    # ----- users ----------------------------------------------------------------------------
+
+    def user_key(self, user_id: str) -> int:
+        """Position of ``user_id`` among the snapshot's users, -1 if it has none."""
+        wanted = user_id.encode("utf-8", "surrogatepass")
+        width = self.keys.dtype.itemsize
+        if len(self.keys) == 0 or len(wanted) > width or wanted.endswith(b"\0"):
+            return -1  # longer than every known id, or not representable: unknown
+        pos = int(np.searchsorted(self.keys, np.bytes_(wanted)))
+        return pos if pos < len(self.keys) and self.keys[pos] == wanted else -1
+
+    def known_users(self) -> list[str]:
+        """Ids of the users the users table holds (for tests and tools; reads every key)."""
+        return [bytes(k).decode() for k in np.asarray(self.keys)[np.asarray(self.user_row) >= 0]]
+
+    def history(self, user_id: str) -> np.ndarray:
+        """Snapshot rows of the items ``user_id`` has user x item history with (items that
+        left the catalog are not among them)."""
+        codes = self.per_user["user_item"].codes_of(self.user_key(user_id))
+        return codes[codes >= 0]
+
+    def users_with_history(self, limit: int) -> list[str]:
+        """Up to ``limit`` ids of users with features and user x item history, in key order."""
+        offsets = np.asarray(self.per_user["user_item"].offsets)
+        with_rows = np.flatnonzero((np.diff(offsets) > 0) & (np.asarray(self.user_row) >= 0))
+        with_rows = with_rows[:limit]
+        return [bytes(self.keys[k]).decode() for k in with_rows]
 
     # ----- per request ------------------------------------------------------------------------
 
@@ -280,16 +459,16 @@ class FeatureSnapshot(CatalogSizes):
         without a session."""
         plan = self._plan(schema)
         n = len(item_codes)
-        user_row = self.user_index.get(user_id, -1)
+        key = self.user_key(user_id)
+        user_row = int(self.user_row[key]) if key >= 0 else -1
         cat, brand = self.attributes_of(item_codes)
-        region = self.user_region[user_row] if user_row >= 0 else None
-        region_code = self.regions.index(region) if region in self.regions else len(self.regions)
+        region_code = int(self.user_region[user_row]) if user_row >= 0 else len(self.regions)
         rows = {
             "items": item_codes,
             "users": np.full(n, user_row),
-            "user_category": _lookup(self.user_category_rows.get(user_id), cat),
-            "user_brand": _lookup(self.user_brand_rows.get(user_id), brand),
-            "user_item": _lookup(self.user_item_rows.get(user_id), item_codes),
+            "user_category": self.per_user["user_category"].rows(key, cat),
+            "user_brand": self.per_user["user_brand"].rows(key, brand),
+            "user_item": self.per_user["user_item"].rows(key, item_codes),
             "region_category": self.region_category_rows[region_code, cat],
             "region_brand": self.region_brand_rows[region_code, brand],
         }
@@ -312,9 +491,9 @@ class FeatureSnapshot(CatalogSizes):
         for target, mapping in plan.item_categoricals:
             source = cat if mapping.kind == "category" else brand
             x[:, target] = mapping.codes[source]
-        for target, column, lookup in plan.user_categoricals:
+        for target, column, codes in plan.user_categoricals:
             values = self.user_region if column == "region" else self.user_device
-            x[:, target] = lookup.get(values[user_row] if user_row >= 0 else None, np.nan)
+            x[:, target] = codes[int(values[user_row]) if user_row >= 0 else -1]
         return x
 
     def uses_realtime(self, schema: FeatureSchema) -> bool:
@@ -347,7 +526,7 @@ class _Plan:
     price_col: int
     avg_click_price_col: int
     item_categoricals: list[tuple[int, _CategoryMap]]
-    user_categoricals: list[tuple[int, str, dict[str | None, float]]]
+    user_categoricals: list[tuple[int, str, np.ndarray]]
     realtime_targets: np.ndarray  # the schema's real-time columns
     realtime_sources: np.ndarray  # ... and their index in REALTIME_NAMES
 
@@ -379,7 +558,7 @@ class _Plan:
             gathers[table][0].append(j)
             gathers[table][1].append(snap.tables[table].columns.index(column))
         item_cats: list[tuple[int, _CategoryMap]] = []
-        user_cats: list[tuple[int, str, dict[str | None, float]]] = []
+        user_cats: list[tuple[int, str, np.ndarray]] = []
         offset = len(schema.numeric)
         for j, (column, values) in enumerate(schema.categorical.items()):
             feature = vector.BY_NAME.get(column)
@@ -391,7 +570,10 @@ class _Plan:
                 codes = np.array([index.get(v, np.nan) for v in names] + [np.nan])
                 item_cats.append((offset + j, _CategoryMap(column, codes)))
             elif column in USER_CATEGORICALS:
-                user_cats.append((offset + j, column, index))
+                names = snap.regions if column == "region" else snap.devices
+                # the snapshot's code (+ none) -> the schema's code or NaN
+                codes = np.array([index.get(v, np.nan) for v in names] + [np.nan])
+                user_cats.append((offset + j, column, codes))
             else:
                 raise ValueError(f"serving cannot encode declared categorical {column!r}")
         items, users = snap.tables["items"].columns, snap.tables["users"].columns
@@ -411,11 +593,7 @@ class _Plan:
         )
 
 
-def _lookup(entry: tuple[np.ndarray, np.ndarray] | None, wanted: np.ndarray) -> np.ndarray:
-    """Rows of ``wanted`` codes among one user's (sorted codes, rows); -1 where absent."""
-    if entry is None:
-        return np.full(len(wanted), -1, dtype=np.int64)
-    codes, rows = entry
-    pos = np.minimum(np.searchsorted(codes, wanted), len(codes) - 1)
-    # code -1 is "not in the snapshot" on both sides: such items never match
-    return np.where((codes[pos] == wanted) & (wanted >= 0), rows[pos], -1)
+def _id_bytes(ids: list[str]) -> np.ndarray:
+    """Ids as a fixed-width bytes array (UTF-8), which numpy sorts and searches."""
+    encoded = [i.encode("utf-8", "surrogatepass") for i in ids]
+    return np.array(encoded, dtype=f"S{max([1, *map(len, encoded)])}")

@@ -89,18 +89,19 @@ def test_online_features_equal_the_sql_feature_vector(home: Path) -> None:
     record = models(home)[-1]
     booster = record.load()
     rng = np.random.default_rng(0)
-    known_users = list(snap.user_index)
+    assert snap.mapped, "online_features published no mapped form: the service would copy"
+    known_users = snap.known_users()
     # users with user x item history, with features only, and never seen; items known and not
-    with_history = [u for u in snap.user_item_rows if u in snap.user_index][:15]
+    with_history = snap.users_with_history(15)
     users = (
         with_history + list(rng.choice(known_users, 15, replace=False)) + ["nobody-1", "nobody-2"]
     )
     checked_ui = 0
     for n, user in enumerate(users):
         items = list(rng.choice(snap.item_ids, 40, replace=False)) + ["sku-new-1"]
-        if user in snap.user_item_rows:  # include the items the user interacted with
-            codes = snap.user_item_rows[user][0]
-            items = list(dict.fromkeys([*snap.item_ids[codes[codes >= 0]][:10], *items]))
+        codes = snap.history(user)
+        if len(codes):  # include the items the user interacted with
+            items = list(dict.fromkeys([*snap.item_ids[codes][:10], *items]))
         when = dt.datetime(2026, 2, 4, n % 24, 13)
         cands = pd.DataFrame(
             {
@@ -139,14 +140,14 @@ def test_online_features_equal_the_sql_for_every_declared_feature(home: Path) ->
     )
     assert set(schema.categorical) == set(vector.CATEGORICAL_NAMES)
     rng = np.random.default_rng(1)
-    users = [u for u in snap.user_item_rows if u in snap.user_index][:10] + ["nobody-1"]
+    users = snap.users_with_history(10) + ["nobody-1"]
     columns = schema.numeric + list(schema.categorical)
     seen = np.zeros(len(columns), dtype=bool)
     for n, user in enumerate(users):
         items = list(rng.choice(snap.item_ids, 30, replace=False)) + ["sku-new-1"]
-        if user in snap.user_item_rows:
-            codes = snap.user_item_rows[user][0]
-            items = list(dict.fromkeys([*snap.item_ids[codes[codes >= 0]][:10], *items]))
+        codes = snap.history(user)
+        if len(codes):
+            items = list(dict.fromkeys([*snap.item_ids[codes][:10], *items]))
         when = dt.datetime(2026, 2, 4, (5 * n) % 24, 41)
         cands = pd.DataFrame(
             {"request_id": "r", "user_id": user, "item_id": items, "position": 0,
