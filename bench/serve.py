@@ -21,7 +21,8 @@ Then, per size, each over the same 500-candidate requests of random users:
     (latency); then each replica's memory from /proc: ``RssAnon`` (its own), ``RssFile``
     (mapped pages it touched, shared through the page cache) and ``Pss`` (its fair share);
   - the same two replicas on a copy of the bundle without ``mapped/``, which the service
-    builds in memory (the snapshot before decision 87, its arrays in each replica).
+    builds in each replica's memory (the same arrays, not mapped; the snapshot of Python
+    dicts served before decision 87 took more: docs/benchmarks.md has its figure).
 Reported: p50/p99 latency in ms, ratios to bare in the same run, memory per replica, and how
 each grows with users. Goals (issues 9 and 24): p99 over HTTP at most 10 ms on 2 cores;
 memory per replica not growing with users beyond a small index.
@@ -195,10 +196,11 @@ def pct(values: list[float]) -> tuple[float, float]:
     return float(np.percentile(a, 50)), float(np.percentile(a, 99))
 
 
-def memory_mb(pid: int) -> dict[str, float]:
+def memory_mb(pid: int, bundle: Path) -> dict[str, float]:
     """A process's resident memory from /proc: its own (RssAnon), mapped files it touched
-    (RssFile, shared through the page cache) and its proportional share of all (Pss)."""
-    out = {}
+    (RssFile: libraries and the bundle, shared through the page cache), the bundle's pages
+    alone, and its proportional share of all (Pss)."""
+    out = {"bundle": 0.0}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         name, _, value = line.partition(":")
         if name in ("VmRSS", "RssAnon", "RssFile"):
@@ -206,6 +208,13 @@ def memory_mb(pid: int) -> dict[str, float]:
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         if line.startswith("Pss:"):
             out["Pss"] = int(line.split()[1]) / 1024
+    in_bundle = False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        first = line.split(maxsplit=5)
+        if "-" in first[0] and not first[0].endswith(":"):  # a mapping's header line
+            in_bundle = len(first) == 6 and first[5].startswith(str(bundle))
+        elif in_bundle and first[0] == "Rss:":
+            out["bundle"] += int(first[1]) / 1024
     return out
 
 
@@ -261,7 +270,9 @@ def http_replicas(home: Path, work: Path, name: str, requests: list, k: int) -> 
         finally:
             for c in clients:
                 c.close()
-        return {"lat": lat, "ready_s": ready_s, "memory": [memory_mb(p.pid) for p in procs],
+        bundle = (home / "serving" / "features").resolve()
+        memory = [memory_mb(p.pid, bundle) for p in procs]
+        return {"lat": lat, "ready_s": ready_s, "memory": memory,
                 "server": served}  # fmt: skip
     finally:
         for proc in procs:
@@ -357,8 +368,9 @@ def main() -> None:
             print(f"| {run['users']:,} | {run['rows']['user_item']:,} | {name} | {p50:.2f} | "
                   f"{p99:.2f} | {p50 / bare50:.2f} | {p99 / bare99:.2f} |")  # fmt: skip
     print("\nMemory per replica after the requests (MB; two replicas on one host, the mean):\n")
-    print("| users | snapshot | RssAnon (own) | RssFile (mapped, shared) | Pss | time to ready s |")
-    print("|---:|---|---:|---:|---:|---:|")
+    print("| users | snapshot | RssAnon (own) | RssFile (shared) | of which the bundle | Pss "
+          "| time to ready s |")  # fmt: skip
+    print("|---:|---|---:|---:|---:|---:|---:|")
     for run in runs:
         for name in ("HTTP, mapped", "HTTP, in memory"):
             r = run["results"].get(name)
@@ -366,7 +378,8 @@ def main() -> None:
                 continue
             m = {k: np.mean([x[k] for x in r["memory"]]) for k in r["memory"][0]}
             print(f"| {run['users']:,} | {name.split(', ')[1]} | {m['RssAnon']:,.0f} | "
-                  f"{m['RssFile']:,.0f} | {m['Pss']:,.0f} | {r['ready_s']:.1f} |")  # fmt: skip
+                  f"{m['RssFile']:,.0f} | {m['bundle']:,.0f} | {m['Pss']:,.0f} | "
+                  f"{r['ready_s']:.1f} |")  # fmt: skip
     print("\nThe mapped form: size on disk, time to write it (online_features), time to map it:\n")
     print("| users | mapped/ MB | compile s | map s |")
     print("|---:|---:|---:|---:|")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from flywheel_assets.platform.warehouse import Warehouse, load_sql
 from flywheel_assets.realtime.features import REALTIME_NAMES
 from flywheel_assets.realtime.store import CatalogSizes
 from flywheel_assets.training.model import FeatureSchema
+
+log = logging.getLogger(__name__)
 
 SUCCESS = "_SUCCESS"
 MAPPED = "mapped"  # the bundle's arrays for serving, mapped by FeatureSnapshot.load
@@ -226,7 +229,15 @@ class FeatureSnapshot(CatalogSizes):
         meta = json.loads((path / SUCCESS).read_text())
         mapped = path / MAPPED
         if (mapped / MAPPED_META).exists():
-            return cls.open_mapped(mapped, path)
+            found = json.loads((mapped / MAPPED_META).read_text()).get("format")
+            if found == MAPPED_FORMAT:
+                return cls.open_mapped(mapped, path)
+            # Serve rather than refuse: the Parquet files hold the same rows.
+            log.warning(
+                "%s is mapped format %s, this service reads %s: building it in memory from its "
+                "Parquet files; re-materialise online_features for %s to map it",
+                mapped, found, MAPPED_FORMAT, meta["feature_dt"],
+            )  # fmt: skip
         frames = {s.name: pd.read_parquet(path / f"{s.name}.parquet") for s in BUNDLE_SOURCES}
         return cls.from_frames(dt.date.fromisoformat(meta["feature_dt"]), frames, path)
 
@@ -235,9 +246,14 @@ class FeatureSnapshot(CatalogSizes):
         cls, feature_dt: dt.date, frames: dict[str, pd.DataFrame], path: Path | None = None
     ) -> FeatureSnapshot:
         items = frames["items"].drop_duplicates("item_id").reset_index(drop=True)
-        users = frames["users"].drop_duplicates("user_id").reset_index(drop=True)
-        uc, ub = frames["user_category"], frames["user_brand"]
-        ui, rc, rb = frames["user_item"], frames["region_category"], frames["region_brand"]
+        # A row without a user id can never be asked for (the SQL's joins never match it).
+        users = frames["users"].dropna(subset=["user_id"]).drop_duplicates("user_id")
+        users = users.reset_index(drop=True)
+        uc, ub, ui = (
+            frames[name].dropna(subset=["user_id"]).reset_index(drop=True)
+            for name in ("user_category", "user_brand", "user_item")
+        )
+        rc, rb = frames["region_category"], frames["region_brand"]
         categories = sorted(
             {*items["category"].dropna(), *uc["category"].dropna(), *rc["category"].dropna()}
         )
@@ -304,7 +320,9 @@ class FeatureSnapshot(CatalogSizes):
             path=path,
             item_ids=item_ids,
             item_index=item_index,
-            item_price=pd.to_numeric(items["i_price"], errors="coerce").to_numpy(dtype=float),
+            item_price=pd.to_numeric(
+                items.get("i_price", pd.Series(np.nan, index=items.index)), errors="coerce"
+            ).to_numpy(dtype=float),
             categories=categories,
             brands=brands,
             regions=regions,
@@ -327,8 +345,13 @@ class FeatureSnapshot(CatalogSizes):
 
     def save_mapped(self, folder: Path) -> None:
         """Write the snapshot as flat ``.npy`` arrays and a ``meta.json`` (last) that
-        :meth:`open_mapped` maps without reading them."""
-        folder.mkdir(parents=True, exist_ok=True)
+        :meth:`open_mapped` maps without reading them. Written whole beside ``folder`` and
+        renamed into place: a file that a replica maps is never rewritten under it."""
+        if folder.exists():
+            raise FileExistsError(f"{folder} exists: a published snapshot is never rewritten")
+        partial = folder.with_name(f".{folder.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
         arrays = {
             "item_ids": _id_bytes(list(self.item_ids)),
             "item_price": self.item_price,
@@ -345,7 +368,7 @@ class FeatureSnapshot(CatalogSizes):
             **{f"{name}.codes": p.codes for name, p in self.per_user.items()},
         }
         for name, values in arrays.items():
-            np.save(folder / f"{name}.npy", np.ascontiguousarray(values), allow_pickle=False)
+            np.save(partial / f"{name}.npy", np.ascontiguousarray(values), allow_pickle=False)
         meta = {
             "format": MAPPED_FORMAT,
             "feature_dt": self.feature_dt.isoformat(),
@@ -355,7 +378,8 @@ class FeatureSnapshot(CatalogSizes):
             "devices": self.devices,
             "columns": {name: t.columns for name, t in self.tables.items()},
         }
-        (folder / MAPPED_META).write_text(json.dumps(meta))
+        (partial / MAPPED_META).write_text(json.dumps(meta))
+        partial.rename(folder)
 
     @classmethod
     def open_mapped(cls, folder: Path, path: Path | None = None) -> FeatureSnapshot:
@@ -370,7 +394,9 @@ class FeatureSnapshot(CatalogSizes):
         def arr(name: str, mmap: bool = True) -> np.ndarray:
             return np.load(folder / f"{name}.npy", mmap_mode="r" if mmap else None)
 
-        item_ids = np.array([b.decode() for b in arr("item_ids", False)], dtype=object)
+        item_ids = np.array(
+            [b.decode("utf-8", "surrogatepass") for b in arr("item_ids", False)], dtype=object
+        )
         columns = meta["columns"]
         return cls(
             feature_dt=dt.date.fromisoformat(meta["feature_dt"]),
@@ -410,7 +436,10 @@ class FeatureSnapshot(CatalogSizes):
 
     def known_users(self) -> list[str]:
         """Ids of the users the users table holds (for tests and tools; reads every key)."""
-        return [bytes(k).decode() for k in np.asarray(self.keys)[np.asarray(self.user_row) >= 0]]
+        return [
+            bytes(k).decode("utf-8", "surrogatepass")
+            for k in np.asarray(self.keys)[np.asarray(self.user_row) >= 0]
+        ]
 
     def history(self, user_id: str) -> np.ndarray:
         """Snapshot rows of the items ``user_id`` has user x item history with (items that
@@ -423,7 +452,7 @@ class FeatureSnapshot(CatalogSizes):
         offsets = np.asarray(self.per_user["user_item"].offsets)
         with_rows = np.flatnonzero((np.diff(offsets) > 0) & (np.asarray(self.user_row) >= 0))
         with_rows = with_rows[:limit]
-        return [bytes(self.keys[k]).decode() for k in with_rows]
+        return [bytes(self.keys[k]).decode("utf-8", "surrogatepass") for k in with_rows]
 
     # ----- per request ------------------------------------------------------------------------
 
@@ -483,7 +512,11 @@ class FeatureSnapshot(CatalogSizes):
             x[:, plan.hour] = request_time.hour
         if plan.dow is not None:
             x[:, plan.dow] = (request_time.weekday() + 1) % 7  # SQL's DOW: Sunday = 0
-        if plan.price_ratio is not None:
+        if (
+            plan.price_ratio is not None
+            and plan.price_col is not None
+            and plan.avg_click_price_col is not None
+        ):
             price = self.tables["items"].values[item_codes, plan.price_col]
             avg = self.tables["users"].values[user_row, plan.avg_click_price_col]
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -523,8 +556,8 @@ class _Plan:
     hour: int | None
     dow: int | None
     price_ratio: int | None
-    price_col: int
-    avg_click_price_col: int
+    price_col: int | None  # None: a bundle without the column, the ratio is missing
+    avg_click_price_col: int | None
     item_categoricals: list[tuple[int, _CategoryMap]]
     user_categoricals: list[tuple[int, str, np.ndarray]]
     realtime_targets: np.ndarray  # the schema's real-time columns
@@ -554,6 +587,8 @@ class _Plan:
                 special[column] = j
                 continue
             table = feature.source.name
+            if column not in snap.tables[table].columns:
+                continue  # a mapped bundle written before the feature was declared: missing
             gathers.setdefault(table, ([], []))
             gathers[table][0].append(j)
             gathers[table][1].append(snap.tables[table].columns.index(column))
@@ -584,8 +619,10 @@ class _Plan:
             hour=special.get("ctx_hour"),
             dow=special.get("ctx_dow"),
             price_ratio=special.get("ui_price_ratio"),
-            price_col=items.index("i_price"),
-            avg_click_price_col=users.index("u_avg_click_price_28d"),
+            price_col=items.index("i_price") if "i_price" in items else None,
+            avg_click_price_col=(
+                users.index("u_avg_click_price_28d") if "u_avg_click_price_28d" in users else None
+            ),
             item_categoricals=item_cats,
             user_categoricals=user_cats,
             realtime_targets=np.array([t for t, _ in realtime], dtype=np.int64),
@@ -594,6 +631,10 @@ class _Plan:
 
 
 def _id_bytes(ids: list[str]) -> np.ndarray:
-    """Ids as a fixed-width bytes array (UTF-8), which numpy sorts and searches."""
+    """Ids as a fixed-width bytes array (UTF-8), which numpy sorts and searches. numpy drops
+    trailing NUL bytes, so an id ending in one is refused (ingestion refuses NULs anyway)."""
     encoded = [i.encode("utf-8", "surrogatepass") for i in ids]
+    bad = next((i for i, e in zip(ids, encoded, strict=True) if e.endswith(b"\0")), None)
+    if bad is not None:
+        raise ValueError(f"id {bad!r} ends in a NUL byte: the snapshot cannot hold it")
     return np.array(encoded, dtype=f"S{max([1, *map(len, encoded)])}")

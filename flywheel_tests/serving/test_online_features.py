@@ -160,12 +160,70 @@ def test_a_bundle_published_before_the_mapped_form_is_built_in_memory(tmp_path) 
         )
 
 
-def test_a_mapped_form_of_another_format_is_refused_saying_what_to_do(tmp_path) -> None:
-    bundle = write_bundle(tmp_path, frames(np.random.default_rng(1)))
+def test_a_mapped_form_of_another_format_is_served_from_its_parquet_files(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = frames(np.random.default_rng(1))
+    bundle = write_bundle(tmp_path, data)
     meta = json.loads((bundle / MAPPED / MAPPED_META).read_text())
     (bundle / MAPPED / MAPPED_META).write_text(json.dumps({**meta, "format": 99}))
+    snap = FeatureSnapshot.load(bundle)
+    assert not snap.mapped
+    assert "re-materialise online_features for 2026-03-01" in caplog.text
+    codes = snap.item_codes(list(data["items"]["item_id"]))
+    np.testing.assert_array_equal(
+        snap.matrix(SCHEMA, "alice", codes, WHEN),
+        FeatureSnapshot.from_frames(D, data).matrix(SCHEMA, "alice", codes, WHEN),
+    )
     with pytest.raises(ValueError, match="re-materialise online_features for 2026-03-01"):
-        FeatureSnapshot.load(bundle)
+        FeatureSnapshot.open_mapped(bundle / MAPPED)
+
+
+def test_a_feature_declared_after_the_bundle_was_mapped_is_missing(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model that reads a feature yesterday's bundle was written without gets NaN for it,
+    as from a Parquet bundle without the column, not an error on every request."""
+    data = frames(np.random.default_rng(4))
+    older = {**data, "users": data["users"].drop(columns=["u_ctr_28d"]),
+             "items": data["items"].drop(columns=["i_price"])}  # fmt: skip
+    with monkeypatch.context() as m:
+        m.setattr(vector, "FEATURES",
+                  tuple(f for f in vector.FEATURES if f.name not in ("u_ctr_28d", "i_price")))  # fmt: skip
+        bundle = write_bundle(tmp_path, older)
+    mapped = FeatureSnapshot.load(bundle)
+    assert mapped.mapped and "u_ctr_28d" not in mapped.tables["users"].columns
+    memory = FeatureSnapshot.from_frames(D, older)
+    codes = mapped.item_codes(list(data["items"]["item_id"]))
+    for user in USERS:
+        x = mapped.matrix(SCHEMA, user, codes, WHEN)
+        np.testing.assert_array_equal(x, memory.matrix(SCHEMA, user, codes, WHEN))
+        for name in ("u_ctr_28d", "i_price", "ui_price_ratio"):
+            assert np.isnan(x[:, SCHEMA.numeric.index(name)]).all(), name
+        assert np.isfinite(x[:, SCHEMA.numeric.index("i_ctr_28d")]).any()
+
+
+def test_rows_without_a_user_id_match_no_user(tmp_path) -> None:
+    data = frames(np.random.default_rng(6))
+    stray = {
+        name: pd.concat([df, df.head(1).assign(user_id=None)], ignore_index=True)
+        for name, df in data.items()
+        if "user_id" in df.columns
+    }
+    snap = FeatureSnapshot.load(write_bundle(tmp_path, {**data, **stray}))
+    clean = FeatureSnapshot.from_frames(D, data)
+    codes = snap.item_codes(list(data["items"]["item_id"]))
+    for user in [*USERS, *PAIR_ONLY, "None", "nan", ""]:
+        np.testing.assert_array_equal(
+            snap.matrix(SCHEMA, user, codes, WHEN), clean.matrix(SCHEMA, user, codes, WHEN)
+        )
+
+
+def test_an_id_the_snapshot_cannot_hold_is_refused_when_it_is_written() -> None:
+    data = frames(np.random.default_rng(2))
+    data["users"].loc[0, "user_id"] = "ends-in-nul\0"
+    with pytest.raises(ValueError, match="ends in a NUL byte"):
+        FeatureSnapshot.from_frames(D, data)
 
 
 def test_a_mapped_snapshot_keeps_serving_after_its_bundle_is_replaced(tmp_path) -> None:
@@ -174,6 +232,7 @@ def test_a_mapped_snapshot_keeps_serving_after_its_bundle_is_replaced(tmp_path) 
     data = frames(np.random.default_rng(9))
     bundle = write_bundle(tmp_path, data)
     snap = FeatureSnapshot.load(bundle)
+    assert snap.mapped
     codes = snap.item_codes(list(data["items"]["item_id"]))
     before = snap.matrix(SCHEMA, "alice", codes, WHEN)
     online_features.shutil.rmtree(bundle)
