@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import mmap
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -391,8 +392,14 @@ class FeatureSnapshot(CatalogSizes):
                 f"{MAPPED_FORMAT}: re-materialise online_features for {meta.get('feature_dt')}"
             )
 
-        def arr(name: str, mmap: bool = True) -> np.ndarray:
-            return np.load(folder / f"{name}.npy", mmap_mode="r" if mmap else None)
+        def arr(name: str, mapped: bool = True) -> np.ndarray:
+            values = np.load(folder / f"{name}.npy", mmap_mode="r" if mapped else None)
+            # Requests read a few pages of random users: without this hint every fault reads
+            # ahead (and maps) pages of users nobody asked for.
+            handle = getattr(values, "_mmap", None)
+            if handle is not None and hasattr(mmap, "MADV_RANDOM"):
+                handle.madvise(mmap.MADV_RANDOM)
+            return values
 
         item_ids = np.array(
             [b.decode("utf-8", "surrogatepass") for b in arr("item_ids", False)], dtype=object
