@@ -394,8 +394,9 @@ class FeatureSnapshot(CatalogSizes):
 
         def arr(name: str, mapped: bool = True) -> np.ndarray:
             values = np.load(folder / f"{name}.npy", mmap_mode="r" if mapped else None)
-            # Requests read a few pages of random users: without this hint every fault reads
-            # ahead (and maps) pages of users nobody asked for.
+            # Requests read a few pages of random users: without this hint a fault on a cold
+            # cache reads ahead pages of users nobody asked for. (The kernel may still map a
+            # whole cached folio: page cache shared by the host, not the replica's memory.)
             handle = getattr(values, "_mmap", None)
             if handle is not None and hasattr(mmap, "MADV_RANDOM"):
                 handle.madvise(mmap.MADV_RANDOM)
