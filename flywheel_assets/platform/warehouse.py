@@ -136,6 +136,13 @@ def split_statements(text: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
+_WRITTEN = "flywheel_written_tables"  # Connection.info key: tables this transaction rewrote
+
+
+def _written(conn: Connection, table: str) -> None:
+    conn.info.setdefault(_WRITTEN, set()).add(_ident(table))
+
+
 def _ident(name: str) -> str:
     # Table and column names come from this package's own schema, never from data; still,
     # refuse anything that is not a plain identifier so no data can ever become SQL.
@@ -187,9 +194,13 @@ class Warehouse:
             self.engine = _encrypted_duckdb_engine(sa_url, key, settings.duckdb_unsafe_crypto)
         else:
             # DuckDB allows one writing process per file: hold the file only while working.
-            kwargs = (
+            kwargs: dict[str, object] = (
                 {"poolclass": NullPool} if self.dialect == "duckdb" else {"pool_pre_ping": True}
             )
+            if self.dialect == "postgresql" and "options" not in sa_url.query:
+                # JIT compiles each large plan for 1-2 s, more than these queries of 10^5-10^6
+                # rows then run (decision 88); a URL's own ?options=... wins.
+                kwargs["connect_args"] = {"options": "-c jit=off"}
             self.engine = sa.create_engine(sa_url, **kwargs)
         # On PostgreSQL with least-privilege roles: the role each transaction acts as (the
         # running asset's stage role, docs/security.md); None acts as the login itself.
@@ -202,12 +213,20 @@ class Warehouse:
     def begin(self) -> Iterator[Connection]:
         """A connection inside one transaction: committed on success, rolled back on error."""
         with self.engine.begin() as conn:
+            conn.info.pop(_WRITTEN, None)  # left by a transaction that failed on this connection
             role = (
                 self.session_role() if self.session_role and self.dialect == "postgresql" else None
             )
             if role:
                 conn.execute(sa.text(load_sql("platform/admin/set_role")), {"role": role})
             yield conn
+            written = conn.info.pop(_WRITTEN, set())
+            if written and self.dialect == "postgresql":
+                # The next step reads this partition seconds later, before autovacuum (if on)
+                # notices it: without fresh statistics the planner takes a day of 200k rows for
+                # a few hundred and nests loops over it (decision 88). DuckDB keeps its own.
+                for table in sorted(written):
+                    conn.execute(sa.text(f"ANALYZE {_ident(table)}"))
 
     def migrations(self) -> list[Migration]:
         """Every migration file for this dialect, in the order they apply: `sql/schema/*.sql`,
@@ -316,7 +335,12 @@ class Warehouse:
                 table = fetch()
             return table.to_pandas(date_as_object=True)
         result = conn.execute(sa.text(sql), params)
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        rows, keys = result.fetchall(), list(result.keys())
+        if not rows or len(set(keys)) < len(keys):
+            return pd.DataFrame(rows, columns=keys)
+        # Column by column: pandas infers each column once instead of walking every row tuple,
+        # the same frame 1.7x faster for a training window of 200k rows x 81 columns.
+        return pd.DataFrame(dict(zip(keys, zip(*rows, strict=True), strict=True)), columns=keys)
 
     @staticmethod
     def scalar(conn: Connection, sql: str, **params: object) -> object:
@@ -360,6 +384,7 @@ class Warehouse:
         """Delete partition ``day`` of ``table``; returns the rows deleted."""
         where, params = _partition_filter(equal, "dt = :dt", dt=day)
         sql = f"DELETE FROM {_ident(table)} WHERE {where}"  # noqa: S608
+        _written(conn, table)
         return Warehouse.execute(conn, sql, **params)
 
     @staticmethod
@@ -372,6 +397,7 @@ class Warehouse:
 
     def insert_df(self, conn: Connection, table: str, df: pd.DataFrame) -> int:
         """Append ``df`` (columns named as the table's) inside the caller's transaction."""
+        _written(conn, table)
         if df.empty:
             return 0
         cols = ", ".join(_ident(c) for c in df.columns)
