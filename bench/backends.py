@@ -143,10 +143,27 @@ def main() -> int:
         same = r["rows"] == base["rows"]
         print(f"{name:12} {sum(secs) / len(secs):10.1f} {max(secs):10.1f} "
               f"{sum(secs) / base_total:6.2f}  {'yes' if same else 'NO'}")  # fmt: skip
+    # growth with history: each day's seconds, and the last day against day 5 (issue 24)
+    print("\nseconds per day (growth with history):")
+    print(f"{'backend':12} " + " ".join(f"{d + 1:>6}" for d in range(args.days))
+          + ("  last/day5" if args.days >= 5 else ""))  # fmt: skip
+    for name, r in results.items():
+        secs = r["seconds_per_day"]
+        growth = f"  {secs[-1] / secs[4]:9.2f}" if len(secs) >= 5 else ""
+        print(f"{name:12} " + " ".join(f"{x:6.1f}" for x in secs) + growth)
+    for name, r in results.items():
+        if name != next(iter(results)):
+            ratios = [
+                x / b for x, b in zip(r["seconds_per_day"], base["seconds_per_day"], strict=True)
+            ]
+            print(
+                f"{name} / {next(iter(results))} per day: " + " ".join(f"{x:.2f}" for x in ratios)
+            )
     last = base["rows"][-1]
     print(f"last day's figures ({last['day']}): oracle share {last['oracle_share']}, "
           f"purchase rate {last['purchase_rate']}, champion {last['champion']}")  # fmt: skip
-    print(f"reproduce: .venv/bin/python bench/backends.py --days {args.days} --seed {args.seed}")
+    print(f"reproduce: .venv/bin/python bench/backends.py --days {args.days} --seed {args.seed} "
+          f"--backends {args.backends}")  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))

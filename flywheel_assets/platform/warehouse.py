@@ -221,10 +221,11 @@ class Warehouse:
                 conn.execute(sa.text(load_sql("platform/admin/set_role")), {"role": role})
             yield conn
             written = conn.info.pop(_WRITTEN, set())
-            if written and self.dialect == "postgresql":
+            if written and self.dialect == "postgresql" and not role:
                 # The next step reads this partition seconds later, before autovacuum (if on)
                 # notices it: without fresh statistics the planner takes a day of 200k rows for
-                # a few hundred and nests loops over it (decision 88). DuckDB keeps its own.
+                # a few hundred and nests loops over it (decision 88). DuckDB keeps its own. A
+                # stage role does not own its tables and may not analyse them: autovacuum does.
                 for table in sorted(written):
                     conn.execute(sa.text(f"ANALYZE {_ident(table)}"))
 
