@@ -27,6 +27,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import logging
 import re
 import uuid
 import warnings
@@ -43,6 +44,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from flywheel_assets.platform.settings import WarehouseSettings
+
+log = logging.getLogger(__name__)
 
 
 def _sql_dir() -> Path:
@@ -131,12 +134,60 @@ def named_params(sql: str, params: dict[str, object]) -> dict[str, object]:
 
 
 def split_statements(text: str) -> list[str]:
-    """Split a reviewed schema file on statement-ending semicolons (no semicolons in literals)."""
+    """Split a reviewed schema file on statement-ending semicolons (no semicolons in literals;
+    a function's ``$$``-quoted body keeps its own)."""
     lines = [ln for ln in text.splitlines() if not ln.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    statements, current = [], ""
+    for n, part in enumerate("\n".join(lines).split("$$")):
+        if n % 2:  # inside $$ ... $$
+            current += f"$${part}$$"
+            continue
+        first, *rest = part.split(";")
+        current += first
+        for piece in rest:
+            statements.append(current)
+            current = piece
+    statements.append(current)
+    return [s.strip() for s in statements if s.strip()]
 
 
 _WRITTEN = "flywheel_written_tables"  # Connection.info key: tables this transaction rewrote
+_ANALYZE_LOCK_TIMEOUT = "10s"
+
+
+def _analyze(conn: Connection, tables: list[str], as_stage_role: bool) -> None:
+    """Refresh the planner's statistics of ``tables`` inside the committing transaction. A stage
+    role may not ANALYZE tables it does not own: it asks the owner's function (governance
+    008_statistics.sql). Statistics are an optimisation: a failure is logged, never loses the
+    transaction's data."""
+    conn.execute(sa.text(f"SET LOCAL lock_timeout = '{_ANALYZE_LOCK_TIMEOUT}'"))
+    for table in tables:
+        statement = (
+            sa.text("SELECT flywheel_analyze(:target)").bindparams(target=table)
+            if as_stage_role
+            else sa.text(f"ANALYZE {_ident(table)}")
+        )
+        try:
+            with conn.begin_nested():
+                conn.execute(statement)
+        except sa.exc.DBAPIError as exc:
+            log.warning(
+                "ANALYZE %s failed, its statistics stay as they were (%s); after an upgrade "
+                "run `flywheel grants` so the stage roles may refresh them",
+                table, str(exc.orig).splitlines()[0] if exc.orig else exc,
+            )  # fmt: skip
+
+
+def _jit_off_unless_chosen(dbapi_conn: object, _record: object) -> None:
+    """JIT compiles a large plan for up to 2 s, a third of what these queries of 10^5-10^6 rows
+    then take (decision 88): off for each new connection, unless the client chose (the URL's
+    ``?options=``, libpq's PGOPTIONS), or the DBA did for this database or login."""
+    with dbapi_conn.cursor() as cur:  # type: ignore[attr-defined]
+        cur.execute(load_sql("platform/admin/jit_source"))
+        row = cur.fetchone()
+        if row is not None and row[0] in ("default", "configuration file"):
+            cur.execute("SET jit = off")
+    dbapi_conn.commit()  # type: ignore[attr-defined]
 
 
 def _written(conn: Connection, table: str) -> None:
@@ -197,11 +248,9 @@ class Warehouse:
             kwargs: dict[str, object] = (
                 {"poolclass": NullPool} if self.dialect == "duckdb" else {"pool_pre_ping": True}
             )
-            if self.dialect == "postgresql" and "options" not in sa_url.query:
-                # JIT compiles each large plan for 1-2 s, more than these queries of 10^5-10^6
-                # rows then run (decision 88); a URL's own ?options=... wins.
-                kwargs["connect_args"] = {"options": "-c jit=off"}
             self.engine = sa.create_engine(sa_url, **kwargs)
+            if self.dialect == "postgresql":
+                sa.event.listen(self.engine, "connect", _jit_off_unless_chosen)
         # On PostgreSQL with least-privilege roles: the role each transaction acts as (the
         # running asset's stage role, docs/security.md); None acts as the login itself.
         self.session_role: Callable[[], str | None] | None = None
@@ -221,13 +270,11 @@ class Warehouse:
                 conn.execute(sa.text(load_sql("platform/admin/set_role")), {"role": role})
             yield conn
             written = conn.info.pop(_WRITTEN, set())
-            if written and self.dialect == "postgresql" and not role:
+            if written and self.dialect == "postgresql":
                 # The next step reads this partition seconds later, before autovacuum (if on)
                 # notices it: without fresh statistics the planner takes a day of 200k rows for
-                # a few hundred and nests loops over it (decision 88). DuckDB keeps its own. A
-                # stage role does not own its tables and may not analyse them: autovacuum does.
-                for table in sorted(written):
-                    conn.execute(sa.text(f"ANALYZE {_ident(table)}"))
+                # a few hundred and nests loops over it (decision 88). DuckDB keeps its own.
+                _analyze(conn, sorted(written), as_stage_role=bool(role))
 
     def migrations(self) -> list[Migration]:
         """Every migration file for this dialect, in the order they apply: `sql/schema/*.sql`,
@@ -385,7 +432,7 @@ class Warehouse:
         """Delete partition ``day`` of ``table``; returns the rows deleted."""
         where, params = _partition_filter(equal, "dt = :dt", dt=day)
         sql = f"DELETE FROM {_ident(table)} WHERE {where}"  # noqa: S608
-        _written(conn, table)
+        _written(conn, table)  # a rewritten partition: analysed at commit (decision 88)
         return Warehouse.execute(conn, sql, **params)
 
     @staticmethod
@@ -398,7 +445,6 @@ class Warehouse:
 
     def insert_df(self, conn: Connection, table: str, df: pd.DataFrame) -> int:
         """Append ``df`` (columns named as the table's) inside the caller's transaction."""
-        _written(conn, table)
         if df.empty:
             return 0
         cols = ", ".join(_ident(c) for c in df.columns)

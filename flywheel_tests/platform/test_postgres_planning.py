@@ -56,11 +56,65 @@ def test_a_rewritten_partition_is_analysed_when_its_transaction_commits(pg_datab
     wh.dispose()
 
 
-def test_jit_is_off_unless_the_url_asks_for_it(pg_database) -> None:
+def test_an_append_is_not_analysed(pg_database) -> None:
+    """Only a rewritten partition is: an append (a Kafka micro-batch, a temporary table of
+    candidates) would pay an ANALYZE per batch."""
+    wh = Warehouse(pg_database)
+    with wh.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE appended (dt DATE, x INTEGER)"))
+    with wh.begin() as conn:
+        wh.insert_df(conn, "appended", pd.DataFrame({"dt": DAY, "x": range(100)}))
+    assert stats(wh, "appended")[1] is None
+    wh.dispose()
+
+
+def item_rows(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"dt": DAY, "item_id": [f"i{k}" for k in range(n)], "i_price": 1.0})
+
+
+def test_a_stage_role_has_its_partition_analysed_by_the_owners_function(governed) -> None:
+    wh = Warehouse(governed.pipeline_url)
+    wh.session_role = lambda: governed.roles.name("transformation")
+    with wh.begin() as conn:
+        assert conn.execute(sa.text("SELECT current_user")).scalar() != "postgres"
+        wh.delete_partition(conn, "item_features", DAY)
+        wh.insert_df(conn, "item_features", item_rows(3_000))
+    reltuples, analysed = stats(Warehouse(governed.admin_url), "item_features")
+    assert analysed is not None and reltuples == 3_000
+    wh.dispose()
+
+
+def test_a_failed_analyze_loses_no_data_and_says_what_to_do(governed, caplog) -> None:
+    """Grants not re-applied after an upgrade (no function yet): the rows still commit."""
+    admin = Warehouse(governed.admin_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text("DROP FUNCTION flywheel_analyze(text)"))
+    wh = Warehouse(governed.pipeline_url)
+    wh.session_role = lambda: governed.roles.name("transformation")
+    with wh.begin() as conn:
+        wh.delete_partition(conn, "item_features", DAY)
+        wh.insert_df(conn, "item_features", item_rows(50))
+    with admin.begin() as conn:
+        assert wh.count_partition(conn, "item_features", DAY) == 50
+    assert stats(admin, "item_features")[1] is None
+    assert "run `flywheel grants`" in caplog.text
+    wh.dispose()
+    admin.dispose()
+
+
+def test_jit_is_off_unless_the_url_asks_for_it(pg_database, monkeypatch) -> None:
     wh = Warehouse(pg_database)
     with wh.begin() as conn:
         assert conn.execute(sa.text("SHOW jit")).scalar() == "off"
     wh.dispose()
+    # libpq's own PGOPTIONS is kept, and may turn JIT back on
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=1234 -c jit=on")
+    wh = Warehouse(pg_database)
+    with wh.begin() as conn:
+        assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "1234ms"
+        assert conn.execute(sa.text("SHOW jit")).scalar() == "on"
+    wh.dispose()
+    monkeypatch.delenv("PGOPTIONS")
     url = sa.engine.make_url(pg_database).update_query_dict({"options": "-c jit=on"})
     wh = Warehouse(url.render_as_string(hide_password=False))
     with wh.begin() as conn:
