@@ -35,6 +35,7 @@ def open_warehouse(
     try:
         if settings.roles:
             roles = Roles(settings.roles)
+            wh.uses_roles = True
             if stage_role is not None:
                 wh.session_role = lambda: stage_role(roles)
         if settings.roles or not settings.auto_migrate:

@@ -137,8 +137,14 @@ def split_statements(text: str) -> list[str]:
     """Split a reviewed schema file on statement-ending semicolons (no semicolons in literals;
     a function's ``$$``-quoted body keeps its own)."""
     lines = [ln for ln in text.splitlines() if not ln.strip().startswith("--")]
+    body = "\n".join(lines)
+    if body.count("$$") % 2 or _DOLLAR_TAG.search(body):
+        raise WarehouseError(
+            "a schema file may quote a function body with $$ ... $$ only, in pairs, and no $$ "
+            "elsewhere: the statements could not be split safely"
+        )
     statements, current = [], ""
-    for n, part in enumerate("\n".join(lines).split("$$")):
+    for n, part in enumerate(body.split("$$")):
         if n % 2:  # inside $$ ... $$
             current += f"$${part}$$"
             continue
@@ -151,6 +157,7 @@ def split_statements(text: str) -> list[str]:
     return [s.strip() for s in statements if s.strip()]
 
 
+_DOLLAR_TAG = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*\$")
 _WRITTEN = "flywheel_written_tables"  # Connection.info key: tables this transaction rewrote
 _ANALYZE_LOCK_TIMEOUT = "10s"
 
@@ -160,7 +167,8 @@ def _analyze(conn: Connection, tables: list[str], as_stage_role: bool) -> None:
     role may not ANALYZE tables it does not own: it asks the owner's function (governance
     008_statistics.sql). Statistics are an optimisation: a failure is logged, never loses the
     transaction's data."""
-    conn.execute(sa.text(f"SET LOCAL lock_timeout = '{_ANALYZE_LOCK_TIMEOUT}'"))
+    if conn.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar() == "0":
+        conn.execute(sa.text(f"SET LOCAL lock_timeout = '{_ANALYZE_LOCK_TIMEOUT}'"))
     for table in tables:
         statement = (
             sa.text("SELECT flywheel_analyze(:target)").bindparams(target=table)
@@ -171,10 +179,15 @@ def _analyze(conn: Connection, tables: list[str], as_stage_role: bool) -> None:
             with conn.begin_nested():
                 conn.execute(statement)
         except sa.exc.DBAPIError as exc:
+            state = getattr(exc.orig, "sqlstate", None)
+            hint = (
+                "; run `flywheel grants` (after an upgrade) so the stage roles may refresh them"
+                if state in ("42883", "42501")  # undefined function, insufficient privilege
+                else ""
+            )
             log.warning(
-                "ANALYZE %s failed, its statistics stay as they were (%s); after an upgrade "
-                "run `flywheel grants` so the stage roles may refresh them",
-                table, str(exc.orig).splitlines()[0] if exc.orig else exc,
+                "ANALYZE %s failed, its statistics stay as they were: %s%s",
+                table, str(exc.orig).splitlines()[0] if exc.orig else exc, hint,
             )  # fmt: skip
 
 
@@ -254,6 +267,9 @@ class Warehouse:
         # On PostgreSQL with least-privilege roles: the role each transaction acts as (the
         # running asset's stage role, docs/security.md); None acts as the login itself.
         self.session_role: Callable[[], str | None] | None = None
+        # With least-privilege roles the login owns no table: statistics go through the owner's
+        # function even when a transaction acts as the login itself (decision 88).
+        self.uses_roles = False
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -274,7 +290,8 @@ class Warehouse:
                 # The next step reads this partition seconds later, before autovacuum (if on)
                 # notices it: without fresh statistics the planner takes a day of 200k rows for
                 # a few hundred and nests loops over it (decision 88). DuckDB keeps its own.
-                _analyze(conn, sorted(written), as_stage_role=bool(role))
+                by_function = self.uses_roles or self.session_role is not None
+                _analyze(conn, sorted(written), as_stage_role=by_function)
 
     def migrations(self) -> list[Migration]:
         """Every migration file for this dialect, in the order they apply: `sql/schema/*.sql`,

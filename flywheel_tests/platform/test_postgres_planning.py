@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from flywheel_assets.platform.warehouse import Warehouse
+from flywheel_assets.platform.warehouse import Warehouse, WarehouseError, split_statements
 
 DAY = dt.date(2026, 3, 1)
 
@@ -82,6 +82,38 @@ def test_a_stage_role_has_its_partition_analysed_by_the_owners_function(governed
     reltuples, analysed = stats(Warehouse(governed.admin_url), "item_features")
     assert analysed is not None and reltuples == 3_000
     wh.dispose()
+
+
+def test_the_login_itself_has_its_partition_analysed_when_roles_are_in_use(governed) -> None:
+    """A sensor or the CLI acts as the login, which owns no table either."""
+    wh = Warehouse(governed.pipeline_url)
+    wh.uses_roles = True
+    with wh.begin() as conn:
+        wh.delete_partition(conn, "item_features", DAY)
+        wh.insert_df(conn, "item_features", item_rows(700))
+    reltuples, analysed = stats(Warehouse(governed.admin_url), "item_features")
+    assert analysed is not None and reltuples == 700
+    wh.dispose()
+
+
+def test_only_a_stage_that_rewrites_a_table_may_have_it_analysed(governed) -> None:
+    """The owner's function analyses no more than the caller could rewrite: serving writes
+    nothing, and nobody's login may rewrite the audit trail."""
+    wh = Warehouse(governed.pipeline_url)
+    for role, table in (("serving", "item_features"), ("training", "audit_log")):
+        wh.session_role = lambda role=role: governed.roles.name(role)
+        with pytest.raises(sa.exc.ProgrammingError), wh.begin() as conn:
+            conn.execute(sa.text("SELECT flywheel_analyze(:t)"), {"t": table})
+    wh.dispose()
+
+
+def test_a_schema_file_with_unpaired_dollar_quotes_is_refused() -> None:
+    assert split_statements("SELECT 1;\nSELECT 2;") == ["SELECT 1", "SELECT 2"]
+    body = "CREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql;"
+    assert split_statements(body + "\nSELECT 1;") == [body[:-1], "SELECT 1"]
+    for bad in ("SELECT 1; SELECT '$$'; SELECT 2;", "CREATE FUNCTION f() AS $body$ x $body$;"):
+        with pytest.raises(WarehouseError, match="could not be split safely"):
+            split_statements(bad)
 
 
 def test_a_failed_analyze_loses_no_data_and_says_what_to_do(governed, caplog) -> None:
