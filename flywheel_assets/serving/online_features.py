@@ -218,10 +218,6 @@ class FeatureSnapshot(CatalogSizes):
     def n_items(self) -> int:
         return len(self.item_ids)
 
-    @property
-    def n_users(self) -> int:
-        return len(self.user_region)
-
     @classmethod
     def load(cls, path: Path) -> FeatureSnapshot:
         """The bundle at ``path``: mapped when it has its ``mapped/`` form (written by
