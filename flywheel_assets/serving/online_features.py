@@ -179,7 +179,8 @@ class _PerUser:
         return np.asarray(self.codes[int(self.offsets[key]) : int(self.offsets[key + 1])])
 
 
-PER_USER = {"user_category": "category", "user_brand": "brand", "user_item": "item_id"}
+# The per-user tables, keyed (user_id, their column) by their declaration in features/vector.py.
+PER_USER = (vector.USER_CATEGORY, vector.USER_BRAND, vector.USER_ITEM)
 
 
 @dataclass
@@ -246,10 +247,11 @@ class FeatureSnapshot(CatalogSizes):
         # A row without a user id can never be asked for (the SQL's joins never match it).
         users = frames["users"].dropna(subset=["user_id"]).drop_duplicates("user_id")
         users = users.reset_index(drop=True)
-        uc, ub, ui = (
-            frames[name].dropna(subset=["user_id"]).reset_index(drop=True)
-            for name in ("user_category", "user_brand", "user_item")
-        )
+        pairs = {
+            s.name: frames[s.name].dropna(subset=["user_id"]).reset_index(drop=True)
+            for s in PER_USER
+        }
+        uc, ub = pairs["user_category"], pairs["user_brand"]
         rc, rb = frames["region_category"], frames["region_brand"]
         categories = sorted(
             {*items["category"].dropna(), *uc["category"].dropna(), *rc["category"].dropna()}
@@ -271,7 +273,6 @@ class FeatureSnapshot(CatalogSizes):
 
         # Every user id of every per-user table, sorted by its UTF-8 bytes (which is the
         # order of the strings' code points): a key is a position in that order.
-        pairs = {"user_category": uc, "user_brand": ub, "user_item": ui}
         all_ids = pd.concat(
             [users["user_id"], *(df["user_id"] for df in pairs.values())], ignore_index=True
         ).astype(str)
@@ -287,10 +288,10 @@ class FeatureSnapshot(CatalogSizes):
             if s.name not in pairs
         }
         per_user: dict[str, _PerUser] = {}
-        for n, (name, df) in enumerate(pairs.items()):
+        for n, source in enumerate(PER_USER):
+            name, df, column = source.name, pairs[source.name], source.keys[1]
             owner = key_of[bounds[n + 1] : bounds[n + 2]]
-            column = PER_USER[name]
-            if name == "user_item":  # pairs whose item left the catalog keep code -1
+            if source is vector.USER_ITEM:  # pairs whose item left the catalog keep code -1
                 col_codes = np.array(
                     [item_index.get(str(i), -1) for i in df[column]], dtype=np.int64
                 )
@@ -300,7 +301,6 @@ class FeatureSnapshot(CatalogSizes):
             offsets = np.zeros(len(keys) + 1, dtype=np.int64)
             np.cumsum(np.bincount(owner, minlength=len(keys)), out=offsets[1:])
             per_user[name] = _PerUser(offsets, col_codes[order])
-            source = next(s for s in BUNDLE_SOURCES if s.name == name)
             # float32 is what the model reads; the cast here is the one assembly would do
             tables[name] = _Table.of(df.iloc[order], source, np.float32)
 
@@ -420,7 +420,7 @@ class FeatureSnapshot(CatalogSizes):
             user_device=arr("user_device"),
             tables={name: _Table(cols, arr(f"table.{name}")) for name, cols in columns.items()},
             per_user={
-                name: _PerUser(arr(f"{name}.offsets"), arr(f"{name}.codes")) for name in PER_USER
+                s.name: _PerUser(arr(f"{s.name}.offsets"), arr(f"{s.name}.codes")) for s in PER_USER
             },
             region_category_rows=arr("region_category_rows", False),
             region_brand_rows=arr("region_brand_rows", False),
