@@ -31,6 +31,7 @@ from flywheel_assets.ingestion.landing import (
     scalar_to_str,
     storable_text,
 )
+from flywheel_assets.platform.arrow_compute import repeated_rows
 from flywheel_assets.platform.pseudonym import Pseudonymiser
 
 EVENT_TYPES = ("impression", "view", "click", "add_to_cart", "purchase")
@@ -289,8 +290,8 @@ def normalise_events(
 
     # From here on only rows still valid matter: work on them alone, in Arrow.
     valid = pa.array(checks.ok)
-    pseudo_users = pseudonymiser.arrow(cols["user_id"].filter(valid))
-    event_ids = cols["event_id"].filter(valid)
+    pseudo_users = pseudonymiser.arrow(_kept(cols["user_id"], checks.ok))
+    event_ids = _kept(cols["event_id"], checks.ok)
     no_id = ~_present(event_ids)
     if no_id.any():
         mask = pa.array(no_id)
@@ -304,7 +305,7 @@ def normalise_events(
             position[checks.ok][no_id],
         )
         event_ids = pc.replace_with_mask(event_ids, mask, pa.array(derived, type=pa.string()))
-    dup = pd.Series(pd.arrays.ArrowExtensionArray(event_ids)).duplicated(keep="first").to_numpy()
+    dup = repeated_rows(event_ids)
     if dup.any():
         # A copy that differs from the first in what happened is two events sharing an id (a
         # producer bug), not a redelivery: it gets its own reason and counts as a data fault.
@@ -332,16 +333,16 @@ def normalise_events(
         checks.fail(dup_rows, "duplicate_event_id")
 
     keep = checks.ok
-    still = pa.array(~dup)  # valid rows that survived the duplicate rule
+    still = ~dup  # valid rows that survived the duplicate rule
     index = records.index[keep]
     data: dict[str, pd.Series] = {}
     for name in EVENT_COLUMNS:
         if name == "user_id":
-            data[name] = _arrow_series(pseudo_users.filter(still), index)
+            data[name] = _arrow_series(_kept(pseudo_users, still), index)
         elif name == "event_id":
-            data[name] = _arrow_series(event_ids.filter(still), index)
+            data[name] = _arrow_series(_kept(event_ids, still), index)
         elif name == "event_type":
-            data[name] = _arrow_series(event_type.filter(pa.array(keep)), index)
+            data[name] = _arrow_series(_kept(event_type, keep), index)
         elif name == "event_time":
             data[name] = pd.Series(event_time[keep], index=index, dtype="datetime64[us]")
         elif name in ("position", "quantity"):
@@ -351,7 +352,7 @@ def normalise_events(
             values = propensity if name == "propensity" else price
             data[name] = pd.Series(values[keep], index=index, dtype="float64")
         else:
-            data[name] = _arrow_series(cols[name].filter(pa.array(keep)), index)
+            data[name] = _arrow_series(_kept(cols[name], keep), index)
     personal = _personal_columns(records, sources["user_id"])
     return NormalisedBatch(
         accepted=pd.DataFrame(data, columns=EVENT_COLUMNS),
@@ -693,7 +694,19 @@ def _has_nul(arr: pa.Array) -> np.ndarray:
     return pc.fill_null(pc.match_substring(arr, "\x00"), False).to_numpy(zero_copy_only=False)
 
 
+def _kept(arr: pa.Array, mask: np.ndarray) -> pa.Array:
+    """The rows of ``arr`` where ``mask``; the array itself when that is every row (the usual
+    clean file), not a copy."""
+    return arr if mask.all() else arr.filter(pa.array(mask))
+
+
 def _too_long(arr: pa.Array) -> np.ndarray:
+    # A value has at most as many characters as bytes: when no value has more bytes than the
+    # limit (read off the offsets, no decoding), none is too long.
+    if (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) and (
+        arr.null_count == len(arr) or pc.max(pc.binary_length(arr)).as_py() <= MAX_FIELD_CHARS
+    ):
+        return np.zeros(len(arr), dtype=bool)
     return pc.fill_null(pc.greater(pc.utf8_length(arr), MAX_FIELD_CHARS), False).to_numpy(
         zero_copy_only=False
     )
@@ -733,7 +746,25 @@ def _matches(arr: pa.Array, pattern: str) -> np.ndarray:
 
 
 def _to_float(arr: pa.Array) -> np.ndarray:
-    """Numbers as float64; NaN where absent or not a plain decimal number."""
+    """Numbers as float64; NaN where absent or not a plain decimal number (``_NUMBER_RE``).
+
+    Arrow's parser reads every plain decimal number as the regex-then-cast path does, and
+    more: "nan", "inf", "infinity" and the like, and numbers too large for a double as inf.
+    So a column it reads whole is taken from it, and only its non-finite rows are checked
+    against the regex; a column it cannot read whole takes the regex path (tested equal).
+    """
+    try:
+        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _to_float_checked(arr)
+    odd = ~np.isfinite(values) & _present(arr)
+    if odd.any():
+        values = values.copy() if not values.flags.writeable else values
+        values[odd] = _to_float_checked(arr.filter(pa.array(odd)))
+    return values
+
+
+def _to_float_checked(arr: pa.Array) -> np.ndarray:
     numeric = pa.array(_matches(arr, _NUMBER_RE))
     return pc.cast(pc.if_else(numeric, arr, _NULL_STR), pa.float64()).to_numpy(zero_copy_only=False)
 
@@ -741,7 +772,7 @@ def _to_float(arr: pa.Array) -> np.ndarray:
 def _parse_time(text: pa.Array) -> np.ndarray:
     """See ``parse_event_time``; ``text`` is already trimmed with empty -> null."""
     out = np.full(len(text), np.datetime64("NaT", "us"))
-    numeric = _matches(text, _NUMBER_RE)
+    numeric = _numeric_text(text)
     if numeric.any():
         nums = pc.cast(pc.filter(text, pa.array(numeric)), pa.float64()).to_numpy()
         micros = np.where(np.abs(nums) < _EPOCH_SECONDS_LIMIT, nums * 1e6, nums * 1e3)
@@ -753,6 +784,17 @@ def _parse_time(text: pa.Array) -> np.ndarray:
     if textual.any():
         strings = pc.filter(text, pa.array(textual))
         out[textual] = _parse_iso(strings)
+    return out
+
+
+def _numeric_text(text: pa.Array) -> np.ndarray:
+    """``_matches(text, _NUMBER_RE)``, the regex run only on values without a colon: no number
+    has one and almost every time written as text does (a substring scan, not a regex)."""
+    colon = pc.fill_null(pc.match_substring(text, ":"), True).to_numpy(zero_copy_only=False)
+    if colon.all():
+        return np.zeros(len(text), dtype=bool)
+    out = np.zeros(len(text), dtype=bool)
+    out[~colon] = _matches(text.filter(pa.array(~colon)), _NUMBER_RE)
     return out
 
 

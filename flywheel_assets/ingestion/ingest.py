@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy.engine import Connection
 
 from flywheel_assets.ingestion.accounting import record_accounting
@@ -100,7 +101,18 @@ def users_source(pseudonymiser: Pseudonymiser, field_map: FieldMap | None) -> So
 
 
 def _with_file_lines(df: pd.DataFrame, o: FileOutcome) -> pd.DataFrame:
-    return df.assign(source_file=o.path, line_no=o.accepted_line_nos.to_numpy(dtype="int64"))
+    return df.assign(
+        source_file=_constant(o.path, pa.string(), len(df), df.index),
+        line_no=o.accepted_line_nos.to_numpy(dtype="int64"),
+    )
+
+
+def _constant(value: object, typ: pa.DataType, n: int, index: pd.Index) -> pd.Series:
+    """One value for every row as a typed Arrow column: a broadcast Python object would be
+    converted row by row again on insert (seconds for a day of millions of events)."""
+    return pd.Series(
+        pd.arrays.ArrowExtensionArray(pa.repeat(pa.scalar(value, typ), n)), index=index
+    )
 
 
 def _timed_source(
@@ -374,7 +386,7 @@ def _insert_accepted(
         return
     accepted = pd.concat([spec.extra_columns(o.accepted, o) for o in outcomes], ignore_index=True)
     if not accepted.empty:
-        accepted.insert(0, "dt", day)
+        accepted.insert(0, "dt", _constant(day, pa.date32(), len(accepted), accepted.index))
         wh.insert_df(conn, spec.table, accepted)
 
 

@@ -6,6 +6,7 @@ without the key, and rotating the key unlinks old pseudonyms.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 import numpy as np
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 MIN_KEY_BYTES = 16
-_CACHE_LIMIT = 2_000_000  # pseudonyms remembered per process (~250 MB at most)
+_BLOCK = 64  # SHA-256's block size, the HMAC key's padded length (RFC 2104)
 
 
 class Pseudonymiser:
@@ -28,7 +29,11 @@ class Pseudonymiser:
                 "generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
             )
         self._key = key_bytes
-        self._cache: dict[str, str] = {}
+        # RFC 2104: a key longer than the block is hashed first; then padded and XORed.
+        block = hashlib.sha256(key_bytes).digest() if len(key_bytes) > _BLOCK else key_bytes
+        block = block.ljust(_BLOCK, b"\0")
+        self._ipad = bytes(b ^ 0x36 for b in block)
+        self._opad = bytes(b ^ 0x5C for b in block)
 
     def _digest(self, text: str) -> str:
         # hmac.digest is OpenSSL's one-shot HMAC: same bytes as hmac.new(...).digest(), 5x faster.
@@ -47,17 +52,15 @@ class Pseudonymiser:
         mapped = np.array([self._digest(str(u)) for u in uniques] + [None], dtype=object)
         return pd.Series(mapped[codes], index=values.index, dtype=object, name=values.name)
 
-    def arrow(self, values: pa.Array) -> pa.Array:
-        """Pseudonymise an Arrow string array (nulls stay null), each distinct value once,
-        remembering recent ones (a Kafka consumer sees the same users batch after batch)."""
-        encoded = pc.dictionary_encode(values)
-        cache = self._cache
-        out = []
-        for u in encoded.dictionary.to_pylist():
-            p = cache.get(u)
-            if p is None:
-                p = cache[u] = self._digest(u)
-            out.append(p)
-        if len(cache) > _CACHE_LIMIT:
-            cache.clear()
-        return pa.array(out, type=pa.string()).take(encoded.indices)
+    def arrow(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """Pseudonymise an Arrow string array (nulls stay null), each distinct value once, in
+        an in-memory DuckDB: the same HMAC as ``one``, vectorised (a day of millions of events
+        spent seconds hashing one distinct id at a time in Python)."""
+        from flywheel_assets.platform.arrow_compute import query_column
+
+        if len(values) == 0:
+            return pa.array([], type=pa.string())
+        if not pa.types.is_string(values.type):
+            values = pc.cast(values, pa.string())
+        out = query_column("platform/compute/hmac_pseudonyms", values, [self._ipad, self._opad])
+        return out.cast(pa.string())

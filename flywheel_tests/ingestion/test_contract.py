@@ -717,3 +717,30 @@ def test_payloads_and_reasons_of_hand_built_frames_are_storable_text() -> None:
     payload = batch.rejected["payload"].iloc[0]
     payload.encode("utf-8")
     assert json.loads(payload)["note"] == "x\ud800"
+
+
+def _fuzz_texts(seed: int, n: int) -> list[str]:
+    """Short strings from the characters that make or break a number."""
+    rng = np.random.default_rng(seed)
+    alphabet = list("0123456789+-.eE") + ["nan", "inf", "NaN", "Infinity", "x", " ", ":", "_"]
+    return ["".join(rng.choice(alphabet, rng.integers(1, 7))) for _ in range(n)]
+
+
+def test_number_parsing_fast_path_equals_the_regex_definition() -> None:
+    from flywheel_assets.ingestion.contract import (
+        _NUMBER_RE,
+        _matches,
+        _numeric_text,
+        _to_float,
+        _to_float_checked,
+    )
+
+    texts = _fuzz_texts(11, 20_000) + ["1e999", "-1e999", "1.", ".5", "-.5", "+3", "00", "1e5"]
+    assert _matches(pa.array(texts), _NUMBER_RE).any()  # the fuzz does reach numbers
+    whole = pa.array([*texts, None])
+    np.testing.assert_array_equal(_to_float(whole), _to_float_checked(whole))
+    np.testing.assert_array_equal(_numeric_text(whole), _matches(whole, _NUMBER_RE))
+    for text in dict.fromkeys(texts[-3000:]):  # one at a time: Arrow reads a column whole
+        one = pa.array([text, None])
+        np.testing.assert_array_equal(_to_float(one), _to_float_checked(one), err_msg=text)
+        np.testing.assert_array_equal(_numeric_text(one), _matches(one, _NUMBER_RE), err_msg=text)
