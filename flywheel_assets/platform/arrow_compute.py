@@ -10,6 +10,7 @@ writes).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from flywheel_assets.platform.warehouse import load_sql
@@ -35,9 +36,21 @@ def query_column(sql_name: str, values: pa.Array | pa.ChunkedArray, params: list
     return out.combine_chunks()
 
 
+# From this many rows on DuckDB's parallel hashing beats pandas' (3.4 s against 0.8 s for 5M
+# ids on 2 cores); below it pandas wins (20 ms against 60 ms for 100,000).
+VECTOR_ROWS = 500_000
+
+
 def repeated_rows(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """True on each row whose value an earlier row already had (pandas'
     ``duplicated(keep="first")``, nulls equal to each other)."""
+    if len(values) < VECTOR_ROWS:
+        return pd.Series(pd.arrays.ArrowExtensionArray(values)).duplicated(keep="first").to_numpy()
+    return repeated_rows_vectorised(values)
+
+
+def repeated_rows_vectorised(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """``repeated_rows`` in an in-memory DuckDB."""
     import duckdb
 
     out = np.zeros(len(values), dtype=bool)

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from flywheel_assets.platform.arrow_compute import repeated_rows
+from flywheel_assets.platform.arrow_compute import repeated_rows, repeated_rows_vectorised
 from flywheel_assets.platform.pseudonym import Pseudonymiser
 
 ODD_IDS = ["user-1", "", " padded ", "é-ü-ß", "日本語", "emoji-🙂", "a\tb", "x" * 5000, "user-1"]
@@ -27,12 +27,14 @@ ODD_IDS = ["user-1", "", " padded ", "é-ü-ß", "日本語", "emoji-🙂", "a\t
 def test_arrow_pseudonyms_are_the_hmac_of_each_value(key: str) -> None:
     ps = Pseudonymiser(key)
     values = pa.array([*ODD_IDS, None, "user-2"], type=pa.string())
-    got = ps.arrow(values).to_pylist()
     want = [
         None if v is None else "u_" + hmac.digest(key.encode(), v.encode(), "sha256").hex()[:32]
         for v in values.to_pylist()
     ]
-    assert got == want
+    # both ways of doing it (arrow() picks one by size), and the remembered values again
+    assert ps.arrow_vectorised(values).to_pylist() == want
+    assert ps.arrow_remembered(values).to_pylist() == want
+    assert ps.arrow_remembered(values).to_pylist() == want
     # the one-value and pandas paths agree with the Arrow one
     assert [ps.one(v) for v in values.to_pylist()] == want
     assert ps.series(pd.Series(values.to_pylist(), dtype=object)).tolist() == want
@@ -42,9 +44,13 @@ def test_arrow_pseudonyms_keep_row_order_over_many_rows() -> None:
     rng = np.random.default_rng(7)
     ids = [f"user-{i}" for i in rng.integers(0, 3000, 50_000)]
     ps = Pseudonymiser("order-key-0123456789")
-    got = ps.arrow(pa.chunked_array([ids[:20_000], ids[20_000:]])).to_pylist()
-    assert got == [ps.one(v) for v in ids]
-    assert ps.arrow(pa.array([], type=pa.string())).to_pylist() == []
+    want = [ps.one(v) for v in ids]
+    chunked = pa.chunked_array([ids[:20_000], ids[20_000:]])
+    assert ps.arrow_vectorised(chunked).to_pylist() == want
+    assert ps.arrow_remembered(chunked).to_pylist() == want
+    for empty in (pa.array([], type=pa.string()), pa.chunked_array([], type=pa.string())):
+        assert ps.arrow_vectorised(empty).to_pylist() == []
+        assert ps.arrow_remembered(empty).to_pylist() == []
 
 
 def test_repeated_rows_are_pandas_duplicated_keep_first() -> None:
@@ -53,7 +59,8 @@ def test_repeated_rows_are_pandas_duplicated_keep_first() -> None:
     arr = pa.array(values, type=pa.string())
     want = pd.Series(values, dtype=object).duplicated(keep="first").to_numpy()
     assert want.any() and not want.all()
-    assert np.array_equal(repeated_rows(arr), want)
-    assert not repeated_rows(pa.array(["a", "b", "c"])).any()
-    assert repeated_rows(pa.array(["a"])).tolist() == [False]
-    assert repeated_rows(pa.array([None, None], type=pa.string())).tolist() == [False, True]
+    for way in (repeated_rows, repeated_rows_vectorised):
+        assert np.array_equal(way(arr), want)
+        assert not way(pa.array(["a", "b", "c"])).any()
+        assert way(pa.array(["a"])).tolist() == [False]
+        assert way(pa.array([None, None], type=pa.string())).tolist() == [False, True]
