@@ -661,17 +661,43 @@ def _event_type(value: str, lookup: dict[str, str]) -> str | None:
 def _clean_arrow(values: pd.Series) -> pa.Array:
     """Trimmed strings with empty -> null, as an arrow array (fast vectorised string ops)."""
     if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_string(values.dtype.pyarrow_dtype):
-        arr = pa.array(values)  # the landing readers' columns: no copy
-        trimmed = pc.utf8_trim_whitespace(arr)
-        return pc.if_else(pc.equal(trimmed, ""), _NULL_STR, trimmed)
+        return _trimmed_or_null(pa.array(values))  # the landing readers' columns: no copy
     raw = values.to_numpy(dtype=object)
     try:
         arr = pa.array(raw, type=pa.string(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         # Hand-built frames may hold numbers or timestamps; stringify like the landing reader.
         arr = pa.array([None if _missing(v) else scalar_to_str(v) for v in raw], type=pa.string())
-    trimmed = pc.utf8_trim_whitespace(arr)
+    return _trimmed_or_null(arr)
+
+
+def _trimmed_or_null(arr: pa.Array) -> pa.Array:
+    """``arr`` trimmed of whitespace, empty values null. A clean column (the usual one) has
+    nothing to trim and nothing empty: that is read off its offsets and end bytes, and the
+    column is returned as it is instead of rewritten twice."""
+    trimmed = arr if _nothing_to_trim(arr) else pc.utf8_trim_whitespace(arr)
+    shortest = pc.min(pc.binary_length(trimmed)).as_py()
+    if shortest is None or shortest > 0:
+        return trimmed
     return pc.if_else(pc.equal(trimmed, ""), _NULL_STR, trimmed)
+
+
+def _nothing_to_trim(arr: pa.Array) -> bool:
+    """True when every value starts and ends with printable ASCII (0x21-0x7E), which no
+    whitespace is; any other end byte (a control byte, or part of a multi-byte character
+    that may be Unicode whitespace) sends the column through the trim."""
+    if not pa.types.is_string(arr.type) or arr.buffers()[2] is None:
+        return False
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[
+        arr.offset : arr.offset + len(arr) + 1
+    ]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+    starts, ends = offsets[:-1], offsets[1:]
+    filled = ends > starts  # null slots and empty values have no end bytes
+    for byte in (data[starts[filled]], data[ends[filled] - 1]):
+        if ((byte < 0x21) | (byte > 0x7E)).any():
+            return False
+    return True
 
 
 def _fail_nul(checks: _Checks, cols: dict[str, pa.Array]) -> None:

@@ -744,3 +744,25 @@ def test_number_parsing_fast_path_equals_the_regex_definition() -> None:
         one = pa.array([text, None])
         np.testing.assert_array_equal(_to_float(one), _to_float_checked(one), err_msg=text)
         np.testing.assert_array_equal(_numeric_text(one), _matches(one, _NUMBER_RE), err_msg=text)
+
+
+def test_trimming_fast_path_equals_trim_then_empty_to_null() -> None:
+    from flywheel_assets.ingestion.contract import _NULL_STR, _trimmed_or_null
+
+    def plain(arr: pa.Array) -> pa.Array:
+        trimmed = pa.compute.utf8_trim_whitespace(arr)
+        return pa.compute.if_else(pa.compute.equal(trimmed, ""), _NULL_STR, trimmed)
+
+    rng = np.random.default_rng(5)
+    pieces = ["a", "Z", "9", "-", " ", "\t", "\n", "\x1c", "\x85", "\u00a0", "\u2003", "\u3000"]
+    pieces += ["é", "日", "~", "!"]
+    fuzz = ["".join(rng.choice(pieces, rng.integers(0, 5))) for _ in range(5000)]
+    clean = [f"id-{i}" for i in range(1000)]
+    for values in (fuzz, clean, [*clean, ""], [*clean, None], [None, None], []):
+        arr = pa.array(values, type=pa.string())
+        assert _trimmed_or_null(arr).equals(plain(arr)), values[:5]
+        if len(arr) > 4:  # a slice shares its parent's buffers at an offset
+            part = arr.slice(2, len(arr) - 4)
+            assert _trimmed_or_null(part).equals(plain(part))
+    clean_arr = pa.array(clean)
+    assert _trimmed_or_null(clean_arr) is clean_arr  # the fast path: not rewritten at all
