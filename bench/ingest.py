@@ -184,7 +184,7 @@ def flywheel_breakdown(fmt: str, path: Path, tmp: Path, n: int) -> dict[str, flo
 
     parts: dict[str, float] = {}
     t = time.perf_counter()
-    parsed = read_landing_file(path)
+    parsed = read_landing_file(path, typed_numbers=True)  # as read_source_files reads it
     parts["read_landing_file"] = time.perf_counter() - t
     t = time.perf_counter()
     start = dt.datetime(2026, 1, 1)

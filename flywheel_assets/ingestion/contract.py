@@ -28,6 +28,8 @@ import pyarrow.compute as pc
 from flywheel_assets.ingestion.landing import (
     LINE_NO,
     MAX_PAYLOAD_CHARS,
+    arrow_to_text,
+    is_number_type,
     scalar_to_str,
     storable_text,
 )
@@ -593,6 +595,10 @@ def _whole_quantity(quantity: np.ndarray) -> np.ndarray:
         )
 
 
+# Fields the contract reads as numbers or times: a numeric column stays numeric for them.
+_NUMERIC_FIELDS = frozenset(
+    {"position", "propensity", "price", "quantity", "event_time", "order_time"}
+)
 _TYPED_EVENT_COLUMNS = ("event_time", "position", "propensity", "price", "quantity")
 _TEXT_EVENT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c not in _TYPED_EVENT_COLUMNS)
 
@@ -659,7 +665,10 @@ def _event_type(value: str, lookup: dict[str, str]) -> str | None:
 
 
 def _clean_arrow(values: pd.Series) -> pa.Array:
-    """Trimmed strings with empty -> null, as an arrow array (fast vectorised string ops)."""
+    """Trimmed strings with empty -> null, as an arrow array (fast vectorised string ops); a
+    reader's numeric column (``read_landing_file(typed_numbers=True)``) as it is."""
+    if _is_number_column(values):
+        return pa.array(values)
     if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_string(values.dtype.pyarrow_dtype):
         return _trimmed_or_null(pa.array(values))  # the landing readers' columns: no copy
     raw = values.to_numpy(dtype=object)
@@ -700,6 +709,15 @@ def _nothing_to_trim(arr: pa.Array) -> bool:
     return True
 
 
+def _is_number_column(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.ArrowDtype) and is_number_type(values.dtype.pyarrow_dtype)
+
+
+def _as_text(values: pa.Array) -> pa.Array:
+    """A numeric column as the text the reader would have given (``scalar_to_str``)."""
+    return values if pa.types.is_string(values.type) else arrow_to_text(values)
+
+
 def _fail_nul(checks: _Checks, cols: dict[str, pa.Array]) -> None:
     """``nul_in_text:<field>`` for a NUL (U+0000) in any contract field: PostgreSQL cannot
     store one, and no id, label, number or time has one (DuckDB would keep it: the backends
@@ -711,6 +729,8 @@ def _fail_nul(checks: _Checks, cols: dict[str, pa.Array]) -> None:
 def _has_nul(arr: pa.Array) -> np.ndarray:
     """Rows holding a NUL. A column's characters are one buffer: a scan of it for a zero byte
     (in UTF-8 only NUL itself is one) rules out the usual column at memory speed."""
+    if is_number_type(arr.type):
+        return np.zeros(len(arr), dtype=bool)
     if isinstance(arr, pa.Array) and (
         pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
     ):
@@ -778,7 +798,11 @@ def _to_float(arr: pa.Array) -> np.ndarray:
     more: "nan", "inf", "infinity" and the like, and numbers too large for a double as inf.
     So a column it reads whole is taken from it, and only its non-finite rows are checked
     against the regex; a column it cannot read whole takes the regex path (tested equal).
+    A numeric column is its values (read as text, each would parse back to itself; NaN and
+    infinities fail every rule that a "nan" or "inf" text fails).
     """
+    if is_number_type(arr.type):
+        return pc.cast(arr, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
     try:
         values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -798,9 +822,9 @@ def _to_float_checked(arr: pa.Array) -> np.ndarray:
 def _parse_time(text: pa.Array) -> np.ndarray:
     """See ``parse_event_time``; ``text`` is already trimmed with empty -> null."""
     out = np.full(len(text), np.datetime64("NaT", "us"))
-    numeric = _numeric_text(text)
+    numeric = _present(text) if is_number_type(text.type) else _numeric_text(text)
     if numeric.any():
-        nums = pc.cast(pc.filter(text, pa.array(numeric)), pa.float64()).to_numpy()
+        nums = pc.cast(pc.filter(text, pa.array(numeric)), pa.float64(), safe=False).to_numpy()
         micros = np.where(np.abs(nums) < _EPOCH_SECONDS_LIMIT, nums * 1e6, nums * 1e3)
         finite = np.isfinite(micros) & (np.abs(micros) < _MAX_ABS_MICROS)
         stamps = np.full(len(nums), np.datetime64("NaT", "us"))
@@ -869,6 +893,8 @@ def _canonical_columns(
         merged: pa.Array | None = None
         for col in ordered:
             values = _clean_arrow(records[col])
+            if is_number_type(values.type) and (name not in _NUMERIC_FIELDS or len(ordered) > 1):
+                values = _as_text(values)  # a text field, or one coalesced with text
             merged = values if merged is None else pc.coalesce(merged, values)
         columns[name] = merged if merged is not None else pa.nulls(len(records), pa.string())
     return columns, sources
@@ -909,6 +935,8 @@ def _rejected(
         if col == LINE_NO or (col in personal and pseudonymiser is None):
             continue
         values = subset[col]
+        if _is_number_column(values):  # the payload holds the line's text, as it always has
+            values = pd.Series(pd.arrays.ArrowExtensionArray(_as_text(pa.array(values))))
         if col in personal and pseudonymiser is not None:
             cleaned = pd.Series(_to_object(_clean_arrow(values)), dtype=object)
             values = pseudonymiser.series(cleaned)

@@ -292,7 +292,7 @@ def read_source_files(files: list[Path], spec: SourceSpec) -> list[FileOutcome]:
     that cannot be read at all."""
     outcomes: list[FileOutcome] = []
     for path in files:
-        parsed = read_landing_file(path)
+        parsed = read_landing_file(path, typed_numbers=True)
         batch = spec.normalise(parsed.records)
         # An unparseable line is stored as text: scrub personal values out of it first.
         bad = (

@@ -150,7 +150,15 @@ def detect_format(path: Path) -> tuple[str, bool]:
     )
 
 
-def read_landing_file(path: Path) -> ParsedFile:
+def read_landing_file(path: Path, *, typed_numbers: bool = False) -> ParsedFile:
+    """Read a landing file into records of text (see the module docstring).
+
+    ``typed_numbers``: a Parquet or JSONL column the file already holds as integers or floats
+    stays numeric (Arrow int64/float64) instead of being written out as text for the contract
+    to parse back: the contract reads either form the same (``contract.normalise_*``), and a
+    day of millions of events spent seconds on the round trip. Callers that pass records on
+    as text (imports, messages) keep the default.
+    """
     path = Path(path)
     try:
         str(path).encode("utf-8")
@@ -169,10 +177,13 @@ def read_landing_file(path: Path) -> ParsedFile:
         raise LandingFileError(path, f"cannot read file ({exc})") from exc
     sha256 = hashlib.sha256(raw).hexdigest()
     if fmt == "parquet":
-        records, bad = _read_parquet(path, raw), _empty_bad_lines()
+        records, bad = _read_parquet(path, raw, typed_numbers), _empty_bad_lines()
     else:
         data = _gunzip(path, raw) if gzipped else raw
-        records, bad = (_read_jsonl if fmt == "jsonl" else _read_csv)(path, data)
+        if fmt == "jsonl":
+            records, bad = _read_jsonl(path, data, typed_numbers)
+        else:
+            records, bad = _read_csv(path, data)
     return ParsedFile(path=str(path), sha256=sha256, fmt=fmt, records=records, bad_lines=bad)
 
 
@@ -209,7 +220,11 @@ def _records_frame(columns: dict[str, Any], line_nos: Any) -> pd.DataFrame:
         key = field_name(name)
         if key in data:
             raise ValueError(f"duplicate column names: {key!r} (a NUL in a name is \\u0000)")
-        data[key] = string_series(values)
+        data[key] = (
+            pd.Series(pd.arrays.ArrowExtensionArray(values))
+            if isinstance(values, pa.Array) and is_number_type(values.type)
+            else string_series(values)
+        )
     data[LINE_NO] = pd.Series(np.asarray(line_nos, dtype=np.int64), dtype="int64")
     return pd.DataFrame(data)
 
@@ -255,13 +270,13 @@ def scalar_to_str(value: Any) -> str | None:
     return str(value)
 
 
-def _arrow_to_str(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+def arrow_to_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """An arrow column as Arrow strings, following ``scalar_to_str``."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     typ = column.type
     if pa.types.is_dictionary(typ):
-        return _arrow_to_str(pc.cast(column, typ.value_type))
+        return arrow_to_text(pc.cast(column, typ.value_type))
     if pa.types.is_null(typ):
         return pa.nulls(len(column), pa.string())
     if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
@@ -300,11 +315,28 @@ def _arrow_to_str(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pa.array([scalar_to_str(v) for v in column.to_pylist()], type=pa.string())
 
 
-def _table_to_records(table: pa.Table, line_nos: Any) -> pd.DataFrame:
+def is_number_type(typ: pa.DataType) -> bool:
+    """The Arrow types a record column may keep instead of text: integers and floats (not
+    booleans, decimals or times, whose text the contract reads)."""
+    return pa.types.is_integer(typ) or pa.types.is_floating(typ)
+
+
+def _table_to_records(table: pa.Table, line_nos: Any, typed_numbers: bool = False) -> pd.DataFrame:
     names = table.column_names
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate column names: {names}")
-    return _records_frame({n: _arrow_to_str(table.column(n)) for n in names}, line_nos)
+    columns: dict[str, pa.Array] = {}
+    for name in names:
+        column = table.column(name).combine_chunks()
+        if typed_numbers and is_number_type(column.type):
+            columns[name] = column if column.type.bit_width == 64 else _widened(column)
+        else:
+            columns[name] = arrow_to_text(column)
+    return _records_frame(columns, line_nos)
+
+
+def _widened(column: pa.Array) -> pa.Array:
+    return pc.cast(column, pa.float64() if pa.types.is_floating(column.type) else pa.int64())
 
 
 def _truncate(text: str) -> str:
@@ -337,7 +369,9 @@ def _simple_line_numbers(data: bytes) -> np.ndarray | None:
     return np.arange(1, n + 1, dtype=np.int64)
 
 
-def _read_jsonl(path: Path, data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _read_jsonl(
+    path: Path, data: bytes, typed_numbers: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     numbers = _simple_line_numbers(data)
     lines: _Lines | None = None
     if numbers is None:
@@ -347,7 +381,7 @@ def _read_jsonl(path: Path, data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
         return _records_frame({}, []), _empty_bad_lines()
     order, string_keys = _sample_keys(data)
     try:
-        return _jsonl_fast(data, numbers, order, string_keys), _empty_bad_lines()
+        return _jsonl_fast(data, numbers, order, string_keys, typed_numbers), _empty_bad_lines()
     except _NotExact:
         return _jsonl_slow(data)
     except Exception:  # pyarrow refused the file: a bad line, or types it cannot unify
@@ -376,7 +410,7 @@ def _read_jsonl(path: Path, data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not keep.any():
         return _records_frame({}, []), bad
     try:
-        return _jsonl_fast(good, lines.numbers[keep], order, string_keys), bad
+        return _jsonl_fast(good, lines.numbers[keep], order, string_keys, typed_numbers), bad
     except Exception:
         return _jsonl_slow(data)
 
@@ -436,7 +470,11 @@ class _NotExact(Exception):
 
 
 def _jsonl_fast(
-    data: bytes, line_nos: np.ndarray, sample_order: list[str], string_keys: list[str]
+    data: bytes,
+    line_nos: np.ndarray,
+    sample_order: list[str],
+    string_keys: list[str],
+    typed_numbers: bool = False,
 ) -> pd.DataFrame:
     """Records via pyarrow. Raises pyarrow's error, or _NotExact."""
     # pyarrow turns ISO-looking strings into timestamps; declaring the string fields seen in
@@ -464,7 +502,7 @@ def _jsonl_fast(
             values = table.column(fld.name).to_numpy(zero_copy_only=False)
             if np.any(np.isfinite(values) & (np.abs(values) >= _EXACT_FLOAT_LIMIT)):
                 raise _NotExact("integers beyond float precision")
-    return _table_to_records(table, line_nos)
+    return _table_to_records(table, line_nos, typed_numbers)
 
 
 def _locate_bad_lines(data: bytes, lines: _Lines, string_keys: list[str]) -> np.ndarray | None:
@@ -709,13 +747,13 @@ def _csv_slow(data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
 # ----- Parquet -----------------------------------------------------------------------------
 
 
-def _read_parquet(path: Path, raw: bytes) -> pd.DataFrame:
+def _read_parquet(path: Path, raw: bytes, typed_numbers: bool = False) -> pd.DataFrame:
     try:
         table = pq.read_table(pa.BufferReader(raw))
     except Exception as exc:  # pyarrow raises several exception types for corrupt files
         raise LandingFileError(path, f"cannot read Parquet ({exc})") from exc
     try:
-        return _table_to_records(table, np.arange(1, table.num_rows + 1))
+        return _table_to_records(table, np.arange(1, table.num_rows + 1), typed_numbers)
     except ValueError as exc:
         raise LandingFileError(path, str(exc)) from exc
 
