@@ -1,7 +1,9 @@
 """The event contract: canonical columns, producer field mapping and row-level validation.
 
 Input is what ``landing.read_landing_file`` yields (every value str or None, plus the readers'
-``LINE_NO`` column, named so that no producer field can collide with it). Each row ends up in
+``LINE_NO`` column, named so that no producer field can collide with it; with
+``typed_numbers``, a column the file held as integers or floats stays numeric, and reads the
+same as its text would). Each row ends up in
 exactly one of ``accepted`` (canonical columns, typed, personal ids pseudonymised) or
 ``rejected`` (with the first failing rule as the reason), so
 ``len(accepted) + len(rejected) == len(records)`` always holds.
