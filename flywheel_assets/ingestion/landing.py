@@ -328,15 +328,17 @@ def _table_to_records(table: pa.Table, line_nos: Any, typed_numbers: bool = Fals
     columns: dict[str, pa.Array] = {}
     for name in names:
         column = table.column(name).combine_chunks()
-        if typed_numbers and is_number_type(column.type):
-            columns[name] = column if column.type.bit_width == 64 else _widened(column)
+        if typed_numbers and _kept_numeric(column.type):
+            columns[name] = column if column.type.bit_width == 64 else pc.cast(column, pa.int64())
         else:
             columns[name] = arrow_to_text(column)
     return _records_frame(columns, line_nos)
 
 
-def _widened(column: pa.Array) -> pa.Array:
-    return pc.cast(column, pa.float64() if pa.types.is_floating(column.type) else pa.int64())
+def _kept_numeric(typ: pa.DataType) -> bool:
+    # Not float32 or float16: their text is their shortest decimal ("0.1"), which reads back as
+    # another double than the widened value (0.10000000149011612); they take the text path.
+    return pa.types.is_integer(typ) or pa.types.is_float64(typ)
 
 
 def _truncate(text: str) -> str:

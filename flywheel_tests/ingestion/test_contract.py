@@ -853,7 +853,8 @@ def test_numeric_order_and_catalog_columns_read_the_same_as_their_text(tmp_path:
         {
             "item_id": pa.array([1, 2, 3], pa.uint64()),
             "category": ["a", "b", "c"],
-            "price": pa.array([1.5, float("nan"), 2.0], pa.float32()),
+            # float32: its text is "0.1", not the widened 0.10000000149011612
+            "price": pa.array([0.1, float("nan"), 2.0], pa.float32()),
         }
     )
     for name, table, normalise in (
@@ -869,7 +870,8 @@ def test_numeric_order_and_catalog_columns_read_the_same_as_their_text(tmp_path:
         path = tmp_path / f"{name}.parquet"
         pq.write_table(table, path)
         text, typed = (read_landing_file(path, typed_numbers=t).records for t in (False, True))
-        assert str(typed["price"].dtype) in ("int64[pyarrow]", "double[pyarrow]")
+        kept = "int64[pyarrow]" if name == "orders" else "string[pyarrow]"  # float32: text
+        assert str(typed["price"].dtype) == kept
         a, b = normalise(text), normalise(typed)
         assert len(a.accepted) > 0
         assert len(a.rejected) > 0 or name == "items"  # bad quantities and a repeated line
