@@ -19,7 +19,11 @@ partitions, the same events as JSON messages (``--kafka-events``, default N), th
 events/s = events / seconds; ratio = flywheel events/s / bare events/s.
 Goals on 2 cores: Parquet >= 1/2 of the bare rate, JSONL >= 1/3, Kafka >= 50,000 events/s.
 
-Run:  .venv/bin/python bench/ingest.py [--events 5000000] [--kafka-events N] [--out bench/out/ingest.json]
+Growth (``--growth 1000000,2500000,5000000``): the file formats again at each size, each with
+its own files and warehouses, printed as µs per event against the smallest size.
+
+Run:  .venv/bin/python bench/ingest.py [--events 5000000] [--kafka-events N] [--growth N,N,N]
+      [--out bench/out/ingest.json]
 """
 
 from __future__ import annotations
@@ -199,10 +203,12 @@ def flywheel_breakdown(fmt: str, path: Path, tmp: Path, n: int) -> dict[str, flo
     assert len(batch.accepted) == n and parsed.bad_lines.empty, f"{fmt}: not all rows accepted"
     t = time.perf_counter()
     line_nos = parsed.records[LINE_NO].reindex(batch.accepted.index)
+    # as ingest._insert_accepted builds them: typed constant columns
     accepted = batch.accepted.assign(
-        source_file=str(path), line_no=line_nos.to_numpy(dtype="int64")
+        source_file=_constant(str(path), pa.string(), len(batch.accepted), batch.accepted.index),
+        line_no=line_nos.to_numpy(dtype="int64"),
     )
-    accepted.insert(0, "dt", DAY)
+    accepted.insert(0, "dt", _constant(DAY, pa.date32(), len(accepted), accepted.index))
     parts["assign_columns"] = time.perf_counter() - t
     del parsed, batch
     wh = Warehouse(f"duckdb:///{tmp / f'wh_fn_{fmt}.duckdb'}")
@@ -215,6 +221,39 @@ def flywheel_breakdown(fmt: str, path: Path, tmp: Path, n: int) -> dict[str, flo
     del accepted
     gc.collect()
     return parts
+
+
+def _constant(value: object, typ: pa.DataType, n: int, index: object) -> object:
+    import pandas as pd
+
+    return pd.Series(
+        pd.arrays.ArrowExtensionArray(pa.repeat(pa.scalar(value, typ), n)), index=index
+    )
+
+
+def growth(
+    sizes: list[int], formats: list[str], args: argparse.Namespace, tmp: Path, instance: object
+) -> list[dict[str, object]]:
+    """The file formats at each size (fresh files and warehouses): how time grows with events."""
+    out: list[dict[str, object]] = []
+    for size in sizes:
+        folder = tmp / f"growth_{size}"
+        folder.mkdir()
+        table = make_events(size, args.seed, args.users, args.items)
+        paths = write_landing_files(table, folder)
+        del table
+        gc.collect()
+        for fmt in formats:
+            bare_s = bare_load(fmt, paths[fmt], folder, size)
+            fly_s = flywheel_dagster(fmt, folder, size, instance)
+            r = row(fmt, size, fly_s, bare_s)
+            r["flywheel_us_per_event"] = round(fly_s / size * 1e6, 3)
+            out.append(r)
+            log(f"  growth {fmt} {size:,}: flywheel {fly_s:.2f}s, bare {bare_s:.2f}s")
+            gc.collect()
+        for p in paths.values():
+            p.unlink()
+    return out
 
 
 def produce(bootstrap: str, jsonl: Path, n: int) -> float:
@@ -368,6 +407,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--formats", default="jsonl,csv,parquet,kafka")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the per-step timing")
+    parser.add_argument(
+        "--growth",
+        default="",
+        help="comma-separated event counts: also run the file formats at each (growth table)",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "ingest.json"))
     args = parser.parse_args()
     n = args.events
@@ -415,6 +459,11 @@ def main() -> int:
             log(f"  breakdown (functions, not Dagster): {breakdown[fmt]}")
         gc.collect()
 
+    grown: list[dict[str, object]] = []
+    if args.growth:
+        sizes = [int(x) for x in args.growth.split(",")]
+        grown = growth(sizes, [f for f in FORMATS if f in wanted], args, tmp, instance)
+
     kafka: dict[str, float] = {}
     if "kafka" in wanted:
         kafka = kafka_bench(paths["jsonl"], tmp, n_kafka)
@@ -435,6 +484,7 @@ def main() -> int:
         "file_mb": sizes,
         "results": rows,
         "breakdown_seconds": breakdown,
+        "growth": grown,
         "kafka_produce_seconds": round(kafka["produce"], 2) if kafka else None,
         "peak_rss_gb": round(peak_rss_gb(), 1),
         "total_seconds": round(total_s, 1),
@@ -459,6 +509,18 @@ def main() -> int:
         print("\nwhere flywheel's time goes (same steps as plain functions, seconds):")
         for fmt, parts in breakdown.items():
             print(f"  {fmt:<8} " + ", ".join(f"{k} {v}" for k, v in parts.items()))
+    if grown:
+        print("\ngrowth (each size its own files; µs per event, and against the smallest size):")
+        for fmt in dict.fromkeys(str(g["format"]) for g in grown):
+            mine = [g for g in grown if g["format"] == fmt]
+            first = float(mine[0]["flywheel_us_per_event"])
+            for g in mine:
+                us = float(g["flywheel_us_per_event"])
+                print(
+                    f"  {fmt:<8} {g['events']:>10,} events: flywheel {g['flywheel_seconds']:>7.2f}s "
+                    f"{us:6.2f} µs/event (x{us / first:.2f}), bare {g['bare_seconds']:>6.2f}s, "
+                    f"ratio {g['ratio']:.3f}"
+                )
     if kafka:
         print(f"\nkafka: produced {n_kafka:,} messages in {kafka['produce']:.1f}s (not measured)")
     print(
