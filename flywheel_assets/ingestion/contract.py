@@ -697,7 +697,9 @@ def _nothing_to_trim(arr: pa.Array) -> bool:
     """True when every value starts and ends with printable ASCII (0x21-0x7E), which no
     whitespace is; any other end byte (a control byte, or part of a multi-byte character
     that may be Unicode whitespace) sends the column through the trim."""
-    if not pa.types.is_string(arr.type) or arr.buffers()[2] is None:
+    if not isinstance(arr, pa.Array) or not pa.types.is_string(arr.type):
+        return False  # a chunked column (hand-built frames) takes the trim
+    if arr.buffers()[2] is None:
         return False
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[
         arr.offset : arr.offset + len(arr) + 1
@@ -804,7 +806,8 @@ def _to_float(arr: pa.Array) -> np.ndarray:
     infinities fail every rule that a "nan" or "inf" text fails).
     """
     if is_number_type(arr.type):
-        return pc.cast(arr, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+        # + 0.0 makes -0.0 the 0.0 its text "0" reads as; NaN stays NaN
+        return pc.cast(arr, pa.float64(), safe=False).to_numpy(zero_copy_only=False) + 0.0
     try:
         values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

@@ -9,11 +9,20 @@ writes).
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from flywheel_assets.platform.warehouse import load_sql
+
+
+def _connect() -> object:
+    import duckdb
+
+    # Spills (a very large day) go to the system's temporary folder, not the working directory.
+    return duckdb.connect(config={"temp_directory": tempfile.gettempdir()})
 
 
 def _indexed(values: pa.Array | pa.ChunkedArray) -> pa.Table:
@@ -22,9 +31,7 @@ def _indexed(values: pa.Array | pa.ChunkedArray) -> pa.Table:
 
 def query_column(sql_name: str, values: pa.Array | pa.ChunkedArray, params: list) -> pa.Array:
     """The first column of ``sql/<sql_name>.sql`` run over ``vals(v, i)``, ``i`` the row."""
-    import duckdb
-
-    con = duckdb.connect()
+    con = _connect()
     try:
         con.register("vals", _indexed(values))
         rel = con.sql(load_sql(sql_name), params=params)
@@ -51,12 +58,11 @@ def repeated_rows(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 def repeated_rows_vectorised(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """``repeated_rows`` in an in-memory DuckDB."""
-    import duckdb
 
     out = np.zeros(len(values), dtype=bool)
     if len(values) < 2:
         return out
-    con = duckdb.connect()
+    con = _connect()
     try:
         con.register("vals", _indexed(values))
         rows = con.execute(load_sql("ingestion/contract/repeated_rows")).fetchnumpy()["i"]

@@ -877,3 +877,29 @@ def test_numeric_order_and_catalog_columns_read_the_same_as_their_text(tmp_path:
         assert len(a.rejected) > 0 or name == "items"  # bad quantities and a repeated line
         pd.testing.assert_frame_equal(a.accepted, b.accepted)
         pd.testing.assert_frame_equal(a.rejected, b.rejected)
+
+
+def test_chunked_columns_and_negative_zero_read_as_before(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "items.parquet"
+    pq.write_table(
+        pa.table({"item_id": ["a", "b", " c", "d"], "category": ["x"] * 4, "price": ["1"] * 4}),
+        path,
+        row_group_size=2,
+    )
+    chunked = pd.read_parquet(path, dtype_backend="pyarrow")  # one Arrow chunk per row group
+    batch = normalise_items(chunked)
+    assert batch.accepted["item_id"].tolist() == ["a", "b", "c", "d"]
+    # a numeric -0.0 reads as its text "0" does: 0.0, not -0.0
+    table = _numeric_landing_table()
+    price = table.column("price").to_pylist()
+    price[0] = -0.0  # row e0, otherwise valid
+    table = table.set_column(table.schema.get_field_index("price"), "price", pa.array(price))
+    pq.write_table(table, tmp_path / "events.parquet")
+    typed = read_landing_file(tmp_path / "events.parquet", typed_numbers=True).records
+    accepted = normalise_events(
+        typed, pseudonymiser=PSEUDO, partition_start=START, partition_end=END, now=NOW
+    ).accepted
+    zero = accepted.loc[accepted["event_id"] == "e0", "price"].to_numpy()
+    assert len(zero) == 1 and zero[0] == 0 and not np.signbit(zero[0])
