@@ -14,13 +14,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+# From VECTOR_ROWS rows on, hashing in DuckDB beats Python's one call per distinct id plus
+# Arrow's single-threaded dictionary encoding; below it, remembered pseudonyms win (a Kafka
+# consumer sees the same users batch after batch). Measured in decision 89.
+from flywheel_assets.platform.arrow_compute import VECTOR_ROWS, query_column
+
 MIN_KEY_BYTES = 16
 _BLOCK = 64  # SHA-256's block size, the HMAC key's padded length (RFC 2104)
 _CACHE_LIMIT = 2_000_000  # pseudonyms remembered per process (~250 MB at most)
-# From this many rows on, hashing in DuckDB beats Python's one call per distinct id plus
-# Arrow's single-threaded dictionary encoding; below it, remembered pseudonyms win (a Kafka
-# consumer sees the same users batch after batch). Measured in decision 89.
-VECTOR_ROWS = 500_000
 
 
 class Pseudonymiser:
@@ -83,8 +84,6 @@ class Pseudonymiser:
     def arrow_vectorised(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
         """``arrow`` in an in-memory DuckDB: the same HMAC, each distinct value hashed once,
         on every core (a day of millions of events spent seconds in the Python loop)."""
-        from flywheel_assets.platform.arrow_compute import query_column
-
         if len(values) == 0:
             return pa.array([], type=pa.string())
         if not pa.types.is_string(values.type):
