@@ -90,6 +90,9 @@ _WEIGHT = "__weight"
 # Sorted sample points per part when bracketing the validation cutoff: the bracket then holds
 # about 2 / _SAMPLE_POINTS of the rows.
 _SAMPLE_POINTS = 1024
+# How many times a matrix whose rows the scheduler moved off their workers is built again.
+_PLACEMENT_ATTEMPTS = 3
+
 # Parameters that belong to one process, not to a cluster whose workers own their threads.
 _PROCESS_PARAMS = ("nthread", "n_jobs")
 # The bias corrections that weight or feature single rows; unbiased LambdaMART needs whole
@@ -428,12 +431,13 @@ def _placed_matrix(
     cutoff: int | None,
     workers: list[str],
     weighted: bool,
-) -> dd.DataFrame:
+) -> tuple[dd.DataFrame, list[str]]:
     """One side's model input as a dask DataFrame whose partitions are pinned so that every
     training worker holds some rows: XGBoost refuses a worker with an empty categorical
     DMatrix (it could not know the categories), and the validation rows often sit in one part.
     Slices are balanced by rows, deterministically (not by where a part was read). IPW
-    weights are normalised to mean 1 over the side, as ``training.ipw_weights`` does."""
+    weights are normalised to mean 1 over the side, as ``training.ipw_weights`` does.
+    Returns the frame and the worker each of its partitions is pinned to, in order."""
     import dask.dataframe as dd
 
     rows = [s["rows"] for s in stats]
@@ -444,13 +448,14 @@ def _placed_matrix(
         for piece in range(n)
     ]
     load = dict.fromkeys(workers, 0.0)
-    futures = []
+    futures, placed = [], []
     # Placement depends only on the slices and the sorted workers, never on where the reads
     # happened to run: which rows each worker holds shapes its histogram sketch, so a
     # placement that followed the scheduler would make re-training give other bytes.
     for i, piece, n, size in sorted(slices, key=lambda x: (-x[3], x[0], x[1])):
         worker = min(sorted(workers), key=lambda w: load[w])
         load[worker] += size
+        placed.append(worker)
         futures.append(
             client.submit(
                 _prepare,
@@ -469,7 +474,13 @@ def _placed_matrix(
     columns = (*_ALL_FEATURES, _LABEL, _TIME_NS, *([_WEIGHT] if weighted else []))
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     meta = _prepare(empty, schema, "upto", None, weight_scale=scale)
-    return dd.from_delayed(futures, meta=meta, verify_meta=False)
+    return dd.from_delayed(futures, meta=meta, verify_meta=False), placed
+
+
+def _placement(dmatrix: Any) -> list[str]:
+    """The worker holding each partition of an ``xgboost.dask.DaskDMatrix``, in order."""
+    where = {f.key: w for w, parts in dmatrix.worker_map.items() for f in parts}
+    return [where[key] for key, _ in sorted(dmatrix.partition_order.items(), key=lambda x: x[1])]
 
 
 def _fit_schema(stats: list, numeric: list[str]) -> FeatureSchema:
@@ -555,11 +566,13 @@ def train_model_distributed(
 
     # Every worker that trains needs rows on both sides (see _placed_matrix).
     workers = sorted(client.nthreads())[: max(1, min(n_train, n_valid or n_train))]
-    train_df = _placed_matrix(client, learn, train_stats, schema, "upto", cutoff, workers, weighted)
-    valid_df = (
+    train_df, train_plan = _placed_matrix(
+        client, learn, train_stats, schema, "upto", cutoff, workers, weighted
+    )
+    valid_df, valid_plan = (
         _placed_matrix(client, held_out, valid_stats, schema, valid_side, cutoff, workers, weighted)
         if n_valid
-        else None
+        else (None, [])
     )
     del learn, held_out  # the slim parts go once the matrices are built from them
     columns = [*schema.numeric, *schema.categorical]
@@ -576,17 +589,25 @@ def train_model_distributed(
 
     # xgboost.dask looks the client up as the current one even when it is given one.
     with client.as_current():
-        dtrain = matrix(train_df)
-        evals: list[tuple[Any, str]] = [(dtrain, "train")]
-        if valid_df is not None:
-            dvalid = matrix(valid_df, ref=dtrain)
-            if set(dvalid.worker_map) != set(dtrain.worker_map):
+        # xgboost.dask builds each matrix with unpinned tasks (column selections, its own
+        # packing) that the scheduler's work stealing may run on another worker than the pinned
+        # rows. Off-plan rows give other bytes and may leave a training worker without
+        # validation rows, so an off-plan matrix is built again (it is rare: seen once in CI).
+        for attempt in range(1, _PLACEMENT_ATTEMPTS + 1):
+            dtrain = matrix(train_df)
+            evals: list[tuple[Any, str]] = [(dtrain, "train")]
+            if valid_df is not None:
+                dvalid = matrix(valid_df, ref=dtrain)
+                evals.append((dvalid, "valid"))
+            got = [_placement(d) for d, _ in evals]
+            if got == [train_plan, valid_plan][: len(evals)]:
+                break
+            if attempt == _PLACEMENT_ATTEMPTS:
                 raise RuntimeError(
-                    "training and validation rows ended up on different workers "
-                    f"({sorted(dtrain.worker_map)} vs {sorted(dvalid.worker_map)}): was a "
-                    "worker lost while the data were loaded? Retry the run."
+                    f"the training rows were not where they were placed after {attempt} "
+                    f"attempts (planned {train_plan} and {valid_plan}, got {got}): was a worker "
+                    "lost while the data were loaded? Retry the run."
                 )
-            evals.append((dvalid, "valid"))
         out = dxgb.train(
             client,
             merged,

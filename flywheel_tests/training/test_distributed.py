@@ -26,6 +26,8 @@ from flywheel_assets.training.distributed import (
     SCHEDULER_ENV,
     _clipped_ipw,
     _part_stats,
+    _placed_matrix,
+    _placement,
     _slim,
     _time_quantile,
     client_for,
@@ -256,6 +258,32 @@ def test_validation_cutoff_is_time_splits_exactly(client, fraction):
     assert sum(s["rows"] for s in stats) == len(later)
     times = whole["event_time"].astype("datetime64[ns]").astype("int64")
     assert cutoff in set(times) and ((times > cutoff) == whole.index.isin(later.index)).all()
+
+
+def test_placement_reads_where_each_partition_of_a_matrix_is(client, exports):
+    # Training rebuilds a matrix whose rows the scheduler moved off their planned workers, so
+    # the placement it reads must be the scheduler's own account, partition by partition.
+    full, _ = exports
+    chunks = [_slim(rows, "label_purchase") for _, rows in full.groupby("dt")]
+    slim = client.scatter(chunks)
+    stats = client.gather(client.map(_part_stats, slim, side="upto", cutoff=None))
+    model = train_model(full.head(4_000), full.tail(1_000), num_boost_round=2)
+    workers = sorted(client.nthreads())
+    frame, plan = _placed_matrix(
+        client, slim, stats, model.schema, "upto", None, workers, weighted=False
+    )
+    assert sorted(set(plan)) == workers and len(plan) == frame.npartitions
+    with client.as_current():
+        matrix = xgboost.dask.DaskQuantileDMatrix(
+            client, frame[frame.columns[:-2]], frame[frame.columns[-2]], enable_categorical=True
+        )
+    parts = sorted(
+        (f for fs in matrix.worker_map.values() for f in fs),
+        key=lambda f: matrix.partition_order[f.key],
+    )
+    who_has = client.who_has(parts)
+    assert len(parts) == frame.npartitions
+    assert _placement(matrix) == [next(iter(who_has[f.key])) for f in parts]
 
 
 def build_warehouse(url: str, days: list[dt.date], per_day: int = 2_500) -> None:
