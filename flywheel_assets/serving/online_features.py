@@ -253,13 +253,14 @@ class FeatureSnapshot(CatalogSizes):
         }
         uc, ub = pairs["user_category"], pairs["user_brand"]
         rc, rb = frames["region_category"], frames["region_brand"]
-        categories = sorted(
-            {*items["category"].dropna(), *uc["category"].dropna(), *rc["category"].dropna()}
-        )
-        brands = sorted({*items["brand"].dropna(), *ub["brand"].dropna(), *rb["brand"].dropna()})
-        regions = sorted(
-            {*users["region"].dropna(), *rc["region"].dropna(), *rb["region"].dropna()}
-        )
+
+        def distinct(*columns: pd.Series) -> list[str]:
+            # Each column's distinct values first (a hash pass), then the few that remain.
+            return sorted({v for c in columns for v in c.dropna().unique()})
+
+        categories = distinct(items["category"], uc["category"], rc["category"])
+        brands = distinct(items["brand"], ub["brand"], rb["brand"])
+        regions = distinct(users["region"], rc["region"], rb["region"])
         devices = sorted({str(d) for d in users["device"].dropna()})
         cat_code = {c: i for i, c in enumerate(categories)}
         brand_code = {b: i for i, b in enumerate(brands)}
@@ -269,7 +270,10 @@ class FeatureSnapshot(CatalogSizes):
         item_index = {i: n for n, i in enumerate(item_ids)}
 
         def codes(values: pd.Series, mapping: dict[str, int]) -> np.ndarray:
-            return np.array([mapping.get(v, len(mapping)) for v in values], dtype=np.int64)
+            # The mapping's keys in order are its codes; a value not among them (or missing)
+            # gets len(mapping). One hash join instead of a dict lookup per row.
+            found = pd.Index(list(mapping)).get_indexer(values)
+            return np.where(found < 0, len(mapping), found).astype(np.int64)
 
         # Every user id of every per-user table, sorted by its UTF-8 bytes (which is the
         # order of the strings' code points): a key is a position in that order.
@@ -292,9 +296,12 @@ class FeatureSnapshot(CatalogSizes):
             name, df, column = source.name, pairs[source.name], source.keys[1]
             owner = key_of[bounds[n + 1] : bounds[n + 2]]
             if source is vector.USER_ITEM:  # pairs whose item left the catalog keep code -1
-                col_codes = np.array(
-                    [item_index.get(str(i), -1) for i in df[column]], dtype=np.int64
-                )
+                ids = df[column]
+                if not pd.api.types.is_string_dtype(ids):
+                    ids = ids.map(lambda i: None if pd.isna(i) else str(i))
+                found = pd.Index(list(item_index)).get_indexer(ids)
+                rows = np.fromiter(item_index.values(), dtype=np.int64, count=len(item_index))
+                col_codes = np.where(found < 0, -1, rows[found])
             else:
                 col_codes = codes(df[column], cat_code if column == "category" else brand_code)
             order = np.lexsort((col_codes, owner))

@@ -27,6 +27,7 @@ from flywheel_assets.training.model import (
     LABELS,
     FeatureSchema,
     TrainedModel,
+    later_rows,
     time_split,
     train_model,
 )
@@ -78,8 +79,11 @@ class TrainingData:
 def split(frame: pd.DataFrame, spec: TrainingSpec, after: dt.date | None = None) -> TrainingData:
     """Holdout, training and validation rows of ``frame`` for ``spec``; with ``after``, only
     partitions later than it are learnt from (warm start on the new partitions)."""
-    today = frame[frame["dt"] == spec.day]
-    _, holdout = time_split(today, spec.holdout_fraction)
+    # Masks, not copies, until the frames that are kept: each copy of a day's window pays for
+    # fresh memory (a second per copy of 800k rows x 81 columns on a 2-core VM).
+    is_today = frame["dt"] == spec.day
+    today = frame if is_today.all() else frame[is_today]
+    holdout = today[later_rows(today, spec.holdout_fraction)] if len(today) else today
     cutoff = holdout["event_time"].min() if not holdout.empty else None
     learn = frame if cutoff is None else frame[~frame.index.isin(holdout.index)]
     if after is not None:

@@ -166,9 +166,13 @@ def time_split(
     """Split by time so validation is strictly later than training (no look-ahead)."""
     if df.empty:
         return df, df
-    cutoff = df[time_col].quantile(1.0 - holdout_fraction)
-    later = df[time_col] > cutoff
+    later = later_rows(df, holdout_fraction, time_col)
     return df[~later], df[later]
+
+
+def later_rows(df: pd.DataFrame, fraction: float, time_col: str = "event_time") -> pd.Series:
+    """The rows ``time_split`` holds out: later than the time at quantile 1 - ``fraction``."""
+    return df[time_col] > df[time_col].quantile(1.0 - fraction)
 
 
 RANKING_PARAMS: dict[str, object] = {

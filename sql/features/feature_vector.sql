@@ -23,9 +23,11 @@ LEFT JOIN user_brand_features ub
        ON ub.user_id = c.user_id AND ub.brand = i.brand AND ub.dt = c.feature_dt
 LEFT JOIN (
     SELECT p.user_id, p.item_id, p.feature_dt,
-           SUM(a.impressions) AS ui_impressions_28d, SUM(a.clicks) AS ui_clicks_28d,
-           SUM(a.purchases) AS ui_purchases_28d, SUM(a.views) AS ui_views_28d,
-           SUM(a.carts) AS ui_carts_28d,
+           CAST(SUM(a.impressions) AS BIGINT) AS ui_impressions_28d,
+           CAST(SUM(a.clicks) AS BIGINT) AS ui_clicks_28d,
+           CAST(SUM(a.purchases) AS BIGINT) AS ui_purchases_28d,
+           CAST(SUM(a.views) AS BIGINT) AS ui_views_28d,
+           CAST(SUM(a.carts) AS BIGINT) AS ui_carts_28d,
            EXTRACT(EPOCH FROM (CAST(p.feature_dt AS TIMESTAMP) + INTERVAL '1 day'
                                - MAX(a.last_click_time))) / 86400.0 AS ui_days_since_last_click,
            EXTRACT(EPOCH FROM (CAST(p.feature_dt AS TIMESTAMP) + INTERVAL '1 day'

@@ -2,10 +2,14 @@
 -- same aggregate features/feature_vector.sql computes for candidate pairs (rows that arrived by
 -- feature_dt, event days feature_dt - 27 .. feature_dt), for all pairs, so serving can look
 -- pairs up in memory. Keep the two in step: flywheel_tests/test_serving.py compares them.
+-- Sums cast to BIGINT: a SUM of BIGINT is HUGEINT in DuckDB and NUMERIC in PostgreSQL, which
+-- reach pandas as Python Decimal objects (5x slower to export and to convert to floats).
 SELECT a.user_id, a.item_id,
-       SUM(a.impressions) AS ui_impressions_28d, SUM(a.clicks) AS ui_clicks_28d,
-       SUM(a.purchases) AS ui_purchases_28d, SUM(a.views) AS ui_views_28d,
-       SUM(a.carts) AS ui_carts_28d,
+       CAST(SUM(a.impressions) AS BIGINT) AS ui_impressions_28d,
+       CAST(SUM(a.clicks) AS BIGINT) AS ui_clicks_28d,
+       CAST(SUM(a.purchases) AS BIGINT) AS ui_purchases_28d,
+       CAST(SUM(a.views) AS BIGINT) AS ui_views_28d,
+       CAST(SUM(a.carts) AS BIGINT) AS ui_carts_28d,
        EXTRACT(EPOCH FROM (CAST(CAST(:feature_dt AS DATE) AS TIMESTAMP) + INTERVAL '1 day'
                            - MAX(a.last_click_time))) / 86400.0 AS ui_days_since_last_click,
        EXTRACT(EPOCH FROM (CAST(CAST(:feature_dt AS DATE) AS TIMESTAMP) + INTERVAL '1 day'
