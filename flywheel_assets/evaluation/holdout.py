@@ -40,9 +40,8 @@ def evaluate_offline(wh: Warehouse, day: dt.date, *, now: dt.datetime) -> Offlin
     result, samples = OfflineComparison(), []
     if challenger is not None and challenger.metrics.get("holdout_cutoff"):
         realtime = any(r is not None and r.uses_realtime for r in (challenger, champion))
-        frame = training_frame(wh, day, day, realtime=realtime)
-        cutoff = pd.Timestamp(challenger.metrics["holdout_cutoff"])
-        holdout = frame[frame["event_time"] >= cutoff]
+        cutoff = pd.Timestamp(challenger.metrics["holdout_cutoff"]).to_pydatetime()
+        holdout = training_frame(wh, day, day, realtime=realtime, since=cutoff)
         # Both models are judged on the challenger's label.
         label_col = LABELS[challenger.label]
         for role, rec in (("challenger", challenger), ("champion", champion)):

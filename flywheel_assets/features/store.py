@@ -12,17 +12,26 @@ from flywheel_assets.platform.warehouse import Warehouse, load_sql
 
 
 def training_frame(
-    wh: Warehouse, start: dt.date, end: dt.date, realtime: bool = True
+    wh: Warehouse,
+    start: dt.date,
+    end: dt.date,
+    realtime: bool = True,
+    since: dt.datetime | None = None,
 ) -> pd.DataFrame:
     """Labelled examples of days [start, end], each joined to its own feature snapshot (and,
-    with ``realtime``, to its session's last hour)."""
+    with ``realtime``, to its session's last hour); with ``since``, only those whose
+    ``event_time`` is at or after it (a holdout), filtered in the warehouse."""
     # The warehouse sorts (in parallel, by column), so pandas' sort below finds the rows in
     # order and moves none: a random gather of a day's 81 columns cost seconds. pandas' sort
     # stays the definition of the order (a PostgreSQL collation may order ids differently).
     query = vector_sql(load_sql("training/training_candidates"), realtime)
-    ordered = f"SELECT * FROM (\n{query}\n) v\nORDER BY {', '.join(_ORDER)}"  # noqa: S608
+    where = "" if since is None else "WHERE event_time >= :since\n"
+    ordered = f"SELECT * FROM (\n{query}\n) v\n{where}ORDER BY {', '.join(_ORDER)}"  # noqa: S608
+    params: dict[str, object] = {"start_dt": start, "end_dt": end}
+    if since is not None:
+        params["since"] = since
     with wh.begin() as conn:
-        df = wh.query_df(conn, ordered, start_dt=start, end_dt=end)
+        df = wh.query_df(conn, ordered, **params)
     order = df[list(_ORDER)].sort_values(list(_ORDER), kind="stable").index.to_numpy()
     if np.array_equal(order, np.arange(len(df))):
         return df

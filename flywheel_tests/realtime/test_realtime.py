@@ -136,6 +136,20 @@ def test_postgresql_computes_the_same_real_time_features(home: Path, pg_database
         )
 
 
+def test_a_holdout_read_in_the_warehouse_is_the_frame_after_its_cutoff(home: Path) -> None:
+    # offline_evaluation reads only the challenger's holdout; it must be those rows of the
+    # whole frame, in the same order, with the same values (a cutoff shared by several rows).
+    wh = warehouse(home)
+    last = START + dt.timedelta(days=DAYS - 1)
+    whole = training_frame(wh, last, last)
+    cutoff = whole["event_time"].iloc[int(len(whole) * 0.9)]
+    assert (whole["event_time"] == cutoff).sum() > 1
+    holdout = training_frame(wh, last, last, since=cutoff.to_pydatetime())
+    expected = whole[whole["event_time"] >= cutoff].reset_index(drop=True)
+    assert 0 < len(holdout) < len(whole)
+    pd.testing.assert_frame_equal(holdout, expected)
+
+
 def test_the_sql_window_is_the_declared_window() -> None:
     assert f"INTERVAL '{WINDOW_SECONDS} seconds'" in load_sql("features/session_events")
 
