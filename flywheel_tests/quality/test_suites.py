@@ -371,3 +371,53 @@ def test_writes_nothing_to_cwd_and_needs_no_network(
     outcome = validate_dataframe(df, "accepted_events")
     assert not outcome.passed
     assert list(tmp_path.iterdir()) == []
+
+
+def test_narrow_number_columns_are_judged_as_their_wide_forms(tmp_path: Path) -> None:
+    # GX compares int64 and float64 vectorised and other widths value by value; the suite
+    # widens them first, which must keep every value, count and offending row.
+    between = {
+        "i32": {"min_value": 0, "max_value": 9},
+        "i16": {"min_value": -5},
+        "u8": {"max_value": 200},
+        "f32": {"min_value": 0.0, "max_value": 1.0, "strict_min": True},
+    }
+    expectations = [
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": c, **kw},
+            "severity": "error",
+            "why": "bounds",
+        }
+        for c, kw in between.items()
+    ]
+    spec = {"suite": "narrow", "row_id": ["rid"], "expectations": expectations}
+    (tmp_path / "narrow.json").write_text(json.dumps(spec), encoding="utf-8")
+    rng = np.random.default_rng(3)
+    n = 5_000
+    df = pd.DataFrame(
+        {
+            "rid": [f"r{i}" for i in range(n)],
+            "i32": rng.integers(-3, 12, n).astype("int32"),
+            "i16": rng.integers(-9, 9, n).astype("int16"),
+            "u8": rng.integers(0, 256, n).astype("uint8"),
+            "f32": rng.uniform(-0.2, 1.2, n).astype("float32"),
+        }
+    )
+    widened = quality._widened(df)
+    assert [str(t) for t in widened.dtypes.iloc[1:]] == ["int64", "int64", "int64", "float64"]
+    assert widened["rid"].dtype == df["rid"].dtype
+    for c in between:
+        assert (widened[c].to_numpy() == df[c].to_numpy()).all()
+    bad = {
+        "i32": (df.i32 < 0) | (df.i32 > 9),
+        "i16": df.i16 < -5,
+        "u8": df.u8 > 200,
+        "f32": (df.f32 <= 0) | (df.f32 > 1),
+    }
+    outcome = validate_dataframe(df, "narrow", suites_dir=tmp_path)
+    assert not outcome.passed and len(outcome.failed_errors) == len(between)
+    for o in outcome.outcomes:
+        assert o.unexpected_count == int(bad[o.column].sum()) > 0, o.column
+        offending = set(df.loc[bad[o.column], "rid"])
+        assert o.sample_rows and {r["rid"] for r in o.sample_rows} <= offending, o.column
