@@ -271,7 +271,9 @@ def train_model(
     if schema is None:
         schema = FeatureSchema.fit(train, numeric=numeric)
     dtrain = _matrix(schema, train, label_col, bias_correction, max_ipw_weight)
-    evals = [(dtrain, "train")]
+    # Only the validation rows are evaluated each round: early stopping reads them alone, and
+    # the training rows' metric (nowhere recorded) cost a third of the boosting time.
+    evals = []
     if not valid.empty:
         evals.append((_matrix(schema, valid, label_col, bias_correction, max_ipw_weight), "valid"))
     booster = xgb.train(
@@ -279,12 +281,12 @@ def train_model(
         dtrain,
         num_boost_round=num_boost_round,
         evals=evals,
-        early_stopping_rounds=early_stopping_rounds if len(evals) > 1 else None,
+        early_stopping_rounds=early_stopping_rounds if evals else None,
         verbose_eval=False,
         xgb_model=warm_start,
     )
     best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
-    if len(evals) > 1:
+    if evals:
         # Keep only the trees up to the best round, so the saved model is what was validated.
         booster = booster[: best + 1]
     return TrainedModel(booster, schema, merged, best, len(train), len(valid))
