@@ -72,8 +72,11 @@ class TrainingData:
     @property
     def partition_rows(self) -> dict[str, int]:
         """Rows learnt from per partition: the exact lineage of the model."""
-        counts = self.learn["dt"].astype(str).value_counts()
-        return {k: int(counts[k]) for k in sorted(counts.index)}
+        # Counted first, named after: a few partitions, not a string per row.
+        named: dict[str, int] = {}
+        for k, v in self.learn["dt"].value_counts().items():
+            named[str(k)] = named.get(str(k), 0) + int(v)
+        return {k: named[k] for k in sorted(named)}
 
 
 def split(frame: pd.DataFrame, spec: TrainingSpec, after: dt.date | None = None) -> TrainingData:
