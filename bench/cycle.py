@@ -9,6 +9,10 @@ accounting and GX checks, features, training set, training, evaluation, promotio
 
 Run:  .venv/bin/python bench/cycle.py [--sessions 36000] [--days 1] [--out bench/out/cycle.json]
 
+Growth (``--growth 10000,20000,40000``): the cycle again at each number of sessions, each in its
+own process with its own home (users grow with sessions, 5 per session; items stay), printed as
+seconds and µs per event against the smallest size, with each size's floor and ratio.
+
 With --days 2 the first day is history and the second is measured, so the volume check has a
 baseline and the drift checks compute PSI/KS against a reference day (the bench lowers
 FLYWHEEL_DRIFT_MIN_REFERENCE_DAYS to 1 so the figures are computed; warm-up keeps them
@@ -43,7 +47,13 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=1, help="days to run; the last is measured")
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "cycle.json"))
+    parser.add_argument(
+        "--growth",
+        help="comma-separated session counts: run the cycle at each (own process) and compare",
+    )
     args = parser.parse_args()
+    if args.growth:
+        return growth([int(n) for n in args.growth.split(",")], args)
 
     import duckdb
     import xgboost as xgb
@@ -166,6 +176,40 @@ def main() -> int:
         f"\ncycle {cycle_s:.1f}s for {n_events} events; floor {floor_s:.1f}s; ratio {cycle_s / floor_s:.2f}x "
         f"(goals: <= 60 s and <= 2x); checks {checks_s:.1f}s = {checks_s / cycle_s:.1%} of the cycle. Reproduce: python bench/cycle.py {' '.join(sys.argv[1:])}"
     )
+    return 0
+
+
+def growth(sizes: list[int], args: argparse.Namespace) -> int:
+    """The whole bench at each number of sessions, each in a fresh process and home."""
+    import subprocess
+
+    rows = []
+    for sessions in sizes:
+        out = Path(tempfile.mkdtemp(prefix="fw-growth-")) / "cycle.json"
+        users = sessions * 5
+        cmd = [
+            sys.executable, __file__, "--sessions", str(sessions), "--users", str(users),
+            "--items", str(args.items), "--days", str(args.days), "--out", str(out),
+        ]  # fmt: skip
+        print(f"growth: {sessions:,} sessions, {users:,} users...", file=sys.stderr)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        rows.append(json.loads(out.read_text()))
+    first = rows[0]
+    base_us = first["cycle_seconds"] / first["events"] * 1e6
+    print(
+        f"\n{'sessions':>9} {'events':>10} {'cycle s':>8} {'µs/event':>9} {'vs first':>9} "
+        f"{'floor s':>8} {'ratio':>6}"
+    )
+    for sessions, r in zip(sizes, rows, strict=True):
+        us = r["cycle_seconds"] / r["events"] * 1e6
+        print(
+            f"{sessions:>9,} {r['events']:>10,} {r['cycle_seconds']:>8.1f} {us:>9.2f} "
+            f"{us / base_us:>8.2f}x {r['floor_seconds']:>8.2f} {r['ratio_cycle_to_floor']:>5.1f}x"
+        )
+    summary = {"growth": rows, "command": "python bench/cycle.py " + " ".join(sys.argv[1:])}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).with_name("cycle_growth.json").write_text(json.dumps(summary, indent=2))
+    print(f"\nReproduce: python bench/cycle.py {' '.join(sys.argv[1:])}")
     return 0
 
 
