@@ -185,7 +185,7 @@ def growth(sizes: list[int], args: argparse.Namespace) -> int:
 
     rows = []
     for sessions in sizes:
-        out = Path(tempfile.mkdtemp(prefix="fw-growth-")) / "cycle.json"
+        out = Path(args.out).with_name(f"cycle_growth_{sessions}.json")
         users = sessions * 5
         cmd = [
             sys.executable, __file__, "--sessions", str(sessions), "--users", str(users),

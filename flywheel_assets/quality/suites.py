@@ -421,7 +421,8 @@ def _widened(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with narrower integer and float columns as int64 and float64: GX's pandas engine
     compares only those two (of numbers) vectorised, and any other width one Python call per
     value, several times per expectation (an int32 position cost 10M calls for a 1M-row day).
-    Widening keeps every value, so every result is the same."""
+    Widening keeps every value, so every comparison's result is the same (an aggregate such as
+    a mean would be computed in double, not single, precision: no suite has one on a float32)."""
     wide = {
         c: "int64" if t.kind in "iu" else "float64"
         for c, t in df.dtypes.items()

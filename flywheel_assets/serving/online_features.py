@@ -256,7 +256,7 @@ class FeatureSnapshot(CatalogSizes):
 
         def distinct(*columns: pd.Series) -> list[str]:
             # Each column's distinct values first (a hash pass), then the few that remain.
-            return sorted({v for c in columns for v in c.dropna().unique()})
+            return sorted({v for c in columns for v in c.dropna().unique().tolist()})
 
         categories = distinct(items["category"], uc["category"], rc["category"])
         brands = distinct(items["brand"], ub["brand"], rb["brand"])
@@ -297,11 +297,19 @@ class FeatureSnapshot(CatalogSizes):
             owner = key_of[bounds[n + 1] : bounds[n + 2]]
             if source is vector.USER_ITEM:  # pairs whose item left the catalog keep code -1
                 ids = df[column]
-                if not pd.api.types.is_string_dtype(ids):
-                    ids = ids.map(lambda i: None if pd.isna(i) else str(i))
-                found = pd.Index(list(item_index)).get_indexer(ids)
-                rows = np.fromiter(item_index.values(), dtype=np.int64, count=len(item_index))
-                col_codes = np.where(found < 0, -1, rows[found])
+                missing = ids.isna().to_numpy()
+                text = (
+                    ids
+                    if pd.api.types.is_string_dtype(ids)
+                    else ids.astype(object).map(str, na_action="ignore")
+                )
+                found = pd.Index(list(item_index), dtype=object).get_indexer(text)
+                # position len(item_index) is -1: an id not in the catalog
+                rows = np.append(np.fromiter(item_index.values(), np.int64, len(item_index)), -1)
+                col_codes = rows[found]
+                # A missing id is looked up as its text ("None", "nan"), as it always was,
+                # never matched to a catalog row whose id is missing.
+                col_codes[missing] = [item_index.get(str(i), -1) for i in ids[missing]]
             else:
                 col_codes = codes(df[column], cat_code if column == "category" else brand_code)
             order = np.lexsort((col_codes, owner))

@@ -73,10 +73,10 @@ class TrainingData:
     def partition_rows(self) -> dict[str, int]:
         """Rows learnt from per partition: the exact lineage of the model."""
         # Counted first, named after: a few partitions, not a string per row.
-        named: dict[str, int] = {}
-        for k, v in self.learn["dt"].value_counts().items():
-            named[str(k)] = named.get(str(k), 0) + int(v)
-        return {k: named[k] for k in sorted(named)}
+        counts = self.learn["dt"].value_counts()
+        counts.index = counts.index.astype(str)  # the partitions' text, as the rows' would be
+        counts = counts.groupby(level=0).sum()
+        return {k: int(counts[k]) for k in sorted(counts.index)}
 
 
 def split(frame: pd.DataFrame, spec: TrainingSpec, after: dt.date | None = None) -> TrainingData:

@@ -605,9 +605,14 @@ def train_model_distributed(
             if attempt == _PLACEMENT_ATTEMPTS:
                 raise RuntimeError(
                     f"the training rows were not where they were placed after {attempt} "
-                    f"attempts (planned {train_plan} and {valid_plan}, got {got}): was a worker "
-                    "lost while the data were loaded? Retry the run."
+                    f"attempts (planned {train_plan} and {valid_plan}, got {got}): a worker "
+                    "was lost while the data were loaded, or the scheduler keeps moving tasks "
+                    "(work stealing on a busy cluster). Retry the run, or train when the "
+                    "cluster is quieter."
                 )
+            # The off-plan matrices go before they are built again.
+            evals.clear()
+            dtrain = dvalid = None
         out = dxgb.train(
             client,
             merged,

@@ -238,3 +238,50 @@ def test_a_mapped_snapshot_keeps_serving_after_its_bundle_is_replaced(tmp_path) 
     online_features.shutil.rmtree(bundle)
     write_bundle(tmp_path, frames(np.random.default_rng(10)))
     np.testing.assert_array_equal(snap.matrix(SCHEMA, "alice", codes, WHEN), before)
+
+
+def old_item_codes(items: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, list[int]]:
+    """Each user's item codes as the snapshot defined them before codes were looked up by
+    hash join: a dict lookup of ``str(id)`` per pair, -1 for an id not in the catalog."""
+    ids = items.drop_duplicates("item_id")["item_id"].astype(str).to_numpy(dtype=object)
+    index = {i: n for n, i in enumerate(ids)}
+    out: dict[str, list[int]] = {}
+    for user, item in zip(pairs["user_id"], pairs["item_id"], strict=True):
+        out.setdefault(user, []).append(index.get(str(item), -1))
+    return {u: sorted(c) for u, c in out.items()}
+
+
+@pytest.mark.parametrize(
+    ("catalog", "pair_items"),
+    [
+        # the catalog is empty: every pair keeps code -1
+        ([], ["i9", "i1"]),
+        # missing ids on either side never match each other
+        (["i1", None, "c"], ["a", "x", None, "c"]),
+        # ids literally "None" and "nan" in the catalog
+        (["None", "nan", "i1"], [None, "nan", "i1", "None"]),
+    ],
+)
+def test_item_codes_of_user_item_pairs_are_the_catalogs(catalog, pair_items) -> None:
+    data = frames(np.random.default_rng(3))
+    items = data["items"].head(0) if not catalog else data["items"].head(len(catalog))
+    items = items.assign(item_id=pd.Series(catalog, dtype=object, index=items.index))
+    users = [f"u{n}" for n in range(len(pair_items))]
+    pairs = pd.DataFrame({"user_id": users, "item_id": pd.Series(pair_items, dtype=object)})
+    pairs = pairs.reindex(columns=data["user_item"].columns)
+    data.update(items=items, user_item=pairs)
+    snap = FeatureSnapshot.from_frames(D, data)
+    got = {u: sorted(snap.per_user["user_item"].codes_of(snap.user_key(u))) for u in users}
+    assert got == old_item_codes(items, pairs)
+
+
+def test_numeric_categories_brands_and_regions_are_written_as_json(tmp_path) -> None:
+    # A shop whose categories are numbers (a query that does not cast them to text).
+    data = frames(np.random.default_rng(5))
+    number = {c: n + 1 for n, c in enumerate(CATS)}
+    for name in ("items", "user_category", "region_category"):
+        data[name] = data[name].assign(category=data[name]["category"].map(number))
+    snap = FeatureSnapshot.from_frames(D, data)
+    assert snap.categories == [1, 2, 3] and type(snap.categories[0]) is int
+    snap.save_mapped(tmp_path / MAPPED)  # json.dumps of numpy integers would raise
+    assert FeatureSnapshot.open_mapped(tmp_path / MAPPED).categories == snap.categories

@@ -286,6 +286,29 @@ def test_placement_reads_where_each_partition_of_a_matrix_is(client, exports):
     assert _placement(matrix) == [next(iter(who_has[f.key])) for f in parts]
 
 
+def test_an_off_plan_matrix_is_built_again_and_one_that_stays_off_fails_loudly(
+    client, exports, monkeypatch
+):
+    # Work stealing cannot be ordered on a quiet cluster, so the scheduler's account of the
+    # first matrix built is made to read as off-plan; the real one is used after it.
+    from flywheel_assets.training import distributed as trainer
+
+    real, reads = trainer._placement, []
+
+    def first_off(dmatrix):
+        reads.append(real(dmatrix))
+        return ["tcp://elsewhere"] * len(reads[-1]) if len(reads) == 1 else reads[-1]
+
+    _, paths = exports
+    monkeypatch.setattr(trainer, "_placement", first_off)
+    model = train_model_distributed(client, parquet_parts(paths), num_boost_round=3)
+    assert model.n_valid_rows > 0 and len(reads) == 4  # two matrices, built twice
+
+    monkeypatch.setattr(trainer, "_placement", lambda d: ["tcp://elsewhere"])
+    with pytest.raises(RuntimeError, match="not where they were placed after 3 attempts"):
+        train_model_distributed(client, parquet_parts(paths), num_boost_round=3)
+
+
 def build_warehouse(url: str, days: list[dt.date], per_day: int = 2_500) -> None:
     """A small DuckDB warehouse: training examples with their users' and items' snapshots."""
     rng = np.random.default_rng(7)
