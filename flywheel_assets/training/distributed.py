@@ -613,19 +613,22 @@ def train_model_distributed(
             # The off-plan matrices go before they are built again.
             evals.clear()
             dtrain = dvalid = None
+        # As train_model: only the validation rows are evaluated each round (early stopping
+        # reads them alone).
+        validation = evals[1:]
         out = dxgb.train(
             client,
             merged,
             dtrain,
             num_boost_round=num_boost_round,
-            evals=evals,
-            early_stopping_rounds=early_stopping_rounds if len(evals) > 1 else None,
+            evals=validation,
+            early_stopping_rounds=early_stopping_rounds if validation else None,
             verbose_eval=False,
             xgb_model=warm_start,
         )
     booster: xgb.Booster = out["booster"]
     best = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
-    if len(evals) > 1:
+    if validation:
         # Keep only the trees up to the best round, so the saved model is what was validated.
         booster = booster[: best + 1]
     return TrainedModel(booster, schema, merged, best, n_train, n_valid)
