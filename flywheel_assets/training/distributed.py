@@ -483,6 +483,51 @@ def _placement(dmatrix: Any) -> list[str]:
     return [where[key] for key, _ in sorted(dmatrix.partition_order.items(), key=lambda x: x[1])]
 
 
+def _matrices_as_placed(
+    client: Client,
+    schema: FeatureSchema,
+    weighted: bool,
+    train: tuple[dd.DataFrame, list[str]],
+    valid: tuple[dd.DataFrame | None, list[str]],
+) -> tuple[Any, Any]:
+    """The training and (if any) validation ``DaskQuantileDMatrix`` of frames placed by
+    ``_placed_matrix``, each partition on its planned worker.
+
+    xgboost.dask builds a matrix with unpinned tasks (column selections, its own packing) that
+    the scheduler's work stealing may run on another worker than the pinned rows. Off-plan rows
+    give other bytes and may leave a training worker without validation rows, so an off-plan
+    pair is dropped and built again (rare: seen once in CI), and fails loudly after
+    ``_PLACEMENT_ATTEMPTS``."""
+    import xgboost.dask as dxgb
+
+    columns = [*schema.numeric, *schema.categorical]
+
+    def matrix(frame: dd.DataFrame, ref: Any = None) -> Any:
+        return dxgb.DaskQuantileDMatrix(
+            client,
+            frame[columns],
+            frame[_LABEL],
+            weight=frame[_WEIGHT] if weighted else None,
+            ref=ref,
+            enable_categorical=True,
+        )
+
+    (train_df, train_plan), (valid_df, valid_plan) = train, valid
+    for _ in range(_PLACEMENT_ATTEMPTS):
+        dtrain = matrix(train_df)
+        dvalid = None if valid_df is None else matrix(valid_df, ref=dtrain)
+        got = [_placement(d) for d in (dtrain, dvalid) if d is not None]
+        if got == [train_plan, valid_plan][: len(got)]:
+            return dtrain, dvalid
+        del dtrain, dvalid  # the off-plan matrices go before they are built again
+    raise RuntimeError(
+        f"the training rows were not where they were placed after {_PLACEMENT_ATTEMPTS} "
+        f"attempts (planned {train_plan} and {valid_plan}, got {got}): a worker was lost while "
+        "the data were loaded, or the scheduler keeps moving tasks (work stealing on a busy "
+        "cluster). Retry the run, or train when the cluster is quieter."
+    )
+
+
 def _fit_schema(stats: list, numeric: list[str]) -> FeatureSchema:
     """``FeatureSchema.fit`` of the concatenated rows, from the parts' distinct categories."""
     categories = {
@@ -575,47 +620,14 @@ def train_model_distributed(
         else (None, [])
     )
     del learn, held_out  # the slim parts go once the matrices are built from them
-    columns = [*schema.numeric, *schema.categorical]
-
-    def matrix(frame: dd.DataFrame, ref: Any = None) -> Any:
-        return dxgb.DaskQuantileDMatrix(
-            client,
-            frame[columns],
-            frame[_LABEL],
-            weight=frame[_WEIGHT] if weighted else None,
-            ref=ref,
-            enable_categorical=True,
-        )
-
     # xgboost.dask looks the client up as the current one even when it is given one.
     with client.as_current():
-        # xgboost.dask builds each matrix with unpinned tasks (column selections, its own
-        # packing) that the scheduler's work stealing may run on another worker than the pinned
-        # rows. Off-plan rows give other bytes and may leave a training worker without
-        # validation rows, so an off-plan matrix is built again (it is rare: seen once in CI).
-        for attempt in range(1, _PLACEMENT_ATTEMPTS + 1):
-            dtrain = matrix(train_df)
-            evals: list[tuple[Any, str]] = [(dtrain, "train")]
-            if valid_df is not None:
-                dvalid = matrix(valid_df, ref=dtrain)
-                evals.append((dvalid, "valid"))
-            got = [_placement(d) for d, _ in evals]
-            if got == [train_plan, valid_plan][: len(evals)]:
-                break
-            if attempt == _PLACEMENT_ATTEMPTS:
-                raise RuntimeError(
-                    f"the training rows were not where they were placed after {attempt} "
-                    f"attempts (planned {train_plan} and {valid_plan}, got {got}): a worker "
-                    "was lost while the data were loaded, or the scheduler keeps moving tasks "
-                    "(work stealing on a busy cluster). Retry the run, or train when the "
-                    "cluster is quieter."
-                )
-            # The off-plan matrices go before they are built again.
-            evals.clear()
-            dtrain = dvalid = None
+        dtrain, dvalid = _matrices_as_placed(
+            client, schema, weighted, (train_df, train_plan), (valid_df, valid_plan)
+        )
         # As train_model: only the validation rows are evaluated each round (early stopping
         # reads them alone).
-        validation = evals[1:]
+        validation = [] if dvalid is None else [(dvalid, "valid")]
         out = dxgb.train(
             client,
             merged,
