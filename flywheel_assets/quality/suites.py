@@ -430,8 +430,7 @@ def _widened(df: pd.DataFrame) -> pd.DataFrame:
     wide = {
         c: "int64" if t.kind in "iu" else "float64"
         for c, t in df.dtypes.items()
-        if isinstance(t, np.dtype)
-        and ((t.kind in "iu" and t.itemsize < 8) or (t.kind == "f" and t.itemsize < 8))
+        if isinstance(t, np.dtype) and t.kind in "iuf" and t.itemsize < 8
     }
     return df.astype(wide) if wide else df
 
