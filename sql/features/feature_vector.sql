@@ -39,7 +39,10 @@ LEFT JOIN (
      AND a.event_day < p.feature_dt + 1
     GROUP BY p.user_id, p.item_id, p.feature_dt
 ) ui ON ui.user_id = c.user_id AND ui.item_id = c.item_id AND ui.feature_dt = c.feature_dt
+-- Region x segment rows match through the user's snapshot row (uf.dt = c.feature_dt, and no
+-- uf row means no region): with all three keys on a side PostgreSQL looks them up, where
+-- c.feature_dt made it merge on dt alone and filter 37 million rows at 14 days (decision 91).
 LEFT JOIN region_category_features rc
-       ON rc.region = uf.region AND rc.category = i.category AND rc.dt = c.feature_dt
+       ON rc.region = uf.region AND rc.category = i.category AND rc.dt = uf.dt
 LEFT JOIN region_brand_features rb
-       ON rb.region = uf.region AND rb.brand = i.brand AND rb.dt = c.feature_dt
+       ON rb.region = uf.region AND rb.brand = i.brand AND rb.dt = uf.dt
