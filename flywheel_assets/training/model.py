@@ -132,22 +132,29 @@ class FeatureSchema:
 
     def matrix(self, df: pd.DataFrame) -> pd.DataFrame:
         """The model input in a fixed column order; unseen categories become missing."""
-        out = pd.DataFrame(index=df.index)
+        # Built as one frame from arrays: inserting ~50 columns one by one copied the frame
+        # each time, 33 ms for a request of ten rows (decision 91).
+        missing = np.full(len(df), np.nan, dtype="float32")
+        out: dict[str, object] = {}
         for c in self.numeric:
             out[c] = (
-                pd.to_numeric(df[c], errors="coerce").astype("float32")
+                pd.to_numeric(df[c], errors="coerce").to_numpy(dtype="float32", na_value=np.nan)
                 if c in df
-                else np.float32("nan")
+                else missing
             )
         for c, values in self.categorical.items():
             if not values:
                 # Never seen in training (e.g. no snapshot yet): an all-missing column, since
                 # XGBoost cannot take a categorical with no categories.
-                out[c] = np.float32("nan")
+                out[c] = missing
                 continue
-            col = df[c].astype(object).where(df[c].notna(), None) if c in df else None
+            col = (
+                df[c].astype(object).where(df[c].notna(), None).to_numpy()
+                if c in df
+                else [None] * len(df)
+            )
             out[c] = pd.Categorical(col, categories=values)
-        return out
+        return pd.DataFrame(out, index=df.index, copy=False)
 
 
 @dataclass(frozen=True)
