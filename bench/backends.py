@@ -97,11 +97,16 @@ def run_backend(name: str, days: int, seed: int, start: dt.date, work: Path) -> 
         os.environ["FLYWHEEL_WAREHOUSE_ROLES"] = roles.prefix
         kwargs["warehouse_url"] = _db_url(wh_db, login)
     marks = [time.perf_counter()]
+    steps: list[dict[str, float]] = []
+
+    def on_day(_row: dict[str, object]) -> None:
+        marks.append(time.perf_counter())
+        steps.append(_last_run_steps())
+
     try:
         rows = run_demo(
-            days=days, seed=seed, start=start, home=work / name,
-            on_day=lambda _row: marks.append(time.perf_counter()), **kwargs,
-        )  # fmt: skip
+            days=days, seed=seed, start=start, home=work / name, on_day=on_day, **kwargs
+        )
     finally:
         for var in SCRATCH_ENV:
             os.environ.pop(var, None)
@@ -114,7 +119,32 @@ def run_backend(name: str, days: int, seed: int, start: dt.date, work: Path) -> 
                     conn.execute(sa.text(f"DROP ROLE IF EXISTS {role}"))
             wh.dispose()
     per_day = [b - a for a, b in zip(marks, marks[1:], strict=False)]
-    return {"rows": rows, "seconds_per_day": per_day}
+    return {"rows": rows, "seconds_per_day": per_day, "steps": steps}
+
+
+def _last_run_steps() -> dict[str, float]:
+    """Each step's seconds in the latest Dagster run (the day's cycle), from its statistics."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    run = instance.get_runs(limit=1)[0]
+    return {
+        s.step_key: round((s.end_time or 0) - (s.start_time or 0), 2)
+        for s in instance.get_run_step_stats(run.run_id)
+    }
+
+
+def _print_step_growth(name: str, steps: list[dict[str, float]], top: int = 8) -> None:
+    """The steps whose seconds grow most from day 5 (or the first day) to the last day."""
+    if len(steps) < 2:
+        return
+    first = 4 if len(steps) >= 5 else 0
+    a, b = steps[first], steps[-1]
+    grown = sorted(b, key=lambda k: -(b[k] - a.get(k, 0.0)))[:top]
+    print(f"\n{name}: steps that grow most, seconds on day {first + 1} and day {len(steps)}")
+    for key in grown:
+        print(f"  {key:60} {a.get(key, 0.0):7.2f} {b[key]:7.2f}")
+    print(f"  {'all steps (sum)':60} {sum(a.values()):7.2f} {sum(b.values()):7.2f}")
 
 
 def main() -> int:
@@ -159,6 +189,8 @@ def main() -> int:
             print(
                 f"{name} / {next(iter(results))} per day: " + " ".join(f"{x:.2f}" for x in ratios)
             )
+    for name, r in results.items():
+        _print_step_growth(name, r["steps"])
     last = base["rows"][-1]
     print(f"last day's figures ({last['day']}): oracle share {last['oracle_share']}, "
           f"purchase rate {last['purchase_rate']}, champion {last['champion']}")  # fmt: skip
