@@ -129,8 +129,9 @@ def _last_run_steps() -> dict[str, float]:
     instance = dg.DagsterInstance.get()
     run = instance.get_runs(limit=1)[0]
     return {
-        s.step_key: round((s.end_time or 0) - (s.start_time or 0), 2)
+        s.step_key: round(s.end_time - s.start_time, 2)
         for s in instance.get_run_step_stats(run.run_id)
+        if s.start_time is not None and s.end_time is not None
     }
 
 

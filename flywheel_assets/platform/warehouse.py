@@ -503,8 +503,9 @@ class Warehouse:
 
 # PostgreSQL result types read through COPY, by type OID, as the Arrow types DuckDB hands over
 # for the same SQL (decision 91). NUMERIC (what PostgreSQL's EXTRACT, AVG and SUM of integers
-# give) is read as float64, as DuckDB's DOUBLE for the same expressions; any other type (a time
-# zone, an interval, JSON, an array) keeps the row-by-row path.
+# give) is read as float64, as DuckDB's DOUBLE for the same expressions; REAL as float64, the
+# value the row path gives; any other type (a time zone, an interval, JSON, an array) keeps
+# the row-by-row path.
 _PG_ARROW = {
     16: pa.bool_(),
     20: pa.int64(),
@@ -514,7 +515,7 @@ _PG_ARROW = {
     25: pa.string(),  # text
     1042: pa.string(),  # char(n)
     1043: pa.string(),  # varchar
-    700: pa.float32(),
+    700: pa.float64(),  # real
     701: pa.float64(),
     1700: pa.float64(),  # numeric
     1082: pa.date32(),
@@ -525,38 +526,68 @@ _PG_ARROW = {
 def _postgres_frame(conn: Connection, sql: str, params: dict[str, object]) -> pd.DataFrame | None:
     """A SELECT's result through ``COPY ... TO STDOUT (FORMAT csv)`` parsed by pyarrow, in the
     same transaction (its temporary tables, its role): no Python object per value, several
-    times faster than fetching rows for a training window (decision 91). None when the result
-    has a type or a value this path does not read exactly; the caller then fetches rows."""
-    import pyarrow.csv as pacsv
+    times faster than fetching rows for a training window (decision 91). None when this path
+    would not read the result exactly as the row path does; the caller then fetches rows."""
+    import psycopg
 
     raw = conn.connection.driver_connection
-    # Dates and timestamps are parsed as ISO text; another DateStyle keeps the row path.
+    # Dates and timestamps are parsed as ISO text, and the text as UTF-8.
     if not str(raw.info.parameter_status("DateStyle") or "").startswith("ISO"):
+        return None
+    if raw.info.encoding != "utf-8":
+        return None
+    # A float bound on the client is a NUMERIC literal, where the row path binds float8.
+    if any(isinstance(v, float | np.floating) for v in params.values()):
         return None
     # Untyped parameters, as conn.execute(text, params) binds them (typed ones would render
     # casts such as ::VARCHAR that the row path does not have).
     # A newline before the closing parenthesis: the SQL may end with a comment line.
     body = str(sa.text(sql).compile(dialect=conn.dialect)).rstrip().rstrip(";")
-    with raw.cursor() as cur:
-        cur.execute(f"SELECT * FROM (\n{body}\n) AS q LIMIT 0", params)  # noqa: S608
-        columns = [(d.name, d.type_code) for d in cur.description or ()]
-        names = [name for name, _ in columns]
-        if not columns or len(set(names)) < len(names):
-            return None
-        if any(oid not in _PG_ARROW for _, oid in columns):
-            return None
-        schema = pa.schema([(name, _PG_ARROW[oid]) for name, oid in columns])
-        # COPY takes no server-side parameters: psycopg binds them on the client, quoted by
-        # the driver (never by this code).
-        with cur.copy(f"COPY (\n{body}\n) TO STDOUT (FORMAT csv)", params) as copy:
-            data = b"".join(bytes(block) for block in copy)
+    # The compiled text escapes a literal % as %%, which psycopg undoes only when it is given
+    # parameters: without any, one it ignores.
+    params = params or {"_no_parameters": None}
+    # In a savepoint: SQL the row path runs but a subquery cannot hold (a data-modifying CTE,
+    # a statement after a semicolon) fails here and leaves the transaction usable; the row path
+    # then runs it once and reports any error as it always did.
+    raw.execute("SAVEPOINT flywheel_copy_read")
+    try:
+        with raw.cursor() as cur:
+            cur.execute(f"SELECT * FROM (\n{body}\n) AS q LIMIT 0", params)  # noqa: S608
+            columns = [(d.name, d.type_code) for d in cur.description or ()]
+            names = [name for name, _ in columns]
+            readable = bool(columns) and len(set(names)) == len(names)
+            readable = readable and all(oid in _PG_ARROW for _, oid in columns)
+            data = b""
+            if readable:
+                # COPY takes no server-side parameters: psycopg binds them on the client,
+                # quoted by the driver (never by this code).
+                copy_sql = f"COPY (\n{body}\n) TO STDOUT (FORMAT csv)"
+                with cur.copy(copy_sql, params) as copy:
+                    data = b"".join(bytes(block) for block in copy)
+        raw.execute("RELEASE SAVEPOINT flywheel_copy_read")
+    except psycopg.Error:
+        try:
+            raw.execute("ROLLBACK TO SAVEPOINT flywheel_copy_read")
+        except psycopg.Error:
+            pass  # the connection itself failed: the row path raises it through SQLAlchemy
+        return None
+    if not readable:
+        return None
+    schema = pa.schema([(name, _PG_ARROW[oid]) for name, oid in columns])
+    return _csv_frame(data, schema)
+
+
+def _csv_frame(data: bytes, schema: pa.Schema) -> pd.DataFrame | None:
+    import pyarrow.csv as pacsv
+
     if not data:
         return schema.empty_table().to_pandas(date_as_object=True)
     try:
         table = pacsv.read_csv(
             pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(column_names=names),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            read_options=pacsv.ReadOptions(column_names=schema.names),
+            # A row of one NULL column is an empty line: a row, not nothing.
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=schema,
                 # PostgreSQL writes NULL as an empty unquoted field and '' as "".

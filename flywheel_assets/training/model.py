@@ -154,7 +154,8 @@ class FeatureSchema:
                 else [None] * len(df)
             )
             out[c] = pd.Categorical(col, categories=values)
-        return pd.DataFrame(out, index=df.index, copy=False)
+        # copy=True: no column shares memory with another or with ``df`` (a caller may write).
+        return pd.DataFrame(out, index=df.index, copy=True)
 
 
 @dataclass(frozen=True)
