@@ -35,7 +35,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import code_version, log  # noqa: E402
+from benchkit import code_version, last_run_steps, log  # noqa: E402
 
 from flywheel_assets.platform.governance import STAGES, Roles, apply_grants  # noqa: E402
 from flywheel_assets.platform.warehouse import Warehouse  # noqa: E402
@@ -101,7 +101,7 @@ def run_backend(name: str, days: int, seed: int, start: dt.date, work: Path) -> 
 
     def on_day(_row: dict[str, object]) -> None:
         marks.append(time.perf_counter())
-        steps.append(_last_run_steps())
+        steps.append({k: round(v, 2) for k, v in last_run_steps().items()})
 
     try:
         rows = run_demo(
@@ -120,19 +120,6 @@ def run_backend(name: str, days: int, seed: int, start: dt.date, work: Path) -> 
             wh.dispose()
     per_day = [b - a for a, b in zip(marks, marks[1:], strict=False)]
     return {"rows": rows, "seconds_per_day": per_day, "steps": steps}
-
-
-def _last_run_steps() -> dict[str, float]:
-    """Each step's seconds in the latest Dagster run (the day's cycle), from its statistics."""
-    import dagster as dg
-
-    instance = dg.DagsterInstance.get()
-    run = instance.get_runs(limit=1)[0]
-    return {
-        s.step_key: round(s.end_time - s.start_time, 2)
-        for s in instance.get_run_step_stats(run.run_id)
-        if s.start_time is not None and s.end_time is not None
-    }
 
 
 def _print_step_growth(name: str, steps: list[dict[str, float]], top: int = 8) -> None:

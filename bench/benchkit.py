@@ -56,3 +56,17 @@ def other_cpu(start: tuple[float, float]) -> float:
     """CPU seconds other processes used since ``start`` (a ``cpu_marks()``)."""
     busy, own = cpu_marks()
     return max(0.0, (busy - start[0]) - (own - start[1]))
+
+
+def last_run_steps() -> dict[str, float]:
+    """Each finished step's seconds in the latest Dagster run of the current instance, from its
+    step statistics."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    run = instance.get_runs(limit=1)[0]
+    return {
+        s.step_key: s.end_time - s.start_time
+        for s in instance.get_run_step_stats(run.run_id)
+        if s.start_time is not None and s.end_time is not None
+    }

@@ -217,6 +217,7 @@ def _step_seconds() -> tuple[float, dict[str, float], dict[str, float]]:
     """Durations of the latest run's asset-check steps (their sum, each) and of all its steps,
     from its step statistics."""
     import dagster as dg
+    from benchkit import last_run_steps
 
     from flywheel_assets.definitions import cycle_assets
 
@@ -226,12 +227,7 @@ def _step_seconds() -> tuple[float, dict[str, float], dict[str, float]]:
         if isinstance(c, dg.AssetChecksDefinition)
         for spec in c.check_specs
     }
-    instance = dg.DagsterInstance.get()
-    run = instance.get_runs(limit=1)[0]
-    steps = {
-        s.step_key: (s.end_time or 0) - (s.start_time or 0)
-        for s in instance.get_run_step_stats(run.run_id)
-    }
+    steps = last_run_steps()
     checks = {k: round(v, 2) for k, v in steps.items() if any(k.endswith(n) for n in names)}
     every = {k: round(v, 2) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])}
     return sum(checks.values()), dict(sorted(checks.items(), key=lambda kv: -kv[1])), every
